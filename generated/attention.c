@@ -4,6 +4,9 @@
 #include <string.h>
 #include "la_runtime.h"
 #include "attention.h"
+#if defined(__x86_64__)
+#include <immintrin.h>  /* AVX-512 VNNI int8 dot products (QuantGemvLowering) */
+#endif
 
 /* ===== program 'fused' ===== */
 

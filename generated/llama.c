@@ -4,6 +4,9 @@
 #include <string.h>
 #include "la_runtime.h"
 #include "llama.h"
+#if defined(__x86_64__)
+#include <immintrin.h>  /* AVX-512 VNNI int8 dot products (QuantGemvLowering) */
+#endif
 
 /* ===== program 'forward' ===== */
 
@@ -1951,25 +1954,119 @@ static void forward_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = wq + r * ((32*RD));
-            const float *restrict sr = wq_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t4)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = wq + r * ((32*RD));
+                const float *restrict sr = wq_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t4)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -2051,25 +2148,119 @@ static void forward_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const int8_t *restrict qr = wk + r * ((32*RD));
-            const float *restrict sr = wk_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t6)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r = 0; r < KVD; r++) {
+                const int8_t *restrict qr = wk + r * ((32*RD));
+                const float *restrict sr = wk_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t6)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -2150,25 +2341,119 @@ static void forward_q8_k7_wv(float *restrict t8, const int8_t *restrict wv, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const int8_t *restrict qr = wv + r * ((32*RD));
-            const float *restrict sr = wv_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t8)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t8)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t8)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r = 0; r < KVD; r++) {
+                const int8_t *restrict qr = wv + r * ((32*RD));
+                const float *restrict sr = wv_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t8)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -2338,25 +2623,119 @@ static void forward_q8_k9_wo(float *restrict t11, const int8_t *restrict wo, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = wo + r * ((32*RD));
-            const float *restrict sr = wo_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t9 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t9)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t9)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t11)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t11)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t11)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = wo + r * ((32*RD));
+                const float *restrict sr = wo_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t11)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -2433,25 +2812,119 @@ static void forward_q8_k11_w1(float *restrict t13, const int8_t *restrict w1, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w1 + r * ((32*RD));
-            const float *restrict sr = w1_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t12 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t12)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t12)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t13)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t13)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t13)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w1 + r * ((32*RD));
+                const float *restrict sr = w1_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t13)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -2503,25 +2976,119 @@ static void forward_q8_k12_w3(float *restrict t14, const int8_t *restrict w3, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w3 + r * ((32*RD));
-            const float *restrict sr = w3_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t12 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t12)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t12)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t14)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t14)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t14)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w3 + r * ((32*RD));
+                const float *restrict sr = w3_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t14)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -2589,25 +3156,119 @@ static void forward_q8_k14_w2(float *restrict t16, const int8_t *restrict w2, co
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (D * F >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = w2 + r * ((32*RF));
-            const float *restrict sr = w2_scales + r * GF;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GF; g++) {
-                const long len = F - g * group < group ? F - g * group : group;
-                const float *restrict xg = t15 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GF];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GF; g++) {
+            const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t15)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t15)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t16)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t16)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t16)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = w2 + r * ((32*RF));
+                const float *restrict sr = w2_scales + r * GF;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t16)[r] = acc;
+            }
         }
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -2696,25 +3357,119 @@ static void forward_q8_k17_lm_head(float *restrict logits, const int8_t *restric
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (V * D >= 32768)
-        for (long r = 0; r < V; r++) {
-            const int8_t *restrict qr = lm_head + r * ((32*RD));
-            const float *restrict sr = lm_head_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t17 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t17)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t17)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (logits)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r = 0; r < V; r++) {
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (logits)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -3001,25 +3756,119 @@ static void prefill_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = wq + r * ((32*RD));
-            const float *restrict sr = wq_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t4)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = wq + r * ((32*RD));
+                const float *restrict sr = wq_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t4)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -3101,25 +3950,119 @@ static void prefill_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const int8_t *restrict qr = wk + r * ((32*RD));
-            const float *restrict sr = wk_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t6)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r = 0; r < KVD; r++) {
+                const int8_t *restrict qr = wk + r * ((32*RD));
+                const float *restrict sr = wk_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t6)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -3172,25 +4115,119 @@ static void prefill_q8_k6_wv(float *restrict t7, const int8_t *restrict wv, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const int8_t *restrict qr = wv + r * ((32*RD));
-            const float *restrict sr = wv_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t7)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t7)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t7)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r = 0; r < KVD; r++) {
+                const int8_t *restrict qr = wv + r * ((32*RD));
+                const float *restrict sr = wv_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t7)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -3403,25 +4440,119 @@ static void prefill_q8_k10_wo(float *restrict t10, const int8_t *restrict wo, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = wo + r * ((32*RD));
-            const float *restrict sr = wo_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t8 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t8)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t8)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t10)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t10)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t10)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = wo + r * ((32*RD));
+                const float *restrict sr = wo_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t10)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -3498,25 +4629,119 @@ static void prefill_q8_k12_w1(float *restrict t12, const int8_t *restrict w1, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w1 + r * ((32*RD));
-            const float *restrict sr = w1_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t11 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t11)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t11)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t12)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t12)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t12)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w1 + r * ((32*RD));
+                const float *restrict sr = w1_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t12)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -3568,25 +4793,119 @@ static void prefill_q8_k13_w3(float *restrict t13, const int8_t *restrict w3, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w3 + r * ((32*RD));
-            const float *restrict sr = w3_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t11 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t11)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t11)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t13)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t13)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t13)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w3 + r * ((32*RD));
+                const float *restrict sr = w3_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t13)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -3654,25 +4973,119 @@ static void prefill_q8_k15_w2(float *restrict t15, const int8_t *restrict w2, co
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (D * F >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = w2 + r * ((32*RF));
-            const float *restrict sr = w2_scales + r * GF;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GF; g++) {
-                const long len = F - g * group < group ? F - g * group : group;
-                const float *restrict xg = t14 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GF];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GF; g++) {
+            const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t14)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t14)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t15)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t15)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t15)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = w2 + r * ((32*RF));
+                const float *restrict sr = w2_scales + r * GF;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t15)[r] = acc;
+            }
         }
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -3761,25 +5174,119 @@ static void prefill_q8_k18_lm_head(float *restrict logits, const int8_t *restric
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (V * D >= 32768)
-        for (long r = 0; r < V; r++) {
-            const int8_t *restrict qr = lm_head + r * ((32*RD));
-            const float *restrict sr = lm_head_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t16 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t16)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t16)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (logits)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r = 0; r < V; r++) {
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (logits)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -4072,25 +5579,119 @@ static void decode_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = wq + r * ((32*RD));
-            const float *restrict sr = wq_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t4)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = wq + r * ((32*RD));
+                const float *restrict sr = wq_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t4)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -4172,25 +5773,119 @@ static void decode_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, const
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const int8_t *restrict qr = wk + r * ((32*RD));
-            const float *restrict sr = wk_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t6)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r = 0; r < KVD; r++) {
+                const int8_t *restrict qr = wk + r * ((32*RD));
+                const float *restrict sr = wk_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t6)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -4271,25 +5966,119 @@ static void decode_q8_k7_wv(float *restrict v_cache, const int8_t *restrict wv, 
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const int8_t *restrict qr = wv + r * ((32*RD));
-            const float *restrict sr = wv_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (v_cache + (P*KVD))[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (v_cache + (P*KVD))[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (v_cache + (P*KVD))[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r = 0; r < KVD; r++) {
+                const int8_t *restrict qr = wv + r * ((32*RD));
+                const float *restrict sr = wv_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (v_cache + (P*KVD))[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -4459,25 +6248,119 @@ static void decode_q8_k9_wo(float *restrict t9, const int8_t *restrict wo, const
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = wo + r * ((32*RD));
-            const float *restrict sr = wo_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t7 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t7)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t7)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t9)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t9)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t9)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = wo + r * ((32*RD));
+                const float *restrict sr = wo_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t9)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -4555,25 +6438,119 @@ static void decode_q8_k11_w1(float *restrict t11, const int8_t *restrict w1, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w1 + r * ((32*RD));
-            const float *restrict sr = w1_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t10 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t10)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t10)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t11)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t11)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t11)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w1 + r * ((32*RD));
+                const float *restrict sr = w1_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t11)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -4625,25 +6602,119 @@ static void decode_q8_k12_w3(float *restrict t12, const int8_t *restrict w3, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w3 + r * ((32*RD));
-            const float *restrict sr = w3_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t10 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t10)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t10)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t12)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t12)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t12)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w3 + r * ((32*RD));
+                const float *restrict sr = w3_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t12)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -4711,25 +6782,119 @@ static void decode_q8_k14_w2(float *restrict t14, const int8_t *restrict w2, con
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        #pragma omp parallel for schedule(static) if (D * F >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = w2 + r * ((32*RF));
-            const float *restrict sr = w2_scales + r * GF;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GF; g++) {
-                const long len = F - g * group < group ? F - g * group : group;
-                const float *restrict xg = t13 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GF];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GF; g++) {
+            const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t13)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t13)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t14)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t14)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t14)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = w2 + r * ((32*RF));
+                const float *restrict sr = w2_scales + r * GF;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t14)[r] = acc;
+            }
         }
     } else if (F > 16384) {
         for (long i = 0; i < B; i++) {
@@ -4819,25 +6984,119 @@ static void decode_q8_k17_lm_head(float *restrict logits, const int8_t *restrict
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        #pragma omp parallel for schedule(static) if (V * D >= 32768)
-        for (long r = 0; r < V; r++) {
-            const int8_t *restrict qr = lm_head + r * ((32*RD));
-            const float *restrict sr = lm_head_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t15 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t15)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t15)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (logits)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r = 0; r < V; r++) {
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (logits)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -5125,32 +7384,132 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
-            const float *restrict sr = wq_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t4)[r] = acc;
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t4)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -5242,32 +7601,132 @@ static void forward_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
-            const float *restrict sr = wk_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t6)[r] = acc;
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t6)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -5358,32 +7817,132 @@ static void forward_q4_k7_wv(float *restrict t8, const uint8_t *restrict wv, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
-            const float *restrict sr = wv_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (t8)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t8)[r] = acc;
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t8)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t8)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -5563,32 +8122,132 @@ static void forward_q4_k9_wo(float *restrict t11, const uint8_t *restrict wo, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
-            const float *restrict sr = wo_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t9 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t9)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t9)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (t11)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t11)[r] = acc;
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t11)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t11)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -5675,32 +8334,132 @@ static void forward_q4_k11_w1(float *restrict t13, const uint8_t *restrict w1, c
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
-            const float *restrict sr = w1_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t12 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t12)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t12)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (t13)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t13)[r] = acc;
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t13)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t13)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -5762,32 +8521,132 @@ static void forward_q4_k12_w3(float *restrict t14, const uint8_t *restrict w3, c
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
-            const float *restrict sr = w3_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t12 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t12)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t12)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (t14)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t14)[r] = acc;
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t14)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t14)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -5865,32 +8724,132 @@ static void forward_q4_k14_w2(float *restrict t16, const uint8_t *restrict w2, c
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (D * F >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
-            const float *restrict sr = w2_scales + r * GF;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GF; g++) {
-                const long len = F - g * group < group ? F - g * group : group;
-                const float *restrict xg = t15 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GF];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GF; g++) {
+            const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t15)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t15)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (t16)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t16)[r] = acc;
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t16)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t16)[r] = acc;
+            }
         }
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -5989,25 +8948,119 @@ static void forward_q4_k17_lm_head(float *restrict logits, const int8_t *restric
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (V * D >= 32768)
-        for (long r = 0; r < V; r++) {
-            const int8_t *restrict qr = lm_head + r * ((32*RD));
-            const float *restrict sr = lm_head_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t17 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t17)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t17)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (logits)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r = 0; r < V; r++) {
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (logits)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -6294,32 +9347,132 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
-            const float *restrict sr = wq_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t4)[r] = acc;
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t4)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -6411,32 +9564,132 @@ static void prefill_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
-            const float *restrict sr = wk_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t6)[r] = acc;
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t6)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -6499,32 +9752,132 @@ static void prefill_q4_k6_wv(float *restrict t7, const uint8_t *restrict wv, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
-            const float *restrict sr = wv_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (t7)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t7)[r] = acc;
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t7)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t7)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -6747,32 +10100,132 @@ static void prefill_q4_k10_wo(float *restrict t10, const uint8_t *restrict wo, c
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
-            const float *restrict sr = wo_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t8 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t8)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t8)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (t10)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t10)[r] = acc;
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t10)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t10)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -6859,32 +10312,132 @@ static void prefill_q4_k12_w1(float *restrict t12, const uint8_t *restrict w1, c
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
-            const float *restrict sr = w1_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t11 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t11)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t11)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (t12)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t12)[r] = acc;
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t12)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t12)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -6946,32 +10499,132 @@ static void prefill_q4_k13_w3(float *restrict t13, const uint8_t *restrict w3, c
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
-            const float *restrict sr = w3_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t11 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t11)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t11)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (t13)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t13)[r] = acc;
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t13)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t13)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -7049,32 +10702,132 @@ static void prefill_q4_k15_w2(float *restrict t15, const uint8_t *restrict w2, c
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (D * F >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
-            const float *restrict sr = w2_scales + r * GF;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GF; g++) {
-                const long len = F - g * group < group ? F - g * group : group;
-                const float *restrict xg = t14 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GF];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GF; g++) {
+            const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t14)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t14)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (t15)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t15)[r] = acc;
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t15)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t15)[r] = acc;
+            }
         }
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -7173,25 +10926,119 @@ static void prefill_q4_k18_lm_head(float *restrict logits, const int8_t *restric
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (V * D >= 32768)
-        for (long r = 0; r < V; r++) {
-            const int8_t *restrict qr = lm_head + r * ((32*RD));
-            const float *restrict sr = lm_head_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t16 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t16)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t16)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (logits)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r = 0; r < V; r++) {
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (logits)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -7484,32 +11331,132 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
-            const float *restrict sr = wq_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t4)[r] = acc;
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t4)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -7601,32 +11548,132 @@ static void decode_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
-            const float *restrict sr = wk_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t6)[r] = acc;
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t6)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -7717,32 +11764,132 @@ static void decode_q4_k7_wv(float *restrict v_cache, const uint8_t *restrict wv,
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
-            const float *restrict sr = wv_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (v_cache + (P*KVD))[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (v_cache + (P*KVD))[r] = acc;
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (v_cache + (P*KVD))[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (v_cache + (P*KVD))[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -7922,32 +12069,132 @@ static void decode_q4_k9_wo(float *restrict t9, const uint8_t *restrict wo, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
-            const float *restrict sr = wo_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t7 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t7)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t7)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (t9)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t9)[r] = acc;
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t9)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t9)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -8035,32 +12282,132 @@ static void decode_q4_k11_w1(float *restrict t11, const uint8_t *restrict w1, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
-            const float *restrict sr = w1_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t10 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t10)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t10)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (t11)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t11)[r] = acc;
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t11)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t11)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -8122,32 +12469,132 @@ static void decode_q4_k12_w3(float *restrict t12, const uint8_t *restrict w3, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
-            const float *restrict sr = w3_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t10 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t10)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t10)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (t12)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t12)[r] = acc;
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t12)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t12)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -8225,32 +12672,132 @@ static void decode_q4_k14_w2(float *restrict t14, const uint8_t *restrict w2, co
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        #pragma omp parallel for schedule(static) if (D * F >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
-            const float *restrict sr = w2_scales + r * GF;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GF; g++) {
-                const long len = F - g * group < group ? F - g * group : group;
-                const float *restrict xg = t13 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GF];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GF; g++) {
+            const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t13)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t13)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
                     }
                 }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
                 }
+                for (long i = 0; i < 4; i++) (t14)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t14)[r] = acc;
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t14)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t14)[r] = acc;
+            }
         }
     } else if (F > 16384) {
         for (long i = 0; i < B; i++) {
@@ -8350,25 +12897,119 @@ static void decode_q4_k17_lm_head(float *restrict logits, const int8_t *restrict
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        #pragma omp parallel for schedule(static) if (V * D >= 32768)
-        for (long r = 0; r < V; r++) {
-            const int8_t *restrict qr = lm_head + r * ((32*RD));
-            const float *restrict sr = lm_head_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t15 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t15)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t15)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (logits)[r] = acc;
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r = 0; r < V; r++) {
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (logits)[r] = acc;
+            }
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {

@@ -4,7 +4,268 @@
 #include <string.h>
 #include "la_runtime.h"
 #include "llama_train.h"
+#if defined(__x86_64__)
+#include <immintrin.h>  /* AVX-512 VNNI int8 dot products (QuantGemvLowering) */
+#endif
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <immintrin.h>
+
+/* bf16 products: C[M,N] = op(A)[M,K] · op(B)[K,N] + beta · C, row major, fp32 in memory. Each
+   operand is rounded to bf16 (nearest even) while it is packed — the only pass over it — into
+   the layout of vdpbf16ps: A as tiles of 12 rows × pairs of K, B as panels of 32 columns ×
+   pairs of K; the products accumulate in fp32. Blocks: KC values of K, MC rows of A (in L2),
+   NC columns of B (in L2). Each thread packs into its own workspace, grown once. */
+#define LA_BF_MR 12
+#define LA_BF_NR 32
+#define LA_BF_KC 256
+#define LA_BF_MC 96
+#define LA_BF_NC 4096
+#define LA_BF_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+
+static _Thread_local uint32_t *la_bf_work;
+
+/* 16 floats at p (the first n; the rest 0) rounded to bf16, each in the low half of a lane. */
+LA_BF_TARGET static inline __m512i la_bf_load16(const float *p, long n) {
+    __m512 x = n >= 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps((__mmask16)((1u << (n > 0 ? n : 0)) - 1), p);
+    return _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x));
+}
+/* Pairs of consecutive floats (k, k+1) at p: 16 pairs, the first n floats (rest 0). */
+LA_BF_TARGET static inline __m512i la_bf_pairs16(const float *p, long n) {
+    __m512 lo = n >= 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps((__mmask16)((1u << (n > 0 ? n : 0)) - 1), p);
+    long m = n - 16;
+    __m512 hi = m >= 16 ? _mm512_loadu_ps(p + 16) : _mm512_maskz_loadu_ps((__mmask16)((1u << (m > 0 ? m : 0)) - 1), p + 16);
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+}
+
+/* Ap[t][p][r] = pair (k0+2p, k0+2p+1) of row i0 + 12t + r of op(A), rows past mc and K past kc 0. */
+LA_BF_TARGET static void la_bf_pack_a(int ta, const float *A, long lda, long i0, long mc, long k0, long kc, uint32_t *Ap) {
+    const long kp = (kc + 1) / 2, tiles = (mc + LA_BF_MR - 1) / LA_BF_MR;
+    memset(Ap, 0, sizeof *Ap * tiles * kp * LA_BF_MR);
+    uint32_t tmp[16] __attribute__((aligned(64)));
+    if (!ta) {
+        /* a row of A: 32 values of K at a time */
+        for (long r = 0; r < mc; r++) {
+            const float *row = A + (i0 + r) * lda + k0;
+            uint32_t *dst = Ap + (r / LA_BF_MR) * kp * LA_BF_MR + r % LA_BF_MR;
+            for (long p = 0; p < kp; p += 16) {
+                _mm512_store_si512(tmp, la_bf_pairs16(row + 2 * p, kc - 2 * p));
+                const long q1 = kp - p < 16 ? kp - p : 16;
+                for (long q = 0; q < q1; q++) dst[(p + q) * LA_BF_MR] = tmp[q];
+            }
+        }
+    } else {
+        /* A stored [K, M]: 16 rows of op(A) at a time from two rows of A */
+        for (long p = 0; p < kp; p++) {
+            const float *lo = A + (k0 + 2 * p) * lda + i0, *hi = lo + lda;
+            const int has_hi = 2 * p + 1 < kc;
+            for (long r = 0; r < mc; r += 16) {
+                __m512i v = la_bf_load16(lo + r, mc - r);
+                if (has_hi) v = _mm512_or_si512(v, _mm512_slli_epi32(la_bf_load16(hi + r, mc - r), 16));
+                _mm512_store_si512(tmp, v);
+                const long q1 = mc - r < 16 ? mc - r : 16;
+                for (long q = 0; q < q1; q++) Ap[((r + q) / LA_BF_MR) * kp * LA_BF_MR + p * LA_BF_MR + (r + q) % LA_BF_MR] = tmp[q];
+            }
+        }
+    }
+}
+
+/* Bp[j][p][c] = pair (k0+2p, k0+2p+1) of column n0 + 32j + c of op(B), columns past nc and K past kc 0. */
+LA_BF_TARGET static void la_bf_pack_b(int tb, const float *B, long ldb, long n0, long nc, long k0, long kc, uint32_t *Bp) {
+    const long kp = (kc + 1) / 2, panels = (nc + LA_BF_NR - 1) / LA_BF_NR;
+    if (!tb) {
+        /* B stored [K, N]: 16 columns from two rows of B */
+        for (long j = 0; j < panels; j++)
+            for (long p = 0; p < kp; p++) {
+                const float *lo = B + (k0 + 2 * p) * ldb + n0 + j * LA_BF_NR, *hi = lo + ldb;
+                const int has_hi = 2 * p + 1 < kc;
+                for (long c = 0; c < LA_BF_NR; c += 16) {
+                    const long n = nc - j * LA_BF_NR - c;
+                    __m512i v = la_bf_load16(lo + c, n);
+                    if (has_hi) v = _mm512_or_si512(v, _mm512_slli_epi32(la_bf_load16(hi + c, n), 16));
+                    _mm512_store_si512(Bp + (j * kp + p) * LA_BF_NR + c, v);
+                }
+            }
+    } else {
+        /* B stored [N, K] (a weight in x·Wᵀ): 32 values of K of one column at a time */
+        uint32_t tmp[16] __attribute__((aligned(64)));
+        memset(Bp, 0, sizeof *Bp * panels * kp * LA_BF_NR);
+        for (long c = 0; c < nc; c++) {
+            const float *col = B + (n0 + c) * ldb + k0;
+            uint32_t *dst = Bp + (c / LA_BF_NR) * kp * LA_BF_NR + c % LA_BF_NR;
+            for (long p = 0; p < kp; p += 16) {
+                _mm512_store_si512(tmp, la_bf_pairs16(col + 2 * p, kc - 2 * p));
+                const long q1 = kp - p < 16 ? kp - p : 16;
+                for (long q = 0; q < q1; q++) dst[(p + q) * LA_BF_NR] = tmp[q];
+            }
+        }
+    }
+}
+
+/* C[mr, nr] (mr ≤ 12, nr ≤ 32) = Σ_p Ap[p] · Bp[p] + (first ? beta·C : C): 24 fp32 accumulators. */
+LA_BF_TARGET static void la_bf_tile(long kp, const uint32_t *restrict ap, const uint32_t *restrict bp, float *restrict c, long ldc,
+                                  long mr, long nr, int first, float beta) {
+    __m512 acc[LA_BF_MR][2];
+    for (int i = 0; i < LA_BF_MR; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
+    for (long p = 0; p < kp; p++) {
+        const __m512bh b0 = (__m512bh)_mm512_load_si512(bp + p * LA_BF_NR), b1 = (__m512bh)_mm512_load_si512(bp + p * LA_BF_NR + 16);
+        for (int i = 0; i < LA_BF_MR; i++) {
+            const __m512bh a = (__m512bh)_mm512_set1_epi32((int)ap[p * LA_BF_MR + i]);
+            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, b0);
+            acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
+        }
+    }
+    const __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1), m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+    const float b = first ? beta : 1.0f;
+    for (int i = 0; i < LA_BF_MR; i++) {
+        if (i >= mr) break;
+        float *ci = c + i * ldc;
+        __m512 x0 = acc[i][0], x1 = acc[i][1];
+        if (b != 0.0f) {
+            x0 = _mm512_fmadd_ps(_mm512_set1_ps(b), _mm512_maskz_loadu_ps(m0, ci), x0);
+            x1 = _mm512_fmadd_ps(_mm512_set1_ps(b), _mm512_maskz_loadu_ps(m1, ci + 16), x1);
+        }
+        _mm512_mask_storeu_ps(ci, m0, x0);
+        _mm512_mask_storeu_ps(ci + 16, m1, x1);
+    }
+}
+
+/* The product on the calling thread. */
+LA_BF_TARGET static void la_bf16_gemm_serial(int ta, int tb, long M, long N, long K, const float *A, long lda,
+                                           const float *B, long ldb, float beta, float *C, long ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (!la_bf_work) {
+        la_bf_work = aligned_alloc(64, sizeof(uint32_t) * (LA_BF_KC / 2) * (LA_BF_MC + LA_BF_NC));
+        if (!la_bf_work) { fputs("llama-align: out of memory for the bf16 products' packing workspace (2 MiB a thread)\n", stderr); exit(1); }
+    }
+    uint32_t *Ap = la_bf_work, *Bp = la_bf_work + (LA_BF_KC / 2) * LA_BF_MC;
+    if (K <= 0) { /* C = beta·C */
+        for (long i = 0; i < M; i++) for (long j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        return;
+    }
+    for (long k0 = 0; k0 < K; k0 += LA_BF_KC) {
+        const long kc = K - k0 < LA_BF_KC ? K - k0 : LA_BF_KC, kp = (kc + 1) / 2;
+        for (long n0 = 0; n0 < N; n0 += LA_BF_NC) {
+            const long nc = N - n0 < LA_BF_NC ? N - n0 : LA_BF_NC;
+            la_bf_pack_b(tb, B, ldb, n0, nc, k0, kc, Bp);
+            for (long m0 = 0; m0 < M; m0 += LA_BF_MC) {
+                const long mc = M - m0 < LA_BF_MC ? M - m0 : LA_BF_MC;
+                la_bf_pack_a(ta, A, lda, m0, mc, k0, kc, Ap);
+                for (long j = 0; j < nc; j += LA_BF_NR)
+                    for (long i = 0; i < mc; i += LA_BF_MR)
+                        la_bf_tile(kp, Ap + (i / LA_BF_MR) * kp * LA_BF_MR, Bp + (j / LA_BF_NR) * kp * LA_BF_NR,
+                                   C + (m0 + i) * ldc + n0 + j, ldc, mc - i < LA_BF_MR ? mc - i : LA_BF_MR,
+                                   nc - j < LA_BF_NR ? nc - j : LA_BF_NR, k0 == 0, beta);
+            }
+        }
+    }
+}
+
+/* The product split over the kernels' threads along C's longer side (as la_gemm does);
+   products under 2^17 multiply-adds stay on the calling thread. */
+LA_BF_TARGET static void la_bf16_gemm(int ta, int tb, long M, long N, long K, const float *A, long lda,
+                                    const float *B, long ldb, float beta, float *C, long ldc) {
+    const int parallel = M * N * K >= (1L << 17);
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel if (parallel)
+    {
+        const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+        if (M >= N) {
+            const long lo = M * p / parts, hi = M * (p + 1) / parts;
+            if (hi > lo) la_bf16_gemm_serial(ta, tb, hi - lo, N, K, A + (ta ? lo : lo * lda), lda, B, ldb, beta, C + lo * ldc, ldc);
+        } else {
+            const long lo = N * p / parts, hi = N * (p + 1) / parts;
+            if (hi > lo) la_bf16_gemm_serial(ta, tb, M, hi - lo, K, A, lda, B + (tb ? lo * ldb : lo), ldb, beta, C + lo, ldc);
+        }
+    }
+}
+/* A weight's packed bf16 copy, kept for one program call: a product in a repeated stage that
+   reads the same (not per-layer) weight each iteration — the vocabulary head, once per chunk —
+   packs it once per call instead of once per iteration. la_bf16_epoch is bumped at each bf16
+   program's entry, so a copy never outlives the call that made it (AdamW changes the weights
+   between calls). */
+typedef struct {
+    const float *src;
+    long ld, n, k;
+    int tb;
+    unsigned long epoch;
+    uint32_t *packed;
+    size_t cap;
+} la_bf16_packed;
+static unsigned long la_bf16_epoch;
+/* The copies of this file's kernels, one per layout of B (stored [K, N], or [N, K]: tb). */
+static la_bf16_packed la_bf16_weights[2];
+
+/* op(B)[K,N] packed whole: blocks of KC values of K, each as its panels of 32 columns
+   (block kb's panel j at kb·(KC/2)·panels·32 + j·kp·32, kp its pairs). */
+LA_BF_TARGET static const uint32_t *la_bf16_pack_whole(la_bf16_packed *w, int tb, long N, long K, const float *B, long ldb) {
+    if (w->packed && w->src == B && w->epoch == la_bf16_epoch && w->ld == ldb && w->n == N && w->k == K && w->tb == tb) return w->packed;
+    const long panels = (N + LA_BF_NR - 1) / LA_BF_NR, blocks = (K + LA_BF_KC - 1) / LA_BF_KC;
+    const size_t need = (size_t)blocks * (LA_BF_KC / 2) * panels * LA_BF_NR;
+    if (need > w->cap) {
+        free(w->packed);
+        w->packed = aligned_alloc(64, need * sizeof(uint32_t));
+        if (!w->packed) { fputs("llama-align: out of memory for a weight's packed bf16 copy\n", stderr); exit(1); }
+        w->cap = need;
+    }
+    uint32_t *dst = w->packed;
+    #pragma omp parallel for collapse(2) if (N * K >= (1L << 16))
+    for (long kb = 0; kb < blocks; kb++)
+        for (long j = 0; j < panels; j++) {
+            const long k0 = kb * LA_BF_KC, kc = K - k0 < LA_BF_KC ? K - k0 : LA_BF_KC, nc = N - j * LA_BF_NR;
+            la_bf_pack_b(tb, B, ldb, j * LA_BF_NR, nc < LA_BF_NR ? nc : LA_BF_NR, k0, kc,
+                         dst + (size_t)kb * (LA_BF_KC / 2) * panels * LA_BF_NR + (size_t)j * ((kc + 1) / 2) * LA_BF_NR);
+        }
+    w->src = B; w->ld = ldb; w->n = N; w->k = K; w->tb = tb; w->epoch = la_bf16_epoch;
+    return w->packed;
+}
+
+/* C[M, panels j0..j1 of N] on the calling thread, op(B) packed whole (la_bf16_pack_whole). */
+LA_BF_TARGET static void la_bf16_gemm_packed_serial(int ta, long M, long j0, long j1, long N, long K, const float *A, long lda,
+                                                  const uint32_t *Bw, float beta, float *C, long ldc) {
+    if (M <= 0 || j1 <= j0) return;
+    if (!la_bf_work) {
+        la_bf_work = aligned_alloc(64, sizeof(uint32_t) * (LA_BF_KC / 2) * (LA_BF_MC + LA_BF_NC));
+        if (!la_bf_work) { fputs("llama-align: out of memory for the bf16 products' packing workspace (2 MiB a thread)\n", stderr); exit(1); }
+    }
+    uint32_t *Ap = la_bf_work;
+    const long panels = (N + LA_BF_NR - 1) / LA_BF_NR;
+    for (long k0 = 0; k0 < K; k0 += LA_BF_KC) {
+        const long kc = K - k0 < LA_BF_KC ? K - k0 : LA_BF_KC, kp = (kc + 1) / 2;
+        const uint32_t *Bk = Bw + (size_t)(k0 / LA_BF_KC) * (LA_BF_KC / 2) * panels * LA_BF_NR;
+        for (long m0 = 0; m0 < M; m0 += LA_BF_MC) {
+            const long mc = M - m0 < LA_BF_MC ? M - m0 : LA_BF_MC;
+            la_bf_pack_a(ta, A, lda, m0, mc, k0, kc, Ap);
+            for (long j = j0; j < j1; j++)
+                for (long i = 0; i < mc; i += LA_BF_MR)
+                    la_bf_tile(kp, Ap + (i / LA_BF_MR) * kp * LA_BF_MR, Bk + (size_t)j * kp * LA_BF_NR,
+                               C + (m0 + i) * ldc + j * LA_BF_NR, ldc, mc - i < LA_BF_MR ? mc - i : LA_BF_MR,
+                               N - j * LA_BF_NR < LA_BF_NR ? N - j * LA_BF_NR : LA_BF_NR, k0 == 0, beta);
+        }
+    }
+}
+
+/* la_bf16_gemm with B a weight kept packed in `w` for the call: threads split C's rows, or
+   its panels of 32 columns when C is wider than tall. */
+LA_BF_TARGET static void la_bf16_gemm_weight(la_bf16_packed *w, int ta, int tb, long M, long N, long K, const float *A, long lda,
+                                           const float *B, long ldb, float beta, float *C, long ldc) {
+    if (M <= 0 || N <= 0 || K <= 0) { la_bf16_gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc); return; }
+    la_blas_pool(0);
+    const uint32_t *Bw = la_bf16_pack_whole(w, tb, N, K, B, ldb);
+    const long panels = (N + LA_BF_NR - 1) / LA_BF_NR;
+    const int parallel = M * N * K >= (1L << 17);
+    #pragma omp parallel if (parallel)
+    {
+        const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+        if (M >= N) {
+            const long lo = M * p / parts, hi = M * (p + 1) / parts;
+            la_bf16_gemm_packed_serial(ta, hi - lo, 0, panels, N, K, A + (ta ? lo : lo * lda), lda, Bw, beta, C + lo * ldc, ldc);
+        } else {
+            la_bf16_gemm_packed_serial(ta, M, panels * p / parts, panels * (p + 1) / parts, N, K, A, lda, Bw, beta, C, ldc);
+        }
+    }
+}
 /* ===== program 'lm_step' ===== */
 
 /* lm_step_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
@@ -1931,10 +2192,10 @@ static const char *const llama_train_lm_step_kernel_names[] = {
 };
 const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 54, 78, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
 
-/* ===== program 'lm_step_lora' ===== */
+/* ===== program 'lm_step_bf16' ===== */
 
-/* lm_step_lora_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
-static void lm_step_lora_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
+/* lm_step_bf16_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void lm_step_bf16_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
     const long HD = 2*HD2;
     const long rows = T, n = HD2;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1955,8 +2216,8 @@ static void lm_step_lora_k0_rope_tables(float *restrict t0, float *restrict t1, 
     }
 }
 
-/* lm_step_lora_k1_embed: saved_x_slot0 = embed[ids]  [embed] */
-static void lm_step_lora_k1_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k1_embed: saved_x_slot0 = embed[ids]  [embed] */
+static void lm_step_bf16_k1_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1970,8 +2231,8 @@ static void lm_step_lora_k1_embed(float *restrict saved_x_slot0, const int32_t *
     }
 }
 
-/* lm_step_lora_k2_rmsnorm: t2 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
-static void lm_step_lora_k2_rmsnorm(float *restrict t2, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k2_rmsnorm: t2 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void lm_step_bf16_k2_rmsnorm(float *restrict t2, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1993,63 +2254,14 @@ static void lm_step_lora_k2_rmsnorm(float *restrict t2, const float *restrict no
     }
 }
 
-/* lm_step_lora_k3_wq: t3[B*T, D] = t2 · wqᵀ  [layer/attention] */
-static void lm_step_lora_k3_wq(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k3_wq: t3[B*T, D] = t2 · wqᵀ  [layer/attention] */
+static void lm_step_bf16_k3_wq(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (D * D >= 32768)
-    for (long r = 0; r < D; r++) {
-        const float *restrict wr = wq + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
-        (t3)[r] = acc;
-    }
+    la_bf16_gemm(0, 1, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
 }
 
-/* lm_step_lora_k4_lora_a_wq: t4[B*T, R] = t2 · lora_a_wqᵀ  [layer/attention/lora] */
-static void lm_step_lora_k4_lora_a_wq(float *restrict t4, const float *restrict lora_a_wq, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t2, D, lora_a_wq, D, 0.0f, t4, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wq + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
-        (t4)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k5_lora_b_wq: t5[B*T, D] = t4 · lora_b_wqᵀ  [layer/attention/lora] */
-static void lm_step_lora_k5_lora_b_wq(float *restrict t5, const float *restrict lora_b_wq, const float *restrict t4, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t4, R, lora_b_wq, R, 0.0f, t5, D);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (D * R >= 32768)
-    for (long r = 0; r < D; r++) {
-        const float *restrict wr = lora_b_wq + r * R;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t4)[c];
-        (t5)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k6_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
-static void lm_step_lora_k6_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wq, const float *restrict t3, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
+/* lm_step_bf16_k4_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void lm_step_bf16_k4_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -2061,88 +2273,31 @@ static void lm_step_lora_k6_rope(float *restrict saved_q, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (lora_scale_wq[0]) * (t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
-                float v2 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v1;
-                float v3 = v2 * (t0[(i1) * HD2 + j / 2]);
-                float v4 = (lora_scale_wq[0]) * (t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v5 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
-                float v6 = v5 * (t1[(i1) * HD2 + j / 2]);
-                float v7 = v3 - v6;
-                v0 = v7;
+                float v1 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
             }
             else {
-                float v8 = (lora_scale_wq[0]) * (t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
-                float v9 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v8;
-                float v10 = v9 * (t1[(i1) * HD2 + j / 2]);
-                float v11 = (lora_scale_wq[0]) * (t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v12 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
-                float v13 = v12 * (t0[(i1) * HD2 + j / 2]);
-                float v14 = v10 + v13;
-                v0 = v14;
+                float v4 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
             }
             saved_q[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k7_wk: t6[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
-static void lm_step_lora_k7_wk(float *restrict t6, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k5_wk: t4[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
+static void lm_step_bf16_k5_wk(float *restrict t4, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wk, D, 0.0f, t6, KVD);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-    for (long r = 0; r < KVD; r++) {
-        const float *restrict wr = wk + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
-        (t6)[r] = acc;
-    }
+    la_bf16_gemm(0, 1, B*T, KVD, D, t2, D, wk, D, 0.0f, t4, KVD);
 }
 
-/* lm_step_lora_k8_lora_a_wk: t7[B*T, R] = t2 · lora_a_wkᵀ  [layer/attention/lora] */
-static void lm_step_lora_k8_lora_a_wk(float *restrict t7, const float *restrict lora_a_wk, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t2, D, lora_a_wk, D, 0.0f, t7, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wk + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
-        (t7)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k9_lora_b_wk: t8[B*T, KVD] = t7 · lora_b_wkᵀ  [layer/attention/lora] */
-static void lm_step_lora_k9_lora_b_wk(float *restrict t8, const float *restrict lora_b_wk, const float *restrict t7, long B, long HD2, long KVH, long R, long T) {
-    const long KVD = 2*HD2*KVH;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t7, R, lora_b_wk, R, 0.0f, t8, KVD);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
-    for (long r = 0; r < KVD; r++) {
-        const float *restrict wr = lora_b_wk + r * R;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t7)[c];
-        (t8)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k10_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
-static void lm_step_lora_k10_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wk, const float *restrict t6, const float *restrict t8, long B, long HD2, long KVH, long T) {
-    const long KVD = 2*HD2*KVH;
+/* lm_step_bf16_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void lm_step_bf16_k6_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2153,105 +2308,31 @@ static void lm_step_lora_k10_rope(float *restrict saved_k, const float *restrict
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (lora_scale_wk[0]) * (t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
-                float v2 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v1;
-                float v3 = v2 * (t0[(i1) * HD2 + j / 2]);
-                float v4 = (lora_scale_wk[0]) * (t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v5 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
-                float v6 = v5 * (t1[(i1) * HD2 + j / 2]);
-                float v7 = v3 - v6;
-                v0 = v7;
+                float v1 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
             }
             else {
-                float v8 = (lora_scale_wk[0]) * (t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
-                float v9 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v8;
-                float v10 = v9 * (t1[(i1) * HD2 + j / 2]);
-                float v11 = (lora_scale_wk[0]) * (t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v12 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
-                float v13 = v12 * (t0[(i1) * HD2 + j / 2]);
-                float v14 = v10 + v13;
-                v0 = v14;
+                float v4 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
             }
             saved_k[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k11_wv: t9[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
-static void lm_step_lora_k11_wv(float *restrict t9, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k7_wv: saved_v[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
+static void lm_step_bf16_k7_wv(float *restrict saved_v, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wv, D, 0.0f, t9, KVD);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-    for (long r = 0; r < KVD; r++) {
-        const float *restrict wr = wv + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
-        (t9)[r] = acc;
-    }
+    la_bf16_gemm(0, 1, B*T, KVD, D, t2, D, wv, D, 0.0f, saved_v, KVD);
 }
 
-/* lm_step_lora_k12_lora_a_wv: t10[B*T, R] = t2 · lora_a_wvᵀ  [layer/attention/lora] */
-static void lm_step_lora_k12_lora_a_wv(float *restrict t10, const float *restrict lora_a_wv, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t2, D, lora_a_wv, D, 0.0f, t10, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wv + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
-        (t10)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k13_lora_b_wv: t11[B*T, KVD] = t10 · lora_b_wvᵀ  [layer/attention/lora] */
-static void lm_step_lora_k13_lora_b_wv(float *restrict t11, const float *restrict lora_b_wv, const float *restrict t10, long B, long HD2, long KVH, long R, long T) {
-    const long KVD = 2*HD2*KVH;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t10, R, lora_b_wv, R, 0.0f, t11, KVD);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
-    for (long r = 0; r < KVD; r++) {
-        const float *restrict wr = lora_b_wv + r * R;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t10)[c];
-        (t11)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k14_lora: saved_v = t9 + lora_scale_wv · t11  [layer/attention; layer/attention/lora] */
-static void lm_step_lora_k14_lora(float *restrict saved_v, const float *restrict lora_scale_wv, const float *restrict t9, const float *restrict t11, long B, long HD2, long KVH, long T) {
-    const long KVD = 2*HD2*KVH;
-    const long HD = 2*HD2;
-    const long rows = B*KVH*T, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*T);
-        const long i1 = (r / (KVH)) % T;
-        const long i2 = (r) % KVH;
-        for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wv[0]) * (t11[((i0) * T + i1) * KVD + (i2) * HD + j]);
-            float v1 = t9[((i0) * T + i1) * KVD + (i2) * HD + j] + v0;
-            saved_v[r * n + j] = v1;
-        }
-    }
-}
-
-/* lm_step_lora_k15_causal_attention_forward: causal attention (s ≤ t): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
-static void lm_step_lora_k15_causal_attention_forward(float *restrict saved_attn, float *restrict saved_lse, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k8_causal_attention_forward: causal attention (s ≤ t): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
+static void lm_step_bf16_k8_causal_attention_forward(float *restrict saved_attn, float *restrict saved_lse, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -2368,77 +2449,27 @@ static void lm_step_lora_k15_causal_attention_forward(float *restrict saved_attn
     }
 }
 
-/* lm_step_lora_k16_wo: t12[B*T, D] = saved_attn · woᵀ  [layer/attention] */
-static void lm_step_lora_k16_wo(float *restrict t12, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k9_wo: t5[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_bf16_k9_wo(float *restrict t5, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t12, D);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (D * D >= 32768)
-    for (long r = 0; r < D; r++) {
-        const float *restrict wr = wo + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
-        (t12)[r] = acc;
-    }
+    la_bf16_gemm(0, 1, B*T, D, D, saved_attn, D, wo, D, 0.0f, t5, D);
 }
 
-/* lm_step_lora_k17_lora_a_wo: t13[B*T, R] = saved_attn · lora_a_woᵀ  [layer/attention/lora] */
-static void lm_step_lora_k17_lora_a_wo(float *restrict t13, const float *restrict lora_a_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t13, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wo + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
-        (t13)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k18_lora_b_wo: t14[B*T, D] = t13 · lora_b_woᵀ  [layer/attention/lora] */
-static void lm_step_lora_k18_lora_b_wo(float *restrict t14, const float *restrict lora_b_wo, const float *restrict t13, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t13, R, lora_b_wo, R, 0.0f, t14, D);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (D * R >= 32768)
-    for (long r = 0; r < D; r++) {
-        const float *restrict wr = lora_b_wo + r * R;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t13)[c];
-        (t14)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k19_lora: saved_h = carry0 + t12 + lora_scale_wo · t14  [layer/attention; layer/attention/lora; layer] */
-static void lm_step_lora_k19_lora(float *restrict saved_h, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict t12, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k10_layer: saved_h = carry0 + t5  [layer/attention; layer] */
+static void lm_step_bf16_k10_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wo[0]) * (t14[r * n + j]);
-            float v1 = t12[r * n + j] + v0;
-            float v2 = carry0[r * n + j] + v1;
-            saved_h[r * n + j] = v2;
+            float v0 = carry0[r * n + j] + t5[r * n + j];
+            saved_h[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k20_rmsnorm: t15 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
-static void lm_step_lora_k20_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k11_rmsnorm: t6 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void lm_step_bf16_k11_rmsnorm(float *restrict t6, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2455,145 +2486,25 @@ static void lm_step_lora_k20_rmsnorm(float *restrict t15, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v4 = (saved_h[r * n + j]) * v3;
             float v5 = v4 * (ffn_norm[j]);
-            t15[r * n + j] = v5;
+            t6[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_k21_w1: t16[B*T, F] = t15 · w1ᵀ  [layer/ffn/gate_up] */
-static void lm_step_lora_k21_w1(float *restrict t16, const float *restrict w1, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k12_w1: saved_gate[B*T, F] = t6 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_bf16_k12_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t6, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t15, D, w1, D, 0.0f, t16, F);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (F * D >= 32768)
-    for (long r = 0; r < F; r++) {
-        const float *restrict wr = w1 + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
-        (t16)[r] = acc;
-    }
+    la_bf16_gemm(0, 1, B*T, F, D, t6, D, w1, D, 0.0f, saved_gate, F);
 }
 
-/* lm_step_lora_k22_lora_a_w1: t17[B*T, R] = t15 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_k22_lora_a_w1(float *restrict t17, const float *restrict lora_a_w1, const float *restrict t15, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_bf16_k13_w3: saved_up[B*T, F] = t6 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_bf16_k13_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t6, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t15, D, lora_a_w1, D, 0.0f, t17, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w1 + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
-        (t17)[r] = acc;
-    }
+    la_bf16_gemm(0, 1, B*T, F, D, t6, D, w3, D, 0.0f, saved_up, F);
 }
 
-/* lm_step_lora_k23_lora_b_w1: t18[B*T, F] = t17 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_k23_lora_b_w1(float *restrict t18, const float *restrict lora_b_w1, const float *restrict t17, long B, long F, long R, long T) {
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t17, R, lora_b_w1, R, 0.0f, t18, F);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (F * R >= 32768)
-    for (long r = 0; r < F; r++) {
-        const float *restrict wr = lora_b_w1 + r * R;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t17)[c];
-        (t18)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k24_lora: saved_gate = t16 + lora_scale_w1 · t18  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
-static void lm_step_lora_k24_lora(float *restrict saved_gate, const float *restrict lora_scale_w1, const float *restrict t16, const float *restrict t18, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w1[0]) * (t18[r * n + j]);
-            float v1 = t16[r * n + j] + v0;
-            saved_gate[r * n + j] = v1;
-        }
-    }
-}
-
-/* lm_step_lora_k25_w3: t19[B*T, F] = t15 · w3ᵀ  [layer/ffn/gate_up] */
-static void lm_step_lora_k25_w3(float *restrict t19, const float *restrict w3, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t15, D, w3, D, 0.0f, t19, F);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (F * D >= 32768)
-    for (long r = 0; r < F; r++) {
-        const float *restrict wr = w3 + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
-        (t19)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k26_lora_a_w3: t20[B*T, R] = t15 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_k26_lora_a_w3(float *restrict t20, const float *restrict lora_a_w3, const float *restrict t15, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t15, D, lora_a_w3, D, 0.0f, t20, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w3 + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
-        (t20)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k27_lora_b_w3: t21[B*T, F] = t20 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_k27_lora_b_w3(float *restrict t21, const float *restrict lora_b_w3, const float *restrict t20, long B, long F, long R, long T) {
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t20, R, lora_b_w3, R, 0.0f, t21, F);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (F * R >= 32768)
-    for (long r = 0; r < F; r++) {
-        const float *restrict wr = lora_b_w3 + r * R;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t20)[c];
-        (t21)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k28_lora: saved_up = t19 + lora_scale_w3 · t21  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
-static void lm_step_lora_k28_lora(float *restrict saved_up, const float *restrict lora_scale_w3, const float *restrict t19, const float *restrict t21, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w3[0]) * (t21[r * n + j]);
-            float v1 = t19[r * n + j] + v0;
-            saved_up[r * n + j] = v1;
-        }
-    }
-}
-
-/* lm_step_lora_k29_silu: t22 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
-static void lm_step_lora_k29_silu(float *restrict t22, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+/* lm_step_bf16_k14_silu: t7 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_bf16_k14_silu(float *restrict t7, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2603,99 +2514,50 @@ static void lm_step_lora_k29_silu(float *restrict t22, const float *restrict sav
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
             float v4 = v3 * (saved_up[r * n + j]);
-            t22[r * n + j] = v4;
+            t7[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_lora_k30_w2: t23[B*T, D] = t22 · w2ᵀ  [layer/ffn] */
-static void lm_step_lora_k30_w2(float *restrict t23, const float *restrict w2, const float *restrict t22, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k15_w2: t8[B*T, D] = t7 · w2ᵀ  [layer/ffn] */
+static void lm_step_bf16_k15_w2(float *restrict t8, const float *restrict w2, const float *restrict t7, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t22, F, w2, F, 0.0f, t23, D);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (D * F >= 32768)
-    for (long r = 0; r < D; r++) {
-        const float *restrict wr = w2 + r * F;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t22)[c];
-        (t23)[r] = acc;
-    }
+    la_bf16_gemm(0, 1, B*T, D, F, t7, F, w2, F, 0.0f, t8, D);
 }
 
-/* lm_step_lora_k31_lora_a_w2: t24[B*T, R] = t22 · lora_a_w2ᵀ  [layer/ffn/lora] */
-static void lm_step_lora_k31_lora_a_w2(float *restrict t24, const float *restrict lora_a_w2, const float *restrict t22, long B, long F, long R, long T) {
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t22, F, lora_a_w2, F, 0.0f, t24, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * F >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w2 + r * F;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t22)[c];
-        (t24)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k32_lora_b_w2: t25[B*T, D] = t24 · lora_b_w2ᵀ  [layer/ffn/lora] */
-static void lm_step_lora_k32_lora_b_w2(float *restrict t25, const float *restrict lora_b_w2, const float *restrict t24, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t24, R, lora_b_w2, R, 0.0f, t25, D);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (D * R >= 32768)
-    for (long r = 0; r < D; r++) {
-        const float *restrict wr = lora_b_w2 + r * R;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t24)[c];
-        (t25)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k33_lora: carry0_next = saved_h + t23 + lora_scale_w2 · t25  [layer/ffn; layer/ffn/lora; layer] */
-static void lm_step_lora_k33_lora(float *restrict carry0_next, const float *restrict lora_scale_w2, const float *restrict saved_h, const float *restrict t23, const float *restrict t25, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k16_ffn: carry0_next = saved_h + t8  [layer/ffn; layer] */
+static void lm_step_bf16_k16_ffn(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w2[0]) * (t25[r * n + j]);
-            float v1 = t23[r * n + j] + v0;
-            float v2 = saved_h[r * n + j] + v1;
-            carry0_next[r * n + j] = v2;
+            float v0 = saved_h[r * n + j] + t8[r * n + j];
+            carry0_next[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k34_reshape: t26 = 0 */
-static void lm_step_lora_k34_reshape(float *restrict t26) {
+/* lm_step_bf16_k17_reshape: t9 = 0 */
+static void lm_step_bf16_k17_reshape(float *restrict t9) {
     const long n = 1;
-    t26[0] = 0.0f;
+    t9[0] = 0.0f;
 }
 
-/* lm_step_lora_k35_expand: t27 = 0 */
-static void lm_step_lora_k35_expand(float *restrict t27, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k18_expand: t10 = 0 */
+static void lm_step_bf16_k18_expand(float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            t27[r * n + j] = 0.0f;
+            t10[r * n + j] = 0.0f;
         }
     }
 }
 
-/* lm_step_lora_k36_lm_head: t28 = carry0[scored]  [lm_chunk/lm_head] */
-static void lm_step_lora_k36_lm_head(float *restrict t28, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+/* lm_step_bf16_k19_lm_head: t11 = carry0[scored]  [lm_chunk/lm_head] */
+static void lm_step_bf16_k19_lm_head(float *restrict t11, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2703,13 +2565,13 @@ static void lm_step_lora_k36_lm_head(float *restrict t28, const float *restrict 
         const long i0 = r;
         for (long j = 0; j < n; j++) {
             float v0 = carry0[(long)scored[i0] * D + j];
-            t28[r * n + j] = v0;
+            t11[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k37_rmsnorm: t29 = Σ(t28²)  [lm_chunk/lm_head/rmsnorm] */
-static void lm_step_lora_k37_rmsnorm(float *restrict t29, const float *restrict t28, long CR, long HD2, long KVH, long REP) {
+/* lm_step_bf16_k20_rmsnorm: t12 = Σ(t11²)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_bf16_k20_rmsnorm(float *restrict t12, const float *restrict t11, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = CR, n = D;
@@ -2718,51 +2580,52 @@ static void lm_step_lora_k37_rmsnorm(float *restrict t29, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t28[r * n + j0]) * (t28[r * n + j0]);
+            float v0 = (t11[r * n + j0]) * (t11[r * n + j0]);
             acc0 += v0;
         }
-        t29[r] = acc0;
+        t12[r] = acc0;
     }
 }
 
-/* lm_step_lora_k38_rmsnorm: t30 = (t28 · rsqrt(t29 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
-static void lm_step_lora_k38_rmsnorm(float *restrict t30, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t28, const float *restrict t29, long CR, long HD2, long KVH, long REP) {
+/* lm_step_bf16_k21_rmsnorm: t13 = t11 · rsqrt(t12 / D + norm_eps)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_bf16_k21_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict t11, const float *restrict t12, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t29[i0]) / ((float)(D));
+        float v0 = (t12[i0]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
-            float v3 = (t28[r * n + j]) * v2;
-            float v4 = v3 * (final_norm[j]);
-            t30[r * n + j] = v4;
+            float v3 = (t11[r * n + j]) * v2;
+            t13[r * n + j] = v3;
         }
     }
 }
 
-/* lm_step_lora_k39_lm_head: t31[CR, V] = t30 · lm_headᵀ  [lm_chunk/lm_head] */
-static void lm_step_lora_k39_lm_head(float *restrict t31, const float *restrict lm_head, const float *restrict t30, long CR, long HD2, long KVH, long REP, long V) {
+/* lm_step_bf16_k22_rmsnorm: t14 = t13 · final_norm  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_bf16_k22_rmsnorm(float *restrict t14, const float *restrict final_norm, const float *restrict t13, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    if (CR != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t30, D, lm_head, D, 0.0f, t31, V);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (V * D >= 32768)
-    for (long r = 0; r < V; r++) {
-        const float *restrict wr = lm_head + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t30)[c];
-        (t31)[r] = acc;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t13[r * n + j]) * (final_norm[j]);
+            t14[r * n + j] = v0;
+        }
     }
 }
 
-/* lm_step_lora_k40_log_softmax: t32 = max(t31)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
-static void lm_step_lora_k40_log_softmax(float *restrict t32, const float *restrict t31, long CR, long V) {
+/* lm_step_bf16_k23_lm_head: t15[CR, V] = t14 · lm_headᵀ  [lm_chunk/lm_head] */
+static void lm_step_bf16_k23_lm_head(float *restrict t15, const float *restrict lm_head, const float *restrict t14, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[1], 0, 1, CR, V, D, t14, D, lm_head, D, 0.0f, t15, V);
+}
+
+/* lm_step_bf16_k24_log_softmax: t16 = max(t15)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_bf16_k24_log_softmax(float *restrict t16, const float *restrict t15, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2770,93 +2633,93 @@ static void lm_step_lora_k40_log_softmax(float *restrict t32, const float *restr
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t31[r * n + j0]);
+            acc0 = fmaxf(acc0, t15[r * n + j0]);
         }
-        t32[r] = acc0;
+        t16[r] = acc0;
     }
 }
 
-/* lm_step_lora_k41_log_softmax: t33 = Σ(exp(t31 - t32))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
-static void lm_step_lora_k41_log_softmax(float *restrict t33, const float *restrict t31, const float *restrict t32, long CR, long V) {
+/* lm_step_bf16_k25_log_softmax: t17 = Σ(exp(t15 - t16))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_bf16_k25_log_softmax(float *restrict t17, const float *restrict t15, const float *restrict t16, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t32[i0];
+        float v0 = t16[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t31[r * n + j0] - v0;
+            float v1 = t15[r * n + j0] - v0;
             float v2 = la_expf(v1);
             acc0 += v2;
         }
-        t33[r] = acc0;
+        t17[r] = acc0;
     }
 }
 
-/* lm_step_lora_k42_cross_entropy: t34 = Σ((t31 - t32 - log(t33)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
-static void lm_step_lora_k42_cross_entropy(float *restrict t34, const float *restrict t31, const int32_t *restrict targets, const float *restrict t32, const float *restrict t33, long CR, long V) {
+/* lm_step_bf16_k26_cross_entropy: t18 = Σ((t15 - t16 - log(t17)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void lm_step_bf16_k26_cross_entropy(float *restrict t18, const float *restrict t15, const int32_t *restrict targets, const float *restrict t16, const float *restrict t17, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t32[i0];
-        float v2 = logf(t33[i0]);
+        float v0 = t16[i0];
+        float v2 = logf(t17[i0]);
         float v4 = (float)targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t31[r * n + j0] - v0;
+            float v1 = t15[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
             acc0 += v6;
         }
-        t34[r] = acc0;
+        t18[r] = acc0;
     }
 }
 
-/* lm_step_lora_k43_cross_entropy: t35 = Σ((-t34) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_lora_k43_cross_entropy(float *restrict t35, const float *restrict weights, const float *restrict t34, long CR) {
+/* lm_step_bf16_k27_cross_entropy: t19 = Σ((-t18) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_bf16_k27_cross_entropy(float *restrict t19, const float *restrict weights, const float *restrict t18, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = -(t34[j0]);
+        float v0 = -(t18[j0]);
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    t35[r] = acc0;
+    t19[r] = acc0;
 }
 
-/* lm_step_lora_k44_log_softmax: t36 = Σ(exp(t31 - t32 - log(t33)) · (t31 - t32 - log(t33)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
-static void lm_step_lora_k44_log_softmax(float *restrict t36, const float *restrict t31, const float *restrict t32, const float *restrict t33, long CR, long V) {
+/* lm_step_bf16_k28_log_softmax: t20 = Σ(exp(t15 - t16 - log(t17)) · (t15 - t16 - log(t17)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
+static void lm_step_bf16_k28_log_softmax(float *restrict t20, const float *restrict t15, const float *restrict t16, const float *restrict t17, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t32[i0];
-        float v2 = logf(t33[i0]);
+        float v0 = t16[i0];
+        float v2 = logf(t17[i0]);
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t31[r * n + j0] - v0;
+            float v1 = t15[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v4 = la_expf(v3);
             float v5 = v4 * v3;
             acc0 += v5;
         }
-        t36[r] = acc0;
+        t20[r] = acc0;
     }
 }
 
-/* lm_step_lora_k45_cross_entropy: t37 = Σ(t31 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
-static void lm_step_lora_k45_cross_entropy(float *restrict t37, const float *restrict t31, const int32_t *restrict targets, long CR, long V) {
+/* lm_step_bf16_k29_cross_entropy: t21 = Σ(t15 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
+static void lm_step_bf16_k29_cross_entropy(float *restrict t21, const float *restrict t15, const int32_t *restrict targets, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2867,45 +2730,45 @@ static void lm_step_lora_k45_cross_entropy(float *restrict t37, const float *res
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
-            float v2 = (t31[r * n + j0]) * v1;
+            float v2 = (t15[r * n + j0]) * v1;
             acc0 += v2;
         }
-        t37[r] = acc0;
+        t21[r] = acc0;
     }
 }
 
-/* lm_step_lora_k46_token_stats: t38 = Σ((-t36) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_lora_k46_token_stats(float *restrict t38, const float *restrict weights, const float *restrict t36, long CR) {
+/* lm_step_bf16_k30_token_stats: t22 = Σ((-t20) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_bf16_k30_token_stats(float *restrict t22, const float *restrict weights, const float *restrict t20, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = -(t36[j0]);
+        float v0 = -(t20[j0]);
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    t38[r] = acc0;
+    t22[r] = acc0;
 }
 
-/* lm_step_lora_k47_token_stats: t39 = Σ([t32 ≤ t37] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_lora_k47_token_stats(float *restrict t39, const float *restrict weights, const float *restrict t32, const float *restrict t37, long CR) {
+/* lm_step_bf16_k31_token_stats: t23 = Σ([t16 ≤ t21] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_bf16_k31_token_stats(float *restrict t23, const float *restrict weights, const float *restrict t16, const float *restrict t21, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = t32[j0] <= t37[j0] ? 1.0f : 0.0f;
+        float v0 = t16[j0] <= t21[j0] ? 1.0f : 0.0f;
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    t39[r] = acc0;
+    t23[r] = acc0;
 }
 
-/* lm_step_lora_k48_log_softmax_grad: t40 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t33) · exp(t31 - t32)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_lora_k48_log_softmax_grad(float *t40, const float *t31, const int32_t *targets, const float *weights, const float *t32, const float *t33, long CR, long V) {
+/* lm_step_bf16_k32_log_softmax_grad: t24 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t17) · exp(t15 - t16)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_bf16_k32_log_softmax_grad(float *t24, const float *t15, const int32_t *targets, const float *weights, const float *t16, const float *t17, long CR, long V) {
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2921,29 +2784,48 @@ static void lm_step_lora_k48_log_softmax_grad(float *t40, const float *t31, cons
             float v5 = -v4;
             acc0 += v5;
         }
-        float v8 = acc0 / (t33[i0]);
-        float v9 = t32[i0];
+        float v8 = acc0 / (t17[i0]);
+        float v9 = t16[i0];
         #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v6 = (float)j == v2 ? 1.0f : 0.0f;
             float v7 = v1 * v6;
-            float v10 = t31[r * n + j] - v9;
+            float v10 = t15[r * n + j] - v9;
             float v11 = la_expf(v10);
             float v12 = v8 * v11;
             float v13 = v7 + v12;
-            t40[r * n + j] = v13;
+            t24[r * n + j] = v13;
         }
     }
 }
 
-/* lm_step_lora_k49_lm_head_grad_in: t41[CR, D] = t40 · lm_head  [lm_chunk/lm_head/grad] */
-static void lm_step_lora_k49_lm_head_grad_in(float *restrict t41, const float *restrict lm_head, const float *restrict t40, long CR, long HD2, long KVH, long REP, long V) {
+/* lm_step_bf16_k33_lm_head_grad_in: t25[CR, D] = t24 · lm_head  [lm_chunk/lm_head/grad] */
+static void lm_step_bf16_k33_lm_head_grad_in(float *restrict t25, const float *restrict lm_head, const float *restrict t24, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t40, V, lm_head, D, 0.0f, t41, D);
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[0], 0, 0, CR, D, V, t24, V, lm_head, D, 0.0f, t25, D);
 }
 
-/* lm_step_lora_k50_rmsnorm_grad: t42 = Σ((t41 · final_norm) · t28)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
-static void lm_step_lora_k50_rmsnorm_grad(float *restrict t42, const float *restrict final_norm, const float *restrict t28, const float *restrict t41, long CR, long HD2, long KVH, long REP) {
+/* lm_step_bf16_k34_rmsnorm_grad: t26 = Σ(t25 · t13)  [lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_bf16_k34_rmsnorm_grad(float *restrict t26, const float *restrict t13, const float *restrict t25, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = D, n = CR;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t25[(j0) * D + i0]) * (t13[(j0) * D + i0]);
+            acc0 += v0;
+        }
+        t26[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k35_rmsnorm_grad: t27 = Σ((t25 · final_norm) · t11)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_bf16_k35_rmsnorm_grad(float *restrict t27, const float *restrict final_norm, const float *restrict t11, const float *restrict t25, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = CR, n = D;
@@ -2952,76 +2834,93 @@ static void lm_step_lora_k50_rmsnorm_grad(float *restrict t42, const float *rest
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t41[r * n + j0]) * (final_norm[j0]);
-            float v1 = v0 * (t28[r * n + j0]);
+            float v0 = (t25[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t11[r * n + j0]);
             acc0 += v1;
         }
-        t42[r] = acc0;
+        t27[r] = acc0;
     }
 }
 
-/* lm_step_lora_k51_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
-static void lm_step_lora_k51_rmsnorm_grad_scatter_add(float *restrict t43, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t28, const float *restrict t29, const float *restrict t41, const float *restrict t42, long B, long CR, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k36_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
+static void lm_step_bf16_k36_rmsnorm_grad_scatter_add(float *restrict t28, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t11, const float *restrict t12, const float *restrict t25, const float *restrict t27, long B, long CR, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    memset(t43, 0, sizeof(float) * (size_t)(B*T*D));
+    memset(t28, 0, sizeof(float) * (size_t)(B*T*D));
     const long rows = CR, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v1 = (t29[i0]) / ((float)(D));
+        float v1 = (t12[i0]) / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
-        float v5 = (t42[i0]) * v3;
+        float v5 = (t27[i0]) * v3;
         float v6 = v5 * v3;
         float v7 = v6 * v3;
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v0 = (t41[r * n + j]) * (final_norm[j]);
+            float v0 = (t25[r * n + j]) * (final_norm[j]);
             float v4 = v0 * v3;
-            float v10 = v9 * (t28[r * n + j]);
+            float v10 = v9 * (t11[r * n + j]);
             float v11 = v4 + v10;
             float v12 = v11 + v10;
-            t43[(long)scored[i0] * D + j] += v12;
+            t28[(long)scored[i0] * D + j] += v12;
         }
     }
 }
 
-/* lm_step_lora_k52_lm_chunk: carry1_next = carry1 + t43  [lm_chunk/lm_head/grad; lm_chunk] */
-static void lm_step_lora_k52_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k37_lm_chunk: grad_final_norm = grad_final_norm + t26  [lm_chunk/lm_head/rmsnorm/grad; lm_chunk] */
+static void lm_step_bf16_k37_lm_chunk(float *restrict grad_final_norm, const float *restrict t26, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long n = D;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_final_norm[j] + t26[j];
+        grad_final_norm[j] = v0;
+    }
+}
+
+/* lm_step_bf16_k38_grad_lm_head: grad_lm_head[V, D] += t24ᵀ · t14  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_bf16_k38_grad_lm_head(float *restrict grad_lm_head, const float *restrict t14, const float *restrict t24, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, V, D, CR, t24, V, t14, D, 1.0f, grad_lm_head, D);
+}
+
+/* lm_step_bf16_k39_lm_chunk: carry1_next = carry1 + t28  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_bf16_k39_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t28, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = carry1[r * n + j] + t43[r * n + j];
+            float v0 = carry1[r * n + j] + t28[r * n + j];
             carry1_next[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k53_lm_chunk: carry2_next = carry2 + t35  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_lora_k53_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t35) {
+/* lm_step_bf16_k40_lm_chunk: carry2_next = carry2 + t19  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_bf16_k40_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t19) {
     const long n = 1;
-    float v0 = carry2[0] + t35[0];
+    float v0 = carry2[0] + t19[0];
     carry2_next[0] = v0;
 }
 
-/* lm_step_lora_k54_lm_chunk: carry3_next = carry3 + t38  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_lora_k54_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t38) {
+/* lm_step_bf16_k41_lm_chunk: carry3_next = carry3 + t22  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_bf16_k41_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t22) {
     const long n = 1;
-    float v0 = carry3[0] + t38[0];
+    float v0 = carry3[0] + t22[0];
     carry3_next[0] = v0;
 }
 
-/* lm_step_lora_k55_lm_chunk: carry4_next = carry4 + t39  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_lora_k55_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t39) {
+/* lm_step_bf16_k42_lm_chunk: carry4_next = carry4 + t23  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_bf16_k42_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t23) {
     const long n = 1;
-    float v0 = carry4[0] + t39[0];
+    float v0 = carry4[0] + t23[0];
     carry4_next[0] = v0;
 }
 
-/* lm_step_lora_k56_rmsnorm: t44 = Σ(saved_x²)  [layer_backward/rmsnorm] */
-static void lm_step_lora_k56_rmsnorm(float *restrict t44, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k43_rmsnorm: t29 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_bf16_k43_rmsnorm(float *restrict t29, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -3033,103 +2932,45 @@ static void lm_step_lora_k56_rmsnorm(float *restrict t44, const float *restrict 
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t44[r] = acc0;
+        t29[r] = acc0;
     }
 }
 
-/* lm_step_lora_k57_rmsnorm: t45 = (saved_x · rsqrt(t44 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
-static void lm_step_lora_k57_rmsnorm(float *restrict t45, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k44_rmsnorm: t30 = rsqrt(t29 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void lm_step_bf16_k44_rmsnorm(float *t30, const float *norm_eps, const float *t29, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t29[(i0) * T + j / 1]) / ((float)(D));
+            float v1 = v0 + norm_eps[j % 1];
+            float v2 = 1.0f / sqrtf(v1);
+            t30[r * n + j] = v2;
+        }
+    }
+}
+
+/* lm_step_bf16_k45_rmsnorm: t31 = (saved_x · t30) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_bf16_k45_rmsnorm(float *restrict t31, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t30, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = (t44[(i0) * T + i1]) / ((float)(D));
-        float v1 = v0 + norm_eps[0];
-        float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
-            float v3 = (saved_x[r * n + j]) * v2;
-            float v4 = v3 * (attn_norm[j]);
-            t45[r * n + j] = v4;
+            float v0 = (saved_x[r * n + j]) * (t30[(i0) * T + i1]);
+            float v1 = v0 * (attn_norm[j]);
+            t31[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_lora_k58_lora_a_wq: t46[B*T, R] = t45 · lora_a_wqᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_k58_lora_a_wq(float *restrict t46, const float *restrict lora_a_wq, const float *restrict t45, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t45, D, lora_a_wq, D, 0.0f, t46, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wq + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t45)[c];
-        (t46)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k59_lora_a_wk: t47[B*T, R] = t45 · lora_a_wkᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_k59_lora_a_wk(float *restrict t47, const float *restrict lora_a_wk, const float *restrict t45, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t45, D, lora_a_wk, D, 0.0f, t47, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wk + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t45)[c];
-        (t47)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k60_lora_a_wv: t48[B*T, R] = t45 · lora_a_wvᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_k60_lora_a_wv(float *restrict t48, const float *restrict lora_a_wv, const float *restrict t45, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t45, D, lora_a_wv, D, 0.0f, t48, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wv + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t45)[c];
-        (t48)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k61_lora_a_wo: t49[B*T, R] = saved_attn · lora_a_woᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_k61_lora_a_wo(float *restrict t49, const float *restrict saved_attn, const float *restrict lora_a_wo, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t49, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wo + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
-        (t49)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k62_rmsnorm: t50 = Σ(saved_h²)  [layer_backward/rmsnorm] */
-static void lm_step_lora_k62_rmsnorm(float *restrict t50, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k46_rmsnorm: t32 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_bf16_k46_rmsnorm(float *restrict t32, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -3141,49 +2982,45 @@ static void lm_step_lora_k62_rmsnorm(float *restrict t50, const float *restrict 
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t50[r] = acc0;
+        t32[r] = acc0;
     }
 }
 
-/* lm_step_lora_k63_rmsnorm: t51 = (saved_h · rsqrt(t50 / D + norm_eps)) · ffn_norm  [layer_backward/rmsnorm] */
-static void lm_step_lora_k63_rmsnorm(float *restrict t51, const float *restrict norm_eps, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k47_rmsnorm: t33 = rsqrt(t32 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void lm_step_bf16_k47_rmsnorm(float *t33, const float *norm_eps, const float *t32, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t32[(i0) * T + j / 1]) / ((float)(D));
+            float v1 = v0 + norm_eps[j % 1];
+            float v2 = 1.0f / sqrtf(v1);
+            t33[r * n + j] = v2;
+        }
+    }
+}
+
+/* lm_step_bf16_k48_rmsnorm: t34 = (saved_h · t33) · ffn_norm  [layer_backward/rmsnorm] */
+static void lm_step_bf16_k48_rmsnorm(float *restrict t34, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t33, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = (t50[(i0) * T + i1]) / ((float)(D));
-        float v1 = v0 + norm_eps[0];
-        float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
-            float v3 = (saved_h[r * n + j]) * v2;
-            float v4 = v3 * (ffn_norm[j]);
-            t51[r * n + j] = v4;
+            float v0 = (saved_h[r * n + j]) * (t33[(i0) * T + i1]);
+            float v1 = v0 * (ffn_norm[j]);
+            t34[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_lora_k64_lora_a_w1: t52[B*T, R] = t51 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void lm_step_lora_k64_lora_a_w1(float *restrict t52, const float *restrict lora_a_w1, const float *restrict t51, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t51, D, lora_a_w1, D, 0.0f, t52, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w1 + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t51)[c];
-        (t52)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k65_silu: t53 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/ffn/gate_up/silu] */
-static void lm_step_lora_k65_silu(float *restrict t53, const float *restrict saved_gate, long B, long F, long T) {
+/* lm_step_bf16_k49_silu: t35 = saved_gate / (1 + exp(-saved_gate)); t36 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
+static void lm_step_bf16_k49_silu(float *restrict t35, float *restrict t36, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3192,185 +3029,106 @@ static void lm_step_lora_k65_silu(float *restrict t53, const float *restrict sav
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            t53[r * n + j] = v3;
+            t35[r * n + j] = v3;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t36[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_lora_k66_lora_a_w3: t54[B*T, R] = t51 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void lm_step_lora_k66_lora_a_w3(float *restrict t54, const float *restrict lora_a_w3, const float *restrict t51, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_bf16_k50_w2_grad_in: t37[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
+static void lm_step_bf16_k50_w2_grad_in(float *restrict t37, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t51, D, lora_a_w3, D, 0.0f, t54, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w3 + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t51)[c];
-        (t54)[r] = acc;
-    }
+    la_bf16_gemm(0, 0, B*T, F, D, carry5, D, w2, F, 0.0f, t37, F);
 }
 
-/* lm_step_lora_k67_gate_up: t55 = t53 · saved_up  [layer_backward/ffn/gate_up] */
-static void lm_step_lora_k67_gate_up(float *restrict t55, const float *restrict saved_up, const float *restrict t53, long B, long F, long T) {
+/* lm_step_bf16_k51_ffn_grad: t38 = t37 · t35  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_bf16_k51_ffn_grad(float *restrict t38, const float *restrict t35, const float *restrict t37, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t53[r * n + j]) * (saved_up[r * n + j]);
-            t55[r * n + j] = v0;
+            float v0 = (t37[r * n + j]) * (t35[r * n + j]);
+            t38[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k68_lora_a_w2: t56[B*T, R] = t55 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
-static void lm_step_lora_k68_lora_a_w2(float *restrict t56, const float *restrict lora_a_w2, const float *restrict t55, long B, long F, long R, long T) {
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t55, F, lora_a_w2, F, 0.0f, t56, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * F >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w2 + r * F;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t55)[c];
-        (t56)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k69_lora: t57 = carry5 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
-static void lm_step_lora_k69_lora(float *restrict t57, const float *restrict carry5, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k52_w3_grad_in: t39[B*T, D] = t38 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_bf16_k52_w3_grad_in(float *restrict t39, const float *restrict w3, const float *restrict t38, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (carry5[r * n + j]) * (lora_scale_w2[0]);
-            t57[r * n + j] = v0;
-        }
-    }
+    la_bf16_gemm(0, 0, B*T, D, F, t38, F, w3, D, 0.0f, t39, D);
 }
 
-/* lm_step_lora_k70_lora_b_w2_grad_in: t58[B*T, R] = t57 · lora_b_w2  [layer_backward/ffn/lora/grad] */
-static void lm_step_lora_k70_lora_b_w2_grad_in(float *restrict t58, const float *restrict lora_b_w2, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t57, D, lora_b_w2, R, 0.0f, t58, R);
-}
-
-/* lm_step_lora_k71_lora_a_w2_grad_in: t59[B*T, F] = t58 · lora_a_w2  [layer_backward/ffn/lora/grad] */
-static void lm_step_lora_k71_lora_a_w2_grad_in(float *restrict t59, const float *restrict lora_a_w2, const float *restrict t58, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t58, R, lora_a_w2, F, 0.0f, t59, F);
-}
-
-/* lm_step_lora_k72_w2_grad_in: t60[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
-static void lm_step_lora_k72_w2_grad_in(float *restrict t60, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry5, D, w2, F, 0.0f, t60, F);
-}
-
-/* lm_step_lora_k73_ffn_grad: t61 = (t59 + t60) · t53  [layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_k73_ffn_grad(float *restrict t61, const float *restrict t53, const float *restrict t59, const float *restrict t60, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = t59[r * n + j] + t60[r * n + j];
-            float v1 = v0 * (t53[r * n + j]);
-            t61[r * n + j] = v1;
-        }
-    }
-}
-
-/* lm_step_lora_k74_lora: t62 = t61 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k74_lora(float *restrict t62, const float *restrict lora_scale_w3, const float *restrict t61, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t61[r * n + j]) * (lora_scale_w3[0]);
-            t62[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_lora_k75_lora_b_w3_grad_in: t63[B*T, R] = t62 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k75_lora_b_w3_grad_in(float *restrict t63, const float *restrict lora_b_w3, const float *restrict t62, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t62, F, lora_b_w3, R, 0.0f, t63, R);
-}
-
-/* lm_step_lora_k76_lora_a_w3_grad_in: t64[B*T, D] = t63 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k76_lora_a_w3_grad_in(float *restrict t64, const float *restrict lora_a_w3, const float *restrict t63, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t63, R, lora_a_w3, D, 0.0f, t64, D);
-}
-
-/* lm_step_lora_k77_w3_grad_in: t65[B*T, D] = t61 · w3  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_k77_w3_grad_in(float *restrict t65, const float *restrict w3, const float *restrict t61, long B, long F, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t61, F, w3, D, 0.0f, t65, D);
-}
-
-/* lm_step_lora_k78_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_lora_k78_silu_grad(float *t66, const float *saved_gate, const float *saved_up, const float *t53, const float *t59, const float *t60, long B, long F, long T) {
+/* lm_step_bf16_k53_silu_grad: t40 = (t37 · saved_up) / (1 + exp(-saved_gate)) + -((-(((t37 · saved_up) · t35) / (1 + exp(-saved_gate)))) · exp(-saved_gate))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_bf16_k53_silu_grad(float *t40, const float *saved_gate, const float *saved_up, const float *t35, const float *t37, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = t59[r * n + j] + t60[r * n + j];
-            float v1 = v0 * (saved_up[r * n + j]);
-            float v2 = -(saved_gate[r * n + j]);
-            float v3 = la_expf(v2);
-            float v4 = 1.0f + v3;
-            float v5 = v1 / v4;
-            float v6 = v1 * (t53[r * n + j]);
-            float v7 = v6 / v4;
-            float v8 = -v7;
-            float v9 = v8 * v3;
-            float v10 = -v9;
-            float v11 = v5 + v10;
-            t66[r * n + j] = v11;
+            float v0 = (t37[r * n + j]) * (saved_up[r * n + j]);
+            float v1 = -(saved_gate[r * n + j]);
+            float v2 = la_expf(v1);
+            float v3 = 1.0f + v2;
+            float v4 = v0 / v3;
+            float v5 = v0 * (t35[r * n + j]);
+            float v6 = v5 / v3;
+            float v7 = -v6;
+            float v8 = v7 * v2;
+            float v9 = -v8;
+            float v10 = v4 + v9;
+            t40[r * n + j] = v10;
         }
     }
 }
 
-/* lm_step_lora_k79_lora: t67 = t66 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k79_lora(float *restrict t67, const float *restrict lora_scale_w1, const float *restrict t66, long B, long F, long T) {
-    const long rows = B*T, n = F;
+/* lm_step_bf16_k54_w1_grad_in: t41[B*T, D] = t40 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_bf16_k54_w1_grad_in(float *restrict t41, const float *restrict w1, const float *restrict t40, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t40, F, w1, D, 0.0f, t41, D);
+}
+
+/* lm_step_bf16_k55_gate_up_grad: t42 = Σ((t39 + t41) · (saved_h · t33))  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_bf16_k55_gate_up_grad(float *restrict t42, const float *restrict saved_h, const float *restrict t33, const float *restrict t39, const float *restrict t41, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = T*D, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t66[r * n + j]) * (lora_scale_w1[0]);
-            t67[r * n + j] = v0;
+        const long i0 = r / (D);
+        const long i1 = (r) % D;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t39[((j0) * T + i0) * D + i1] + t41[((j0) * T + i0) * D + i1];
+            float v1 = (saved_h[((j0) * T + i0) * D + i1]) * (t33[(j0) * T + i0]);
+            float v2 = v0 * v1;
+            acc0 += v2;
         }
+        t42[r] = acc0;
     }
 }
 
-/* lm_step_lora_k80_lora_b_w1_grad_in: t68[B*T, R] = t67 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k80_lora_b_w1_grad_in(float *restrict t68, const float *restrict lora_b_w1, const float *restrict t67, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t67, F, lora_b_w1, R, 0.0f, t68, R);
-}
-
-/* lm_step_lora_k81_lora_a_w1_grad_in: t69[B*T, D] = t68 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k81_lora_a_w1_grad_in(float *restrict t69, const float *restrict lora_a_w1, const float *restrict t68, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_bf16_k56_rmsnorm_grad: t43 = Σ(t42)  [layer_backward/rmsnorm/grad] */
+static void lm_step_bf16_k56_rmsnorm_grad(float *restrict t43, const float *restrict t42, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t68, R, lora_a_w1, D, 0.0f, t69, D);
+    /* one result per row */
+    const long rows = D, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i1 = (r) % D;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t42[(j0) * D + i1];
+        }
+        t43[r] = acc0;
+    }
 }
 
-/* lm_step_lora_k82_w1_grad_in: t70[B*T, D] = t66 · w1  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_k82_w1_grad_in(float *restrict t70, const float *restrict w1, const float *restrict t66, long B, long F, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t66, F, w1, D, 0.0f, t70, D);
-}
-
-/* lm_step_lora_k83_rmsnorm_grad: div, add, rsqrt, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_lora_k83_rmsnorm_grad(float *restrict t71, const float *restrict norm_eps, const float *restrict carry5, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t50, const float *restrict t64, const float *restrict t65, const float *restrict t69, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k57_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_bf16_k57_rmsnorm_grad(float *restrict t44, const float *restrict carry5, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t33, const float *restrict t39, const float *restrict t41, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3380,87 +3138,37 @@ static void lm_step_lora_k83_rmsnorm_grad(float *restrict t71, const float *rest
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t64[r * n + j0] + t65[r * n + j0];
-            float v1 = v0 + t69[r * n + j0];
-            float v2 = v1 + t70[r * n + j0];
-            float v3 = v2 * (ffn_norm[j0]);
-            float v4 = v3 * (saved_h[r * n + j0]);
-            acc0 += v4;
+            float v0 = t39[r * n + j0] + t41[r * n + j0];
+            float v1 = v0 * (ffn_norm[j0]);
+            float v2 = v1 * (saved_h[r * n + j0]);
+            acc0 += v2;
         }
-        float v9 = (t50[(i0) * T + i1]) / ((float)(D));
-        float v10 = v9 + norm_eps[0];
-        float v11 = 1.0f / sqrtf(v10);
-        float v14 = acc0 * v11;
-        float v15 = v14 * v11;
-        float v16 = v15 * v11;
-        float v17 = v16 * (-0.5f);
-        float v18 = v17 / ((float)(D));
+        float v7 = acc0 * (t33[(i0) * T + i1]);
+        float v8 = v7 * (t33[(i0) * T + i1]);
+        float v9 = v8 * (t33[(i0) * T + i1]);
+        float v10 = v9 * (-0.5f);
+        float v11 = v10 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v5 = t64[r * n + j] + t65[r * n + j];
-            float v6 = v5 + t69[r * n + j];
-            float v7 = v6 + t70[r * n + j];
-            float v8 = v7 * (ffn_norm[j]);
-            float v12 = v8 * v11;
-            float v13 = carry5[r * n + j] + v12;
-            float v19 = v18 * (saved_h[r * n + j]);
-            float v20 = v13 + v19;
-            float v21 = v20 + v19;
-            t71[r * n + j] = v21;
+            float v3 = t39[r * n + j] + t41[r * n + j];
+            float v4 = v3 * (ffn_norm[j]);
+            float v5 = v4 * (t33[(i0) * T + i1]);
+            float v6 = carry5[r * n + j] + v5;
+            float v12 = v11 * (saved_h[r * n + j]);
+            float v13 = v6 + v12;
+            float v14 = v13 + v12;
+            t44[r * n + j] = v14;
         }
     }
 }
 
-/* lm_step_lora_k84_lora: t72 = t71 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k84_lora(float *restrict t72, const float *restrict lora_scale_wo, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k58_wo_grad_in: t45[B*T, D] = t44 · wo  [layer_backward/attention/grad] */
+static void lm_step_bf16_k58_wo_grad_in(float *restrict t45, const float *restrict wo, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t71[r * n + j]) * (lora_scale_wo[0]);
-            t72[r * n + j] = v0;
-        }
-    }
+    la_bf16_gemm(0, 0, B*T, D, D, t44, D, wo, D, 0.0f, t45, D);
 }
 
-/* lm_step_lora_k85_lora_b_wo_grad_in: t73[B*T, R] = t72 · lora_b_wo  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k85_lora_b_wo_grad_in(float *restrict t73, const float *restrict lora_b_wo, const float *restrict t72, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t72, D, lora_b_wo, R, 0.0f, t73, R);
-}
-
-/* lm_step_lora_k86_lora_a_wo_grad_in: t74[B*T, D] = t73 · lora_a_wo  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k86_lora_a_wo_grad_in(float *restrict t74, const float *restrict lora_a_wo, const float *restrict t73, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t73, R, lora_a_wo, D, 0.0f, t74, D);
-}
-
-/* lm_step_lora_k87_wo_grad_in: t75[B*T, D] = t71 · wo  [layer_backward/attention/grad] */
-static void lm_step_lora_k87_wo_grad_in(float *restrict t75, const float *restrict wo, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t71, D, wo, D, 0.0f, t75, D);
-}
-
-/* lm_step_lora_k88_attention_grad: t76 = t74 + t75  [layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_k88_attention_grad(float *restrict t76, const float *restrict t74, const float *restrict t75, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (H)) % T;
-        const long i2 = (r) % H;
-        for (long j = 0; j < n; j++) {
-            float v0 = t74[((i0) * T + i1) * D + (i2) * HD + j] + t75[((i0) * T + i1) * D + (i2) * HD + j];
-            t76[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_lora_k89_causal_attention_backward: causal attention (s ≤ t): grad_q → t77, grad_k → t78, grad_v → t79  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_k89_causal_attention_backward(float *restrict t77, float *restrict t78, float *restrict t79, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k59_causal_attention_backward: causal attention (s ≤ t): grad_q → t46, grad_k → t47, grad_v → t48  [layer_backward/attention/attention/grad] */
+static void lm_step_bf16_k59_causal_attention_backward(float *restrict t46, float *restrict t47, float *restrict t48, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3487,7 +3195,7 @@ static void lm_step_lora_k89_causal_attention_backward(float *restrict t77, floa
     const float *lp = saved_lse;
     const long lsb = T*H;
     const long lsh = T;
-    const float *gp = t76;
+    const float *gp = t45;
     const long gsb = T*D;
     const long gst = D;
     const long gsh = HD;
@@ -3496,15 +3204,15 @@ static void lm_step_lora_k89_causal_attention_backward(float *restrict t77, floa
         for (long g = 0; g < nkv; g++) {
             float kt[hd * 16], vt[hd * 16], qs[16 * hd], gs[16 * hd], sc[16 * 16], dps[16 * 16], rowd[nt];
             for (long s = 0; s < ns; s++) {
-                float *dks = t78 + ((b * ns + s) * nkv + g) * hd;
+                float *dks = t47 + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dks[d] = 0.0f;
-                float *dvs = t79 + ((b * ns + s) * nkv + g) * hd;
+                float *dvs = t48 + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
             }
             for (long r = 0; r < rep; r++) {
                 const long h = g * rep + r;
                 for (long t = 0; t < nt; t++) {
-                    float *dqt = t77 + ((b * nt + t) * nh + h) * hd;
+                    float *dqt = t46 + ((b * nt + t) * nh + h) * hd;
                     for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
                 }
                 /* D_t = dO·out */
@@ -3560,7 +3268,7 @@ static void lm_step_lora_k89_causal_attention_backward(float *restrict t77, floa
                         }
                         /* dq[r] += Σ_c ds[r][c]·k_c */
                         for (long r = 0; r < rows; r++) {
-                            float *dqt = t77 + ((b * nt + row0 + r) * nh + h) * hd;
+                            float *dqt = t46 + ((b * nt + row0 + r) * nh + h) * hd;
                             const float *x = dps + r * 16;
                             #pragma omp simd
                             for (long d = 0; d < hd; d++) {
@@ -3571,7 +3279,7 @@ static void lm_step_lora_k89_causal_attention_backward(float *restrict t77, floa
                         }
                         /* dk[c] += Σ_r ds[r][c]·q_r */
                         for (long c = 0; c < cols; c++) {
-                            float *dst = t78 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            float *dst = t47 + ((b * ns + key0 + c) * nkv + g) * hd;
                             #pragma omp simd
                             for (long d = 0; d < hd; d++) {
                                 float a = dst[d];
@@ -3581,7 +3289,7 @@ static void lm_step_lora_k89_causal_attention_backward(float *restrict t77, floa
                         }
                         /* dv[c] += Σ_r p[r][c]·dO_r */
                         for (long c = 0; c < cols; c++) {
-                            float *dst = t79 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            float *dst = t48 + ((b * ns + key0 + c) * nkv + g) * hd;
                             #pragma omp simd
                             for (long d = 0; d < hd; d++) {
                                 float a = dst[d];
@@ -3596,40 +3304,15 @@ static void lm_step_lora_k89_causal_attention_backward(float *restrict t77, floa
     }
 }
 
-/* lm_step_lora_k90_lora: t80 = t79 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k90_lora(float *restrict t80, const float *restrict lora_scale_wv, const float *restrict t79, long B, long HD2, long KVH, long T) {
-    const long KVD = 2*HD2*KVH;
-    const long rows = B*T, n = KVD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t79[r * n + j]) * (lora_scale_wv[0]);
-            t80[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_lora_k91_lora_b_wv_grad_in: t81[B*T, R] = t80 · lora_b_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k91_lora_b_wv_grad_in(float *restrict t81, const float *restrict lora_b_wv, const float *restrict t80, long B, long HD2, long KVH, long R, long T) {
-    const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t80, KVD, lora_b_wv, R, 0.0f, t81, R);
-}
-
-/* lm_step_lora_k92_lora_a_wv_grad_in: t82[B*T, D] = t81 · lora_a_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k92_lora_a_wv_grad_in(float *restrict t82, const float *restrict lora_a_wv, const float *restrict t81, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t81, R, lora_a_wv, D, 0.0f, t82, D);
-}
-
-/* lm_step_lora_k93_wv_grad_in: t83[B*T, D] = t79 · wv  [layer_backward/attention/grad] */
-static void lm_step_lora_k93_wv_grad_in(float *restrict t83, const float *restrict wv, const float *restrict t79, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k60_wv_grad_in: t49[B*T, D] = t48 · wv  [layer_backward/attention/grad] */
+static void lm_step_bf16_k60_wv_grad_in(float *restrict t49, const float *restrict wv, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t79, KVD, wv, D, 0.0f, t83, D);
+    la_bf16_gemm(0, 0, B*T, D, KVD, t48, KVD, wv, D, 0.0f, t49, D);
 }
 
-/* lm_step_lora_k94_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_k94_rope_grad(float *restrict t84, const float *restrict t0, const float *restrict t1, const float *restrict t78, long B, long HD2, long KVH, long T) {
+/* lm_step_bf16_k61_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void lm_step_bf16_k61_rope_grad(float *restrict t50, const float *restrict t0, const float *restrict t1, const float *restrict t47, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3643,16 +3326,16 @@ static void lm_step_lora_k94_rope_grad(float *restrict t84, const float *restric
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t78[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t78[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]);
+                float v1 = (t47[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t47[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t78[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t78[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t47[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t47[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -3660,45 +3343,20 @@ static void lm_step_lora_k94_rope_grad(float *restrict t84, const float *restric
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t84[r * n + j] = v9;
+            t50[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_lora_k95_lora: t85 = t84 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k95_lora(float *restrict t85, const float *restrict lora_scale_wk, const float *restrict t84, long B, long HD2, long KVH, long T) {
-    const long KVD = 2*HD2*KVH;
-    const long rows = B*T, n = KVD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t84[r * n + j]) * (lora_scale_wk[0]);
-            t85[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_lora_k96_lora_b_wk_grad_in: t86[B*T, R] = t85 · lora_b_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k96_lora_b_wk_grad_in(float *restrict t86, const float *restrict lora_b_wk, const float *restrict t85, long B, long HD2, long KVH, long R, long T) {
-    const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t85, KVD, lora_b_wk, R, 0.0f, t86, R);
-}
-
-/* lm_step_lora_k97_lora_a_wk_grad_in: t87[B*T, D] = t86 · lora_a_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k97_lora_a_wk_grad_in(float *restrict t87, const float *restrict lora_a_wk, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t86, R, lora_a_wk, D, 0.0f, t87, D);
-}
-
-/* lm_step_lora_k98_wk_grad_in: t88[B*T, D] = t84 · wk  [layer_backward/attention/grad] */
-static void lm_step_lora_k98_wk_grad_in(float *restrict t88, const float *restrict wk, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k62_wk_grad_in: t51[B*T, D] = t50 · wk  [layer_backward/attention/grad] */
+static void lm_step_bf16_k62_wk_grad_in(float *restrict t51, const float *restrict wk, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t84, KVD, wk, D, 0.0f, t88, D);
+    la_bf16_gemm(0, 0, B*T, D, KVD, t50, KVD, wk, D, 0.0f, t51, D);
 }
 
-/* lm_step_lora_k99_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_k99_rope_grad(float *restrict t89, const float *restrict t0, const float *restrict t1, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k63_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void lm_step_bf16_k63_rope_grad(float *restrict t52, const float *restrict t0, const float *restrict t1, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -3713,16 +3371,16 @@ static void lm_step_lora_k99_rope_grad(float *restrict t89, const float *restric
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t77[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t77[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]);
+                float v1 = (t46[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t46[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t77[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t77[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t46[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t46[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -3730,44 +3388,58 @@ static void lm_step_lora_k99_rope_grad(float *restrict t89, const float *restric
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t89[r * n + j] = v9;
+            t52[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_lora_k100_lora: t90 = t89 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k100_lora(float *restrict t90, const float *restrict lora_scale_wq, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k64_wq_grad_in: t53[B*T, D] = t52 · wq  [layer_backward/attention/grad] */
+static void lm_step_bf16_k64_wq_grad_in(float *restrict t53, const float *restrict wq, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+    la_bf16_gemm(0, 0, B*T, D, D, t52, D, wq, D, 0.0f, t53, D);
+}
+
+/* lm_step_bf16_k65_attention_grad: t54 = Σ((t49 + t51 + t53) · (saved_x · t30))  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_bf16_k65_attention_grad(float *restrict t54, const float *restrict saved_x, const float *restrict t30, const float *restrict t49, const float *restrict t51, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = T*D, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t89[r * n + j]) * (lora_scale_wq[0]);
-            t90[r * n + j] = v0;
+        const long i0 = r / (D);
+        const long i1 = (r) % D;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t49[((j0) * T + i0) * D + i1] + t51[((j0) * T + i0) * D + i1];
+            float v1 = v0 + t53[((j0) * T + i0) * D + i1];
+            float v2 = (saved_x[((j0) * T + i0) * D + i1]) * (t30[(j0) * T + i0]);
+            float v3 = v1 * v2;
+            acc0 += v3;
         }
+        t54[r] = acc0;
     }
 }
 
-/* lm_step_lora_k101_lora_b_wq_grad_in: t91[B*T, R] = t90 · lora_b_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k101_lora_b_wq_grad_in(float *restrict t91, const float *restrict lora_b_wq, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_bf16_k66_rmsnorm_grad: t55 = Σ(t54)  [layer_backward/rmsnorm/grad] */
+static void lm_step_bf16_k66_rmsnorm_grad(float *restrict t55, const float *restrict t54, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t90, D, lora_b_wq, R, 0.0f, t91, R);
+    /* one result per row */
+    const long rows = D, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i1 = (r) % D;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t54[(j0) * D + i1];
+        }
+        t55[r] = acc0;
+    }
 }
 
-/* lm_step_lora_k102_lora_a_wq_grad_in: t92[B*T, D] = t91 · lora_a_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k102_lora_a_wq_grad_in(float *restrict t92, const float *restrict lora_a_wq, const float *restrict t91, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t91, R, lora_a_wq, D, 0.0f, t92, D);
-}
-
-/* lm_step_lora_k103_wq_grad_in: t93[B*T, D] = t89 · wq  [layer_backward/attention/grad] */
-static void lm_step_lora_k103_wq_grad_in(float *restrict t93, const float *restrict wq, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t89, D, wq, D, 0.0f, t93, D);
-}
-
-/* lm_step_lora_k104_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_k104_rmsnorm_grad(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t44, const float *restrict t71, const float *restrict t82, const float *restrict t83, const float *restrict t87, const float *restrict t88, const float *restrict t92, const float *restrict t93, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_bf16_k67_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void lm_step_bf16_k67_rmsnorm_grad(float *restrict carry5_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t30, const float *restrict t44, const float *restrict t49, const float *restrict t51, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3777,11 +3449,2371 @@ static void lm_step_lora_k104_rmsnorm_grad(float *restrict carry5_next, const fl
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t82[r * n + j0] + t83[r * n + j0];
-            float v1 = v0 + t87[r * n + j0];
-            float v2 = v1 + t88[r * n + j0];
-            float v3 = v2 + t92[r * n + j0];
-            float v4 = v3 + t93[r * n + j0];
+            float v0 = t49[r * n + j0] + t51[r * n + j0];
+            float v1 = v0 + t53[r * n + j0];
+            float v2 = v1 * (attn_norm[j0]);
+            float v3 = v2 * (saved_x[r * n + j0]);
+            acc0 += v3;
+        }
+        float v9 = acc0 * (t30[(i0) * T + i1]);
+        float v10 = v9 * (t30[(i0) * T + i1]);
+        float v11 = v10 * (t30[(i0) * T + i1]);
+        float v12 = v11 * (-0.5f);
+        float v13 = v12 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v4 = t49[r * n + j] + t51[r * n + j];
+            float v5 = v4 + t53[r * n + j];
+            float v6 = v5 * (attn_norm[j]);
+            float v7 = v6 * (t30[(i0) * T + i1]);
+            float v8 = t44[r * n + j] + v7;
+            float v14 = v13 * (saved_x[r * n + j]);
+            float v15 = v8 + v14;
+            float v16 = v15 + v14;
+            carry5_next[r * n + j] = v16;
+        }
+    }
+}
+
+/* lm_step_bf16_k68_layer_backward: grad_attn_norm = grad_attn_norm + t55  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_bf16_k68_layer_backward(float *restrict grad_attn_norm, const float *restrict t55, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long n = D;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_attn_norm[j] + t55[j];
+        grad_attn_norm[j] = v0;
+    }
+}
+
+/* lm_step_bf16_k69_grad_wq: grad_wq[D, D] += t52ᵀ · t31  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_bf16_k69_grad_wq(float *restrict grad_wq, const float *restrict t31, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, D, B*T, t52, D, t31, D, 1.0f, grad_wq, D);
+}
+
+/* lm_step_bf16_k70_grad_wk: grad_wk[KVD, D] += t50ᵀ · t31  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_bf16_k70_grad_wk(float *restrict grad_wk, const float *restrict t31, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(1, 0, KVD, D, B*T, t50, KVD, t31, D, 1.0f, grad_wk, D);
+}
+
+/* lm_step_bf16_k71_grad_wv: grad_wv[KVD, D] += t48ᵀ · t31  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_bf16_k71_grad_wv(float *restrict grad_wv, const float *restrict t31, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(1, 0, KVD, D, B*T, t48, KVD, t31, D, 1.0f, grad_wv, D);
+}
+
+/* lm_step_bf16_k72_grad_wo: grad_wo[D, D] += t44ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_bf16_k72_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, D, B*T, t44, D, saved_attn, D, 1.0f, grad_wo, D);
+}
+
+/* lm_step_bf16_k73_layer_backward: grad_ffn_norm = grad_ffn_norm + t43  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_bf16_k73_layer_backward(float *restrict grad_ffn_norm, const float *restrict t43, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long n = D;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_ffn_norm[j] + t43[j];
+        grad_ffn_norm[j] = v0;
+    }
+}
+
+/* lm_step_bf16_k74_grad_w1: grad_w1[F, D] += t40ᵀ · t34  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_bf16_k74_grad_w1(float *restrict grad_w1, const float *restrict t34, const float *restrict t40, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, F, D, B*T, t40, F, t34, D, 1.0f, grad_w1, D);
+}
+
+/* lm_step_bf16_k75_grad_w2: grad_w2[D, F] += carry5ᵀ · t36  [layer_backward/ffn/grad; layer_backward] */
+static void lm_step_bf16_k75_grad_w2(float *restrict grad_w2, const float *restrict carry5, const float *restrict t36, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, F, B*T, carry5, D, t36, F, 1.0f, grad_w2, F);
+}
+
+/* lm_step_bf16_k76_grad_w3: grad_w3[F, D] += t38ᵀ · t34  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_bf16_k76_grad_w3(float *restrict grad_w3, const float *restrict t34, const float *restrict t38, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, F, D, B*T, t38, F, t34, D, 1.0f, grad_w3, D);
+}
+
+/* lm_step_bf16_k77_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
+static void lm_step_bf16_k77_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry5, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            grad_embed[(long)ids[(i0) * T + i1] * D + j] += carry5[r * n + j];
+        }
+    }
+}
+
+/* Arena: 30 slots planned for 78 kernels. */
+static long llama_train_lm_step_bf16_layout(const llama_train_lm_step_bf16_args *args, long *off) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2*T);
+    off[1] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[3] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T), 1));
+    off[4] = total; total += la_round16(la_max(2*CR*HD2*KVH*REP, B*T));
+    off[5] = total; total += la_round16(la_max(la_max(CR, B*T), 2*B*HD2*KVH*T));
+    off[6] = total; total += la_round16(la_max(2*CR*HD2*KVH*REP, 2*B*HD2*KVH*REP*T));
+    off[7] = total; total += la_round16(la_max(2*CR*HD2*KVH*REP, B*F*T));
+    off[8] = total; total += la_round16(la_max(CR*V, 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(la_max(CR, 2*HD2*KVH*REP), B*F*T));
+    off[10] = total; total += la_round16(la_max(CR, B*F*T));
+    off[11] = total; total += la_round16(la_max(la_max(la_max(CR, 1), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[12] = total; total += la_round16(la_max(la_max(1, 2*HD2*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[13] = total; total += la_round16(la_max(la_max(CR, 2*CR*HD2*KVH*REP), B*F*T));
+    off[14] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
+    off[15] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[16] = total; total += la_round16(2*HD2*KVH*REP*T);
+    off[17] = total; total += la_round16(2*HD2*KVH*REP);
+    off[18] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[21] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[22] = total; total += la_round16(1);
+    off[23] = total; total += la_round16(1);
+    off[24] = total; total += la_round16(1);
+    off[25] = total; total += la_round16(1);
+    off[26] = total; total += la_round16(1);
+    off[27] = total; total += la_round16(1);
+    off[28] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[29] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_lm_step_bf16_arena_floats(const llama_train_lm_step_bf16_args *args) {
+    long off[30];
+    return llama_train_lm_step_bf16_layout(args, off);
+}
+
+void llama_train_lm_step_bf16(const llama_train_lm_step_bf16_args *args) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long NC = args->NC;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long off[30];
+    llama_train_lm_step_bf16_layout(args, off);
+    double *prof = args->kernel_ns;
+    la_bf16_epoch++;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[3];
+    float *t5 = args->arena + off[3];
+    float *t6 = args->arena + off[2];
+    float *t7 = args->arena + off[3];
+    float *t8 = args->arena + off[2];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[2];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[5];
+    float *t13 = args->arena + off[6];
+    float *t14 = args->arena + off[7];
+    float *t15 = args->arena + off[8];
+    float *t16 = args->arena + off[9];
+    float *t17 = args->arena + off[10];
+    float *t18 = args->arena + off[11];
+    float *t19 = args->arena + off[12];
+    float *t20 = args->arena + off[11];
+    float *t21 = args->arena + off[13];
+    float *t22 = args->arena + off[14];
+    float *t23 = args->arena + off[11];
+    float *t24 = args->arena + off[8];
+    float *t25 = args->arena + off[13];
+    float *t26 = args->arena + off[9];
+    float *t27 = args->arena + off[10];
+    float *t28 = args->arena + off[6];
+    float *t29 = args->arena + off[4];
+    float *t30 = args->arena + off[4];
+    float *t31 = args->arena + off[6];
+    float *t32 = args->arena + off[5];
+    float *t33 = args->arena + off[5];
+    float *t34 = args->arena + off[3];
+    float *t35 = args->arena + off[13];
+    float *t36 = args->arena + off[10];
+    float *t37 = args->arena + off[9];
+    float *t38 = args->arena + off[7];
+    float *t39 = args->arena + off[2];
+    float *t40 = args->arena + off[13];
+    float *t41 = args->arena + off[8];
+    float *t42 = args->arena + off[12];
+    float *t43 = args->arena + off[9];
+    float *t44 = args->arena + off[14];
+    float *t45 = args->arena + off[2];
+    float *t46 = args->arena + off[8];
+    float *t47 = args->arena + off[11];
+    float *t48 = args->arena + off[12];
+    float *t49 = args->arena + off[2];
+    float *t50 = args->arena + off[5];
+    float *t51 = args->arena + off[11];
+    float *t52 = args->arena + off[15];
+    float *t53 = args->arena + off[8];
+    float *t54 = args->arena + off[16];
+    float *t55 = args->arena + off[17];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const float *rope_theta = args->rope_theta;
+    const float *norm_eps = args->norm_eps;
+    float *grad_final_norm = args->grad_final_norm;
+    float *grad_lm_head = args->grad_lm_head;
+    float *grad_embed = args->grad_embed;
+    float *loss = args->loss;
+    float *entropy = args->entropy;
+    float *accuracy = args->accuracy;
+    float *saved_x_slot0 = args->saved_x;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 78, lm_step_bf16_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 78, lm_step_bf16_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = saved_x_slot0;
+    float *carry0_buf[2] = { args->arena + off[18], args->arena + off[19] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_lse = args->saved_lse + l * (B*KVH*REP*T);
+        float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_up = args->saved_up + l * (B*F*T);
+        float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 78, lm_step_bf16_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 78, lm_step_bf16_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 78, lm_step_bf16_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 78, lm_step_bf16_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 78, lm_step_bf16_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
+        LA_TIMED(prof, 7, 78, lm_step_bf16_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 78, lm_step_bf16_k8_causal_attention_forward(saved_attn, saved_lse, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 78, lm_step_bf16_k9_wo(t5, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 78, lm_step_bf16_k10_layer(saved_h, carry0, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 78, lm_step_bf16_k11_rmsnorm(t6, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 78, lm_step_bf16_k12_w1(saved_gate, w1, t6, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 78, lm_step_bf16_k13_w3(saved_up, w3, t6, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 78, lm_step_bf16_k14_silu(t7, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 15, 78, lm_step_bf16_k15_w2(t8, w2, t7, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 78, lm_step_bf16_k16_ffn(carry0_next, saved_h, t8, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 17, 78, lm_step_bf16_k17_reshape(t9));
+    LA_TIMED(prof, 18, 78, lm_step_bf16_k18_expand(t10, B, HD2, KVH, REP, T));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t10;
+    float *carry1_buf[2] = { args->arena + off[20], args->arena + off[21] };
+    const float *carry2 = t9;
+    float *carry2_buf[2] = { args->arena + off[22], args->arena + off[23] };
+    const float *carry3 = t9;
+    float *carry3_buf[2] = { args->arena + off[24], args->arena + off[25] };
+    const float *carry4 = t9;
+    float *carry4_buf[2] = { args->arena + off[26], args->arena + off[27] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *targets = args->targets + l * CR;
+        const float *weights = args->weights + l * CR;
+        float *carry1_next = carry1_buf[l & 1];
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
+        float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
+        float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
+        LA_TIMED(prof, 19, 78, lm_step_bf16_k19_lm_head(t11, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 20, 78, lm_step_bf16_k20_rmsnorm(t12, t11, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 21, 78, lm_step_bf16_k21_rmsnorm(t13, norm_eps, t11, t12, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 22, 78, lm_step_bf16_k22_rmsnorm(t14, final_norm, t13, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 23, 78, lm_step_bf16_k23_lm_head(t15, lm_head, t14, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 24, 78, lm_step_bf16_k24_log_softmax(t16, t15, CR, V));
+        LA_TIMED(prof, 25, 78, lm_step_bf16_k25_log_softmax(t17, t15, t16, CR, V));
+        LA_TIMED(prof, 26, 78, lm_step_bf16_k26_cross_entropy(t18, t15, targets, t16, t17, CR, V));
+        LA_TIMED(prof, 27, 78, lm_step_bf16_k27_cross_entropy(t19, weights, t18, CR));
+        LA_TIMED(prof, 28, 78, lm_step_bf16_k28_log_softmax(t20, t15, t16, t17, CR, V));
+        LA_TIMED(prof, 29, 78, lm_step_bf16_k29_cross_entropy(t21, t15, targets, CR, V));
+        LA_TIMED(prof, 30, 78, lm_step_bf16_k30_token_stats(t22, weights, t20, CR));
+        LA_TIMED(prof, 31, 78, lm_step_bf16_k31_token_stats(t23, weights, t16, t21, CR));
+        LA_TIMED(prof, 32, 78, lm_step_bf16_k32_log_softmax_grad(t24, t15, targets, weights, t16, t17, CR, V));
+        LA_TIMED(prof, 33, 78, lm_step_bf16_k33_lm_head_grad_in(t25, lm_head, t24, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 34, 78, lm_step_bf16_k34_rmsnorm_grad(t26, t13, t25, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 35, 78, lm_step_bf16_k35_rmsnorm_grad(t27, final_norm, t11, t25, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 36, 78, lm_step_bf16_k36_rmsnorm_grad_scatter_add(t28, norm_eps, final_norm, scored, t11, t12, t25, t27, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 37, 78, lm_step_bf16_k37_lm_chunk(grad_final_norm, t26, HD2, KVH, REP));
+        LA_TIMED(prof, 38, 78, lm_step_bf16_k38_grad_lm_head(grad_lm_head, t14, t24, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 39, 78, lm_step_bf16_k39_lm_chunk(carry1_next, carry1, t28, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 40, 78, lm_step_bf16_k40_lm_chunk(carry2_next, carry2, t19));
+        LA_TIMED(prof, 41, 78, lm_step_bf16_k41_lm_chunk(carry3_next, carry3, t22));
+        LA_TIMED(prof, 42, 78, lm_step_bf16_k42_lm_chunk(carry4_next, carry4, t23));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+    }
+    /* stage 'layer_backward', repeated L times, last layer first */
+    const float *carry5 = carry1;
+    float *carry5_buf[2] = { args->arena + off[28], args->arena + off[29] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *ffn_norm = args->ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lse = args->saved_lse + (L - 1 - l) * (B*KVH*REP*T);
+        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *grad_attn_norm = args->grad_attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        float *grad_wq = args->grad_wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        float *grad_wk = args->grad_wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        float *grad_wv = args->grad_wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        float *grad_wo = args->grad_wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        float *grad_ffn_norm = args->grad_ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        float *grad_w1 = args->grad_w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        float *grad_w2 = args->grad_w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        float *carry5_next = carry5_buf[l & 1];
+        LA_TIMED(prof, 43, 78, lm_step_bf16_k43_rmsnorm(t29, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 44, 78, lm_step_bf16_k44_rmsnorm(t30, norm_eps, t29, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 45, 78, lm_step_bf16_k45_rmsnorm(t31, saved_x, attn_norm, t30, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 46, 78, lm_step_bf16_k46_rmsnorm(t32, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 47, 78, lm_step_bf16_k47_rmsnorm(t33, norm_eps, t32, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 48, 78, lm_step_bf16_k48_rmsnorm(t34, saved_h, ffn_norm, t33, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 49, 78, lm_step_bf16_k49_silu(t35, t36, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 50, 78, lm_step_bf16_k50_w2_grad_in(t37, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 51, 78, lm_step_bf16_k51_ffn_grad(t38, t35, t37, B, F, T));
+        LA_TIMED(prof, 52, 78, lm_step_bf16_k52_w3_grad_in(t39, w3, t38, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 53, 78, lm_step_bf16_k53_silu_grad(t40, saved_gate, saved_up, t35, t37, B, F, T));
+        LA_TIMED(prof, 54, 78, lm_step_bf16_k54_w1_grad_in(t41, w1, t40, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 55, 78, lm_step_bf16_k55_gate_up_grad(t42, saved_h, t33, t39, t41, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 56, 78, lm_step_bf16_k56_rmsnorm_grad(t43, t42, HD2, KVH, REP, T));
+        LA_TIMED(prof, 57, 78, lm_step_bf16_k57_rmsnorm_grad(t44, carry5, saved_h, ffn_norm, t33, t39, t41, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 58, 78, lm_step_bf16_k58_wo_grad_in(t45, wo, t44, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 59, 78, lm_step_bf16_k59_causal_attention_backward(t46, t47, t48, saved_q, saved_k, saved_v, saved_lse, saved_attn, t45, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 60, 78, lm_step_bf16_k60_wv_grad_in(t49, wv, t48, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 61, 78, lm_step_bf16_k61_rope_grad(t50, t0, t1, t47, B, HD2, KVH, T));
+        LA_TIMED(prof, 62, 78, lm_step_bf16_k62_wk_grad_in(t51, wk, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 63, 78, lm_step_bf16_k63_rope_grad(t52, t0, t1, t46, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 78, lm_step_bf16_k64_wq_grad_in(t53, wq, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 65, 78, lm_step_bf16_k65_attention_grad(t54, saved_x, t30, t49, t51, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 78, lm_step_bf16_k66_rmsnorm_grad(t55, t54, HD2, KVH, REP, T));
+        LA_TIMED(prof, 67, 78, lm_step_bf16_k67_rmsnorm_grad(carry5_next, saved_x, attn_norm, t30, t44, t49, t51, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 68, 78, lm_step_bf16_k68_layer_backward(grad_attn_norm, t55, HD2, KVH, REP));
+        LA_TIMED(prof, 69, 78, lm_step_bf16_k69_grad_wq(grad_wq, t31, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 78, lm_step_bf16_k70_grad_wk(grad_wk, t31, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 71, 78, lm_step_bf16_k71_grad_wv(grad_wv, t31, t48, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 78, lm_step_bf16_k72_grad_wo(grad_wo, saved_attn, t44, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 73, 78, lm_step_bf16_k73_layer_backward(grad_ffn_norm, t43, HD2, KVH, REP));
+        LA_TIMED(prof, 74, 78, lm_step_bf16_k74_grad_w1(grad_w1, t34, t40, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 78, lm_step_bf16_k75_grad_w2(grad_w2, carry5, t36, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 78, lm_step_bf16_k76_grad_w3(grad_w3, t34, t38, B, F, HD2, KVH, REP, T));
+        carry5 = carry5_next;
+    }
+    /* stage 'after_layer_backward' */
+    LA_TIMED(prof, 77, 78, lm_step_bf16_k77_embed_backward_scatter_add(grad_embed, ids, carry5, B, HD2, KVH, REP, T));
+}
+
+void llama_train_lm_step_bf16_costs(const llama_train_lm_step_bf16_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* lm_step_bf16_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* lm_step_bf16_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_bf16_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k3_wq */
+    flops[4] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k5_wk */
+    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_bf16_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k7_wv */
+    flops[8] = (double)(4*B*HD2*KVH*REP*T*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_bf16_k8_causal_attention_forward */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k9_wo */
+    flops[10] = (double)(2*B*HD2*KVH*REP*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k10_layer */
+    flops[11] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k11_rmsnorm */
+    flops[12] = (double)(4*B*F*HD2*KVH*REP*T); bytes[12] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k12_w1 */
+    flops[13] = (double)(4*B*F*HD2*KVH*REP*T); bytes[13] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k13_w3 */
+    flops[14] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[14] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_bf16_k14_silu */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_bf16_k15_w2 */
+    flops[16] = (double)(2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k16_ffn */
+    flops[17] = (double)(0); bytes[17] = (double)(4); /* lm_step_bf16_k17_reshape */
+    flops[18] = (double)(0); bytes[18] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_bf16_k18_expand */
+    flops[19] = (double)(0); bytes[19] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_bf16_k19_lm_head */
+    flops[20] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[20] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_bf16_k20_rmsnorm */
+    flops[21] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP); bytes[21] = (double)(8*CR*HD2*KVH*REP + 4 + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_bf16_k21_rmsnorm */
+    flops[22] = (double)(2*CR*HD2*KVH*REP); bytes[22] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_bf16_k22_rmsnorm */
+    flops[23] = (double)(4*CR*HD2*KVH*REP*V); bytes[23] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_bf16_k23_lm_head */
+    flops[24] = (double)(CR*V); bytes[24] = (double)(4*CR + 4*CR*V); /* lm_step_bf16_k24_log_softmax */
+    flops[25] = (double)(CR + CR*V + CR*V + CR*V); bytes[25] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_bf16_k25_log_softmax */
+    flops[26] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[26] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_bf16_k26_cross_entropy */
+    flops[27] = (double)(CR + CR + CR); bytes[27] = (double)(4 + 4*CR + 4*CR); /* lm_step_bf16_k27_cross_entropy */
+    flops[28] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[28] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_bf16_k28_log_softmax */
+    flops[29] = (double)(CR + CR*V + CR*V + CR*V); bytes[29] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_bf16_k29_cross_entropy */
+    flops[30] = (double)(CR + CR + CR); bytes[30] = (double)(4 + 4*CR + 4*CR); /* lm_step_bf16_k30_token_stats */
+    flops[31] = (double)(CR + CR + CR); bytes[31] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_bf16_k31_token_stats */
+    flops[32] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[32] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_bf16_k32_log_softmax_grad */
+    flops[33] = (double)(4*CR*HD2*KVH*REP*V); bytes[33] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_bf16_k33_lm_head_grad_in */
+    flops[34] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[34] = (double)(8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_bf16_k34_rmsnorm_grad */
+    flops[35] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[35] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_bf16_k35_rmsnorm_grad */
+    flops[36] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[36] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_bf16_k36_rmsnorm_grad_scatter_add */
+    flops[37] = (double)(2*HD2*KVH*REP); bytes[37] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_bf16_k37_lm_chunk */
+    flops[38] = (double)(4*CR*HD2*KVH*REP*V); bytes[38] = (double)(8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP + 4*CR*V); /* lm_step_bf16_k38_grad_lm_head */
+    flops[39] = (double)(2*B*HD2*KVH*REP*T); bytes[39] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k39_lm_chunk */
+    flops[40] = (double)(1); bytes[40] = (double)(4 + 4 + 4); /* lm_step_bf16_k40_lm_chunk */
+    flops[41] = (double)(1); bytes[41] = (double)(4 + 4 + 4); /* lm_step_bf16_k41_lm_chunk */
+    flops[42] = (double)(1); bytes[42] = (double)(4 + 4 + 4); /* lm_step_bf16_k42_lm_chunk */
+    flops[43] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[43] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k43_rmsnorm */
+    flops[44] = (double)(B*T + B*T + B*T); bytes[44] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_bf16_k44_rmsnorm */
+    flops[45] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[45] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_bf16_k45_rmsnorm */
+    flops[46] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[46] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k46_rmsnorm */
+    flops[47] = (double)(B*T + B*T + B*T); bytes[47] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_bf16_k47_rmsnorm */
+    flops[48] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[48] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_bf16_k48_rmsnorm */
+    flops[49] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[49] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_bf16_k49_silu */
+    flops[50] = (double)(4*B*F*HD2*KVH*REP*T); bytes[50] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_bf16_k50_w2_grad_in */
+    flops[51] = (double)(B*F*T); bytes[51] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_bf16_k51_ffn_grad */
+    flops[52] = (double)(4*B*F*HD2*KVH*REP*T); bytes[52] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_bf16_k52_w3_grad_in */
+    flops[53] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[53] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_bf16_k53_silu_grad */
+    flops[54] = (double)(4*B*F*HD2*KVH*REP*T); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_bf16_k54_w1_grad_in */
+    flops[55] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[55] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k55_gate_up_grad */
+    flops[56] = (double)(2*HD2*KVH*REP*T); bytes[56] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_bf16_k56_rmsnorm_grad */
+    flops[57] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[57] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k57_rmsnorm_grad */
+    flops[58] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k58_wo_grad_in */
+    flops[59] = (double)(10*B*HD2*KVH*REP*T*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k59_causal_attention_backward */
+    flops[60] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_bf16_k60_wv_grad_in */
+    flops[61] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[61] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_bf16_k61_rope_grad */
+    flops[62] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[62] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_bf16_k62_wk_grad_in */
+    flops[63] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k63_rope_grad */
+    flops[64] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k64_wq_grad_in */
+    flops[65] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k65_attention_grad */
+    flops[66] = (double)(2*HD2*KVH*REP*T); bytes[66] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_bf16_k66_rmsnorm_grad */
+    flops[67] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k67_rmsnorm_grad */
+    flops[68] = (double)(2*HD2*KVH*REP); bytes[68] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_bf16_k68_layer_backward */
+    flops[69] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[69] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k69_grad_wq */
+    flops[70] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[70] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_bf16_k70_grad_wk */
+    flops[71] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[71] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_bf16_k71_grad_wv */
+    flops[72] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[72] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k72_grad_wo */
+    flops[73] = (double)(2*HD2*KVH*REP); bytes[73] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_bf16_k73_layer_backward */
+    flops[74] = (double)(4*B*F*HD2*KVH*REP*T); bytes[74] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_bf16_k74_grad_w1 */
+    flops[75] = (double)(4*B*F*HD2*KVH*REP*T); bytes[75] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_bf16_k75_grad_w2 */
+    flops[76] = (double)(4*B*F*HD2*KVH*REP*T); bytes[76] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_bf16_k76_grad_w3 */
+    flops[77] = (double)(2*HD2*KVH*REP*V); bytes[77] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* lm_step_bf16_k77_embed_backward_scatter_add */
+    (void)args;
+}
+
+static void llama_train_lm_step_bf16_run(const void *args) { llama_train_lm_step_bf16((const llama_train_lm_step_bf16_args *)args); }
+static long llama_train_lm_step_bf16_arena(const void *args) { return llama_train_lm_step_bf16_arena_floats((const llama_train_lm_step_bf16_args *)args); }
+static void llama_train_lm_step_bf16_cost(const void *args, double *f, double *b) { llama_train_lm_step_bf16_costs((const llama_train_lm_step_bf16_args *)args, f, b); }
+static const char *const llama_train_lm_step_bf16_kernel_names[] = {
+    "lm_step_bf16_k0_rope_tables",
+    "lm_step_bf16_k1_embed",
+    "lm_step_bf16_k2_rmsnorm",
+    "lm_step_bf16_k3_wq",
+    "lm_step_bf16_k4_rope",
+    "lm_step_bf16_k5_wk",
+    "lm_step_bf16_k6_rope",
+    "lm_step_bf16_k7_wv",
+    "lm_step_bf16_k8_causal_attention_forward",
+    "lm_step_bf16_k9_wo",
+    "lm_step_bf16_k10_layer",
+    "lm_step_bf16_k11_rmsnorm",
+    "lm_step_bf16_k12_w1",
+    "lm_step_bf16_k13_w3",
+    "lm_step_bf16_k14_silu",
+    "lm_step_bf16_k15_w2",
+    "lm_step_bf16_k16_ffn",
+    "lm_step_bf16_k17_reshape",
+    "lm_step_bf16_k18_expand",
+    "lm_step_bf16_k19_lm_head",
+    "lm_step_bf16_k20_rmsnorm",
+    "lm_step_bf16_k21_rmsnorm",
+    "lm_step_bf16_k22_rmsnorm",
+    "lm_step_bf16_k23_lm_head",
+    "lm_step_bf16_k24_log_softmax",
+    "lm_step_bf16_k25_log_softmax",
+    "lm_step_bf16_k26_cross_entropy",
+    "lm_step_bf16_k27_cross_entropy",
+    "lm_step_bf16_k28_log_softmax",
+    "lm_step_bf16_k29_cross_entropy",
+    "lm_step_bf16_k30_token_stats",
+    "lm_step_bf16_k31_token_stats",
+    "lm_step_bf16_k32_log_softmax_grad",
+    "lm_step_bf16_k33_lm_head_grad_in",
+    "lm_step_bf16_k34_rmsnorm_grad",
+    "lm_step_bf16_k35_rmsnorm_grad",
+    "lm_step_bf16_k36_rmsnorm_grad_scatter_add",
+    "lm_step_bf16_k37_lm_chunk",
+    "lm_step_bf16_k38_grad_lm_head",
+    "lm_step_bf16_k39_lm_chunk",
+    "lm_step_bf16_k40_lm_chunk",
+    "lm_step_bf16_k41_lm_chunk",
+    "lm_step_bf16_k42_lm_chunk",
+    "lm_step_bf16_k43_rmsnorm",
+    "lm_step_bf16_k44_rmsnorm",
+    "lm_step_bf16_k45_rmsnorm",
+    "lm_step_bf16_k46_rmsnorm",
+    "lm_step_bf16_k47_rmsnorm",
+    "lm_step_bf16_k48_rmsnorm",
+    "lm_step_bf16_k49_silu",
+    "lm_step_bf16_k50_w2_grad_in",
+    "lm_step_bf16_k51_ffn_grad",
+    "lm_step_bf16_k52_w3_grad_in",
+    "lm_step_bf16_k53_silu_grad",
+    "lm_step_bf16_k54_w1_grad_in",
+    "lm_step_bf16_k55_gate_up_grad",
+    "lm_step_bf16_k56_rmsnorm_grad",
+    "lm_step_bf16_k57_rmsnorm_grad",
+    "lm_step_bf16_k58_wo_grad_in",
+    "lm_step_bf16_k59_causal_attention_backward",
+    "lm_step_bf16_k60_wv_grad_in",
+    "lm_step_bf16_k61_rope_grad",
+    "lm_step_bf16_k62_wk_grad_in",
+    "lm_step_bf16_k63_rope_grad",
+    "lm_step_bf16_k64_wq_grad_in",
+    "lm_step_bf16_k65_attention_grad",
+    "lm_step_bf16_k66_rmsnorm_grad",
+    "lm_step_bf16_k67_rmsnorm_grad",
+    "lm_step_bf16_k68_layer_backward",
+    "lm_step_bf16_k69_grad_wq",
+    "lm_step_bf16_k70_grad_wk",
+    "lm_step_bf16_k71_grad_wv",
+    "lm_step_bf16_k72_grad_wo",
+    "lm_step_bf16_k73_layer_backward",
+    "lm_step_bf16_k74_grad_w1",
+    "lm_step_bf16_k75_grad_w2",
+    "lm_step_bf16_k76_grad_w3",
+    "lm_step_bf16_k77_embed_backward_scatter_add",
+};
+const la_program_info llama_train_lm_step_bf16_info = { "llama_train.lm_step_bf16", 54, 78, llama_train_lm_step_bf16_kernel_names, llama_train_lm_step_bf16_run, llama_train_lm_step_bf16_arena, llama_train_lm_step_bf16_cost };
+
+/* ===== program 'lm_step_lora' ===== */
+
+/* lm_step_lora_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void lm_step_lora_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + 0.0f;
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* lm_step_lora_k1_embed: saved_x_slot0 = embed[ids]  [embed] */
+static void lm_step_lora_k1_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            saved_x_slot0[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k2_rmsnorm: t2 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void lm_step_lora_k2_rmsnorm(float *restrict t2, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t2[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_k3_wq: t3[B*T, D] = t2 · wqᵀ  [layer/attention] */
+static void lm_step_lora_k3_wq(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (t3)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k4_lora_a_wq: t4[B*T, R] = t2 · lora_a_wqᵀ  [layer/attention/lora] */
+static void lm_step_lora_k4_lora_a_wq(float *restrict t4, const float *restrict lora_a_wq, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t2, D, lora_a_wq, D, 0.0f, t4, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (t4)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k5_lora: saved_lora_wq = t4 · lora_scale_wq  [layer/attention/lora] */
+static void lm_step_lora_k5_lora(float *restrict saved_lora_wq, const float *restrict lora_scale_wq, const float *restrict t4, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t4[r * n + j]) * (lora_scale_wq[0]);
+            saved_lora_wq[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k6_lora_b_wq: t5[B*T, D] = saved_lora_wq · lora_b_wqᵀ  [layer/attention/lora] */
+static void lm_step_lora_k6_lora_b_wq(float *restrict t5, const float *restrict lora_b_wq, const float *restrict saved_lora_wq, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, saved_lora_wq, R, lora_b_wq, R, 0.0f, t5, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_wq + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wq)[c];
+        (t5)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k7_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
+static void lm_step_lora_k7_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t3, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[(i1) * HD2 + j / 2]);
+                float v3 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[(i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
+            }
+            else {
+                float v6 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[(i1) * HD2 + j / 2]);
+                float v8 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[(i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
+            }
+            saved_q[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k8_wk: t6[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
+static void lm_step_lora_k8_wk(float *restrict t6, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wk, D, 0.0f, t6, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (t6)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k9_lora_a_wk: t7[B*T, R] = t2 · lora_a_wkᵀ  [layer/attention/lora] */
+static void lm_step_lora_k9_lora_a_wk(float *restrict t7, const float *restrict lora_a_wk, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t2, D, lora_a_wk, D, 0.0f, t7, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (t7)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k10_lora: saved_lora_wk = t7 · lora_scale_wk  [layer/attention/lora] */
+static void lm_step_lora_k10_lora(float *restrict saved_lora_wk, const float *restrict lora_scale_wk, const float *restrict t7, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t7[r * n + j]) * (lora_scale_wk[0]);
+            saved_lora_wk[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k11_lora_b_wk: t8[B*T, KVD] = saved_lora_wk · lora_b_wkᵀ  [layer/attention/lora] */
+static void lm_step_lora_k11_lora_b_wk(float *restrict t8, const float *restrict lora_b_wk, const float *restrict saved_lora_wk, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, saved_lora_wk, R, lora_b_wk, R, 0.0f, t8, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = lora_b_wk + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wk)[c];
+        (t8)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k12_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
+static void lm_step_lora_k12_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t6, const float *restrict t8, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[(i1) * HD2 + j / 2]);
+                float v3 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[(i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
+            }
+            else {
+                float v6 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[(i1) * HD2 + j / 2]);
+                float v8 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[(i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
+            }
+            saved_k[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k13_wv: t9[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
+static void lm_step_lora_k13_wv(float *restrict t9, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wv, D, 0.0f, t9, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (t9)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k14_lora_a_wv: t10[B*T, R] = t2 · lora_a_wvᵀ  [layer/attention/lora] */
+static void lm_step_lora_k14_lora_a_wv(float *restrict t10, const float *restrict lora_a_wv, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t2, D, lora_a_wv, D, 0.0f, t10, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (t10)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k15_lora: saved_lora_wv = t10 · lora_scale_wv  [layer/attention/lora] */
+static void lm_step_lora_k15_lora(float *restrict saved_lora_wv, const float *restrict lora_scale_wv, const float *restrict t10, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t10[r * n + j]) * (lora_scale_wv[0]);
+            saved_lora_wv[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k16_lora_b_wv: t11[B*T, KVD] = saved_lora_wv · lora_b_wvᵀ  [layer/attention/lora] */
+static void lm_step_lora_k16_lora_b_wv(float *restrict t11, const float *restrict lora_b_wv, const float *restrict saved_lora_wv, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, saved_lora_wv, R, lora_b_wv, R, 0.0f, t11, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = lora_b_wv + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wv)[c];
+        (t11)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k17_attention: saved_v = t9 + t11  [layer/attention; layer/attention/lora] */
+static void lm_step_lora_k17_attention(float *restrict saved_v, const float *restrict t9, const float *restrict t11, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0 = t9[((i0) * T + i1) * KVD + (i2) * HD + j] + t11[((i0) * T + i1) * KVD + (i2) * HD + j];
+            saved_v[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k18_causal_attention_forward: causal attention (s ≤ t): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
+static void lm_step_lora_k18_causal_attention_forward(float *restrict saved_attn, float *restrict saved_lse, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = saved_k;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = saved_v;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
+                }
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
+                    if (rows >= 16)
+                        for (long d = 0; d < hd; d++)
+                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        if (rows - r0 >= 16) {
+                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                            for (long d = 0; d < hd; d++) {
+                                for (long r = 0; r < 16; r++) {
+                                    const float qd = qs[(r0 + r) * hd + d];
+                                    #pragma omp simd
+                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                }
+                            }
+                        } else {
+                            /* a few rows (decode, a short tail): one dot product per score */
+                            for (long r = 0; r < rows - r0; r++)
+                                for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
+                                    float y = 0.0f;
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
+                                    sc[r * 16 + c] = y;
+                                }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
+                        }
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
+                    const float lr = l[r];
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
+                    saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+                }
+            }
+        }
+    }
+}
+
+/* lm_step_lora_k19_wo: t12[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_lora_k19_wo(float *restrict t12, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t12, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
+        (t12)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k20_lora_a_wo: t13[B*T, R] = saved_attn · lora_a_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_k20_lora_a_wo(float *restrict t13, const float *restrict lora_a_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t13, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
+        (t13)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k21_lora: saved_lora_wo = t13 · lora_scale_wo  [layer/attention/lora] */
+static void lm_step_lora_k21_lora(float *restrict saved_lora_wo, const float *restrict lora_scale_wo, const float *restrict t13, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t13[r * n + j]) * (lora_scale_wo[0]);
+            saved_lora_wo[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k22_lora_b_wo: t14[B*T, D] = saved_lora_wo · lora_b_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_k22_lora_b_wo(float *restrict t14, const float *restrict lora_b_wo, const float *restrict saved_lora_wo, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, saved_lora_wo, R, lora_b_wo, R, 0.0f, t14, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_wo + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wo)[c];
+        (t14)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k23_layer: saved_h = carry0 + t12 + t14  [layer/attention; layer/attention/lora; layer] */
+static void lm_step_lora_k23_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t12, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t12[r * n + j] + t14[r * n + j];
+            float v1 = carry0[r * n + j] + v0;
+            saved_h[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_k24_rmsnorm: t15 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void lm_step_lora_k24_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (saved_h[r * n + j]) * v3;
+            float v5 = v4 * (ffn_norm[j]);
+            t15[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_k25_w1: t16[B*T, F] = t15 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_k25_w1(float *restrict t16, const float *restrict w1, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t15, D, w1, D, 0.0f, t16, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
+        (t16)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k26_lora_a_w1: t17[B*T, R] = t15 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_k26_lora_a_w1(float *restrict t17, const float *restrict lora_a_w1, const float *restrict t15, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t15, D, lora_a_w1, D, 0.0f, t17, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
+        (t17)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k27_lora: saved_lora_w1 = t17 · lora_scale_w1  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_k27_lora(float *restrict saved_lora_w1, const float *restrict lora_scale_w1, const float *restrict t17, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t17[r * n + j]) * (lora_scale_w1[0]);
+            saved_lora_w1[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k28_lora_b_w1: t18[B*T, F] = saved_lora_w1 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_k28_lora_b_w1(float *restrict t18, const float *restrict lora_b_w1, const float *restrict saved_lora_w1, long B, long F, long R, long T) {
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, saved_lora_w1, R, lora_b_w1, R, 0.0f, t18, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * R >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = lora_b_w1 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w1)[c];
+        (t18)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k29_gate_up: saved_gate = t16 + t18  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_k29_gate_up(float *restrict saved_gate, const float *restrict t16, const float *restrict t18, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t16[r * n + j] + t18[r * n + j];
+            saved_gate[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k30_w3: t19[B*T, F] = t15 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_k30_w3(float *restrict t19, const float *restrict w3, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t15, D, w3, D, 0.0f, t19, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
+        (t19)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k31_lora_a_w3: t20[B*T, R] = t15 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_k31_lora_a_w3(float *restrict t20, const float *restrict lora_a_w3, const float *restrict t15, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t15, D, lora_a_w3, D, 0.0f, t20, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
+        (t20)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k32_lora: saved_lora_w3 = t20 · lora_scale_w3  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_k32_lora(float *restrict saved_lora_w3, const float *restrict lora_scale_w3, const float *restrict t20, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t20[r * n + j]) * (lora_scale_w3[0]);
+            saved_lora_w3[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k33_lora_b_w3: t21[B*T, F] = saved_lora_w3 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_k33_lora_b_w3(float *restrict t21, const float *restrict lora_b_w3, const float *restrict saved_lora_w3, long B, long F, long R, long T) {
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, saved_lora_w3, R, lora_b_w3, R, 0.0f, t21, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * R >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = lora_b_w3 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w3)[c];
+        (t21)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k34_gate_up: saved_up = t19 + t21  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_k34_gate_up(float *restrict saved_up, const float *restrict t19, const float *restrict t21, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t19[r * n + j] + t21[r * n + j];
+            saved_up[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k35_silu: t22 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_lora_k35_silu(float *restrict t22, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t22[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_k36_w2: t23[B*T, D] = t22 · w2ᵀ  [layer/ffn] */
+static void lm_step_lora_k36_w2(float *restrict t23, const float *restrict w2, const float *restrict t22, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t22, F, w2, F, 0.0f, t23, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * F >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t22)[c];
+        (t23)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k37_lora_a_w2: t24[B*T, R] = t22 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_k37_lora_a_w2(float *restrict t24, const float *restrict lora_a_w2, const float *restrict t22, long B, long F, long R, long T) {
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t22, F, lora_a_w2, F, 0.0f, t24, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * F >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t22)[c];
+        (t24)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k38_lora: saved_lora_w2 = t24 · lora_scale_w2  [layer/ffn/lora] */
+static void lm_step_lora_k38_lora(float *restrict saved_lora_w2, const float *restrict lora_scale_w2, const float *restrict t24, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t24[r * n + j]) * (lora_scale_w2[0]);
+            saved_lora_w2[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k39_lora_b_w2: t25[B*T, D] = saved_lora_w2 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_k39_lora_b_w2(float *restrict t25, const float *restrict lora_b_w2, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, saved_lora_w2, R, lora_b_w2, R, 0.0f, t25, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_w2 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w2)[c];
+        (t25)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k40_lora: carry0_next = saved_h + t23 + t25  [layer/ffn; layer/ffn/lora; layer] */
+static void lm_step_lora_k40_lora(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t23, const float *restrict t25, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t23[r * n + j] + t25[r * n + j];
+            float v1 = saved_h[r * n + j] + v0;
+            carry0_next[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_k41_reshape: t26 = 0 */
+static void lm_step_lora_k41_reshape(float *restrict t26) {
+    const long n = 1;
+    t26[0] = 0.0f;
+}
+
+/* lm_step_lora_k42_expand: t27 = 0 */
+static void lm_step_lora_k42_expand(float *restrict t27, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t27[r * n + j] = 0.0f;
+        }
+    }
+}
+
+/* lm_step_lora_k43_lm_head: t28 = carry0[scored]  [lm_chunk/lm_head] */
+static void lm_step_lora_k43_lm_head(float *restrict t28, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[(long)scored[i0] * D + j];
+            t28[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k44_rmsnorm: t29 = Σ(t28²)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_k44_rmsnorm(float *restrict t29, const float *restrict t28, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t28[r * n + j0]) * (t28[r * n + j0]);
+            acc0 += v0;
+        }
+        t29[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k45_rmsnorm: t30 = (t28 · rsqrt(t29 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_k45_rmsnorm(float *restrict t30, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t28, const float *restrict t29, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t29[i0]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t28[r * n + j]) * v2;
+            float v4 = v3 * (final_norm[j]);
+            t30[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_k46_lm_head: t31[CR, V] = t30 · lm_headᵀ  [lm_chunk/lm_head] */
+static void lm_step_lora_k46_lm_head(float *restrict t31, const float *restrict lm_head, const float *restrict t30, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    if (CR != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t30, D, lm_head, D, 0.0f, t31, V);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (V * D >= 32768)
+    for (long r = 0; r < V; r++) {
+        const float *restrict wr = lm_head + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t30)[c];
+        (t31)[r] = acc;
+    }
+}
+
+/* lm_step_lora_k47_log_softmax: t32 = max(t31)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_k47_log_softmax(float *restrict t32, const float *restrict t31, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t31[r * n + j0]);
+        }
+        t32[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k48_log_softmax: t33 = Σ(exp(t31 - t32))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_k48_log_softmax(float *restrict t33, const float *restrict t31, const float *restrict t32, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t32[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t31[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t33[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k49_cross_entropy: t34 = Σ((t31 - t32 - log(t33)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void lm_step_lora_k49_cross_entropy(float *restrict t34, const float *restrict t31, const int32_t *restrict targets, const float *restrict t32, const float *restrict t33, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t32[i0];
+        float v2 = logf(t33[i0]);
+        float v4 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t31[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t34[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k50_cross_entropy: t35 = Σ((-t34) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_k50_cross_entropy(float *restrict t35, const float *restrict weights, const float *restrict t34, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t34[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t35[r] = acc0;
+}
+
+/* lm_step_lora_k51_log_softmax: t36 = Σ(exp(t31 - t32 - log(t33)) · (t31 - t32 - log(t33)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_k51_log_softmax(float *restrict t36, const float *restrict t31, const float *restrict t32, const float *restrict t33, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t32[i0];
+        float v2 = logf(t33[i0]);
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t31[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v4 = la_expf(v3);
+            float v5 = v4 * v3;
+            acc0 += v5;
+        }
+        t36[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k52_cross_entropy: t37 = Σ(t31 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_k52_cross_entropy(float *restrict t37, const float *restrict t31, const int32_t *restrict targets, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
+            float v2 = (t31[r * n + j0]) * v1;
+            acc0 += v2;
+        }
+        t37[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k53_token_stats: t38 = Σ((-t36) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_k53_token_stats(float *restrict t38, const float *restrict weights, const float *restrict t36, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t36[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t38[r] = acc0;
+}
+
+/* lm_step_lora_k54_token_stats: t39 = Σ([t32 ≤ t37] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_k54_token_stats(float *restrict t39, const float *restrict weights, const float *restrict t32, const float *restrict t37, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = t32[j0] <= t37[j0] ? 1.0f : 0.0f;
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t39[r] = acc0;
+}
+
+/* lm_step_lora_k55_log_softmax_grad: t40 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t33) · exp(t31 - t32)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_lora_k55_log_softmax_grad(float *t40, const float *t31, const int32_t *targets, const float *weights, const float *t32, const float *t33, long CR, long V) {
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (weights[i0]);
+        float v1 = -v0;
+        float v2 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v3 = (float)j0 == v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = -v4;
+            acc0 += v5;
+        }
+        float v8 = acc0 / (t33[i0]);
+        float v9 = t32[i0];
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v6 = (float)j == v2 ? 1.0f : 0.0f;
+            float v7 = v1 * v6;
+            float v10 = t31[r * n + j] - v9;
+            float v11 = la_expf(v10);
+            float v12 = v8 * v11;
+            float v13 = v7 + v12;
+            t40[r * n + j] = v13;
+        }
+    }
+}
+
+/* lm_step_lora_k56_lm_head_grad_in: t41[CR, D] = t40 · lm_head  [lm_chunk/lm_head/grad] */
+static void lm_step_lora_k56_lm_head_grad_in(float *restrict t41, const float *restrict lm_head, const float *restrict t40, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t40, V, lm_head, D, 0.0f, t41, D);
+}
+
+/* lm_step_lora_k57_rmsnorm_grad: t42 = Σ((t41 · final_norm) · t28)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_lora_k57_rmsnorm_grad(float *restrict t42, const float *restrict final_norm, const float *restrict t28, const float *restrict t41, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t41[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t28[r * n + j0]);
+            acc0 += v1;
+        }
+        t42[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k58_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
+static void lm_step_lora_k58_rmsnorm_grad_scatter_add(float *restrict t43, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t28, const float *restrict t29, const float *restrict t41, const float *restrict t42, long B, long CR, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    memset(t43, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = CR, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = (t29[i0]) / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        float v5 = (t42[i0]) * v3;
+        float v6 = v5 * v3;
+        float v7 = v6 * v3;
+        float v8 = v7 * (-0.5f);
+        float v9 = v8 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v0 = (t41[r * n + j]) * (final_norm[j]);
+            float v4 = v0 * v3;
+            float v10 = v9 * (t28[r * n + j]);
+            float v11 = v4 + v10;
+            float v12 = v11 + v10;
+            t43[(long)scored[i0] * D + j] += v12;
+        }
+    }
+}
+
+/* lm_step_lora_k59_lm_chunk: carry1_next = carry1 + t43  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_lora_k59_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry1[r * n + j] + t43[r * n + j];
+            carry1_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k60_lm_chunk: carry2_next = carry2 + t35  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_k60_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t35) {
+    const long n = 1;
+    float v0 = carry2[0] + t35[0];
+    carry2_next[0] = v0;
+}
+
+/* lm_step_lora_k61_lm_chunk: carry3_next = carry3 + t38  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_k61_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t38) {
+    const long n = 1;
+    float v0 = carry3[0] + t38[0];
+    carry3_next[0] = v0;
+}
+
+/* lm_step_lora_k62_lm_chunk: carry4_next = carry4 + t39  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_k62_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t39) {
+    const long n = 1;
+    float v0 = carry4[0] + t39[0];
+    carry4_next[0] = v0;
+}
+
+/* lm_step_lora_k63_rmsnorm: t44 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_k63_rmsnorm(float *restrict t44, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
+            acc0 += v0;
+        }
+        t44[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k64_rmsnorm: t45 = (saved_x · rsqrt(t44 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_k64_rmsnorm(float *restrict t45, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (t44[(i0) * T + i1]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (saved_x[r * n + j]) * v2;
+            float v4 = v3 * (attn_norm[j]);
+            t45[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_k65_rmsnorm: t46 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_k65_rmsnorm(float *restrict t46, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        t46[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k66_rmsnorm: t47 = (saved_h · rsqrt(t46 / D + norm_eps)) · ffn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_k66_rmsnorm(float *restrict t47, const float *restrict norm_eps, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (t46[(i0) * T + i1]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (saved_h[r * n + j]) * v2;
+            float v4 = v3 * (ffn_norm[j]);
+            t47[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_k67_silu: t48 = saved_gate / (1 + exp(-saved_gate)); t49 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
+static void lm_step_lora_k67_silu(float *restrict t48, float *restrict t49, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            t48[r * n + j] = v3;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t49[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_k68_lora_b_w2_grad_in: t50[B*T, R] = carry5 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_k68_lora_b_w2_grad_in(float *restrict t50, const float *restrict carry5, const float *restrict lora_b_w2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, carry5, D, lora_b_w2, R, 0.0f, t50, R);
+}
+
+/* lm_step_lora_k69_lora: t51 = t50 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void lm_step_lora_k69_lora(float *t51, const float *lora_scale_w2, const float *t50, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t50[r * n + j]) * (lora_scale_w2[0]);
+            t51[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k70_lora_a_w2_grad_in: t52[B*T, F] = t51 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_k70_lora_a_w2_grad_in(float *restrict t52, const float *restrict lora_a_w2, const float *restrict t51, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t51, R, lora_a_w2, F, 0.0f, t52, F);
+}
+
+/* lm_step_lora_k71_w2_grad_in: t53[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
+static void lm_step_lora_k71_w2_grad_in(float *restrict t53, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry5, D, w2, F, 0.0f, t53, F);
+}
+
+/* lm_step_lora_k72_ffn_grad: t54 = (t52 + t53) · t48  [layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_k72_ffn_grad(float *restrict t54, const float *restrict t48, const float *restrict t52, const float *restrict t53, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t52[r * n + j] + t53[r * n + j];
+            float v1 = v0 * (t48[r * n + j]);
+            t54[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_k73_lora_b_w3_grad_in: t55[B*T, R] = t54 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k73_lora_b_w3_grad_in(float *restrict t55, const float *restrict lora_b_w3, const float *restrict t54, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t54, F, lora_b_w3, R, 0.0f, t55, R);
+}
+
+/* lm_step_lora_k74_lora: t56 = t55 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k74_lora(float *t56, const float *lora_scale_w3, const float *t55, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t55[r * n + j]) * (lora_scale_w3[0]);
+            t56[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k75_lora_a_w3_grad_in: t57[B*T, D] = t56 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k75_lora_a_w3_grad_in(float *restrict t57, const float *restrict lora_a_w3, const float *restrict t56, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t56, R, lora_a_w3, D, 0.0f, t57, D);
+}
+
+/* lm_step_lora_k76_w3_grad_in: t58[B*T, D] = t54 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_k76_w3_grad_in(float *restrict t58, const float *restrict w3, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t54, F, w3, D, 0.0f, t58, D);
+}
+
+/* lm_step_lora_k77_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_lora_k77_silu_grad(float *t59, const float *saved_gate, const float *saved_up, const float *t48, const float *t52, const float *t53, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = t52[r * n + j] + t53[r * n + j];
+            float v1 = v0 * (saved_up[r * n + j]);
+            float v2 = -(saved_gate[r * n + j]);
+            float v3 = la_expf(v2);
+            float v4 = 1.0f + v3;
+            float v5 = v1 / v4;
+            float v6 = v1 * (t48[r * n + j]);
+            float v7 = v6 / v4;
+            float v8 = -v7;
+            float v9 = v8 * v3;
+            float v10 = -v9;
+            float v11 = v5 + v10;
+            t59[r * n + j] = v11;
+        }
+    }
+}
+
+/* lm_step_lora_k78_lora_b_w1_grad_in: t60[B*T, R] = t59 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k78_lora_b_w1_grad_in(float *restrict t60, const float *restrict lora_b_w1, const float *restrict t59, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t59, F, lora_b_w1, R, 0.0f, t60, R);
+}
+
+/* lm_step_lora_k79_lora: t61 = t60 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k79_lora(float *t61, const float *lora_scale_w1, const float *t60, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t60[r * n + j]) * (lora_scale_w1[0]);
+            t61[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k80_lora_a_w1_grad_in: t62[B*T, D] = t61 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k80_lora_a_w1_grad_in(float *restrict t62, const float *restrict lora_a_w1, const float *restrict t61, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t61, R, lora_a_w1, D, 0.0f, t62, D);
+}
+
+/* lm_step_lora_k81_w1_grad_in: t63[B*T, D] = t59 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_k81_w1_grad_in(float *restrict t63, const float *restrict w1, const float *restrict t59, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t59, F, w1, D, 0.0f, t63, D);
+}
+
+/* lm_step_lora_k82_rmsnorm_grad: div, add, rsqrt, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_lora_k82_rmsnorm_grad(float *restrict t64, const float *restrict norm_eps, const float *restrict carry5, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t46, const float *restrict t57, const float *restrict t58, const float *restrict t62, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t57[r * n + j0] + t58[r * n + j0];
+            float v1 = v0 + t62[r * n + j0];
+            float v2 = v1 + t63[r * n + j0];
+            float v3 = v2 * (ffn_norm[j0]);
+            float v4 = v3 * (saved_h[r * n + j0]);
+            acc0 += v4;
+        }
+        float v9 = (t46[(i0) * T + i1]) / ((float)(D));
+        float v10 = v9 + norm_eps[0];
+        float v11 = 1.0f / sqrtf(v10);
+        float v14 = acc0 * v11;
+        float v15 = v14 * v11;
+        float v16 = v15 * v11;
+        float v17 = v16 * (-0.5f);
+        float v18 = v17 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v5 = t57[r * n + j] + t58[r * n + j];
+            float v6 = v5 + t62[r * n + j];
+            float v7 = v6 + t63[r * n + j];
+            float v8 = v7 * (ffn_norm[j]);
+            float v12 = v8 * v11;
+            float v13 = carry5[r * n + j] + v12;
+            float v19 = v18 * (saved_h[r * n + j]);
+            float v20 = v13 + v19;
+            float v21 = v20 + v19;
+            t64[r * n + j] = v21;
+        }
+    }
+}
+
+/* lm_step_lora_k83_lora_b_wo_grad_in: t65[B*T, R] = t64 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k83_lora_b_wo_grad_in(float *restrict t65, const float *restrict lora_b_wo, const float *restrict t64, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t64, D, lora_b_wo, R, 0.0f, t65, R);
+}
+
+/* lm_step_lora_k84_lora: t66 = t65 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k84_lora(float *t66, const float *lora_scale_wo, const float *t65, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t65[r * n + j]) * (lora_scale_wo[0]);
+            t66[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k85_lora_a_wo_grad_in: t67[B*T, D] = t66 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k85_lora_a_wo_grad_in(float *restrict t67, const float *restrict lora_a_wo, const float *restrict t66, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t66, R, lora_a_wo, D, 0.0f, t67, D);
+}
+
+/* lm_step_lora_k86_wo_grad_in: t68[B*T, D] = t64 · wo  [layer_backward/attention/grad] */
+static void lm_step_lora_k86_wo_grad_in(float *restrict t68, const float *restrict wo, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t64, D, wo, D, 0.0f, t68, D);
+}
+
+/* lm_step_lora_k87_attention_grad: t69 = t67 + t68  [layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_k87_attention_grad(float *restrict t69, const float *restrict t67, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0 = t67[((i0) * T + i1) * D + (i2) * HD + j] + t68[((i0) * T + i1) * D + (i2) * HD + j];
+            t69[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k88_causal_attention_backward: causal attention (s ≤ t): grad_q → t70, grad_k → t71, grad_v → t72  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_k88_causal_attention_backward(float *restrict t70, float *restrict t71, float *restrict t72, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t69, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = saved_k;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = saved_v;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    const float *op = saved_attn;
+    const long osb = T*D;
+    const long ost = D;
+    const long osh = HD;
+    const float *lp = saved_lse;
+    const long lsb = T*H;
+    const long lsh = T;
+    const float *gp = t69;
+    const long gsb = T*D;
+    const long gst = D;
+    const long gsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long g = 0; g < nkv; g++) {
+            float kt[hd * 16], vt[hd * 16], qs[16 * hd], gs[16 * hd], sc[16 * 16], dps[16 * 16], rowd[nt];
+            for (long s = 0; s < ns; s++) {
+                float *dks = t71 + ((b * ns + s) * nkv + g) * hd;
+                for (long d = 0; d < hd; d++) dks[d] = 0.0f;
+                float *dvs = t72 + ((b * ns + s) * nkv + g) * hd;
+                for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
+            }
+            for (long r = 0; r < rep; r++) {
+                const long h = g * rep + r;
+                for (long t = 0; t < nt; t++) {
+                    float *dqt = t70 + ((b * nt + t) * nh + h) * hd;
+                    for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
+                }
+                /* D_t = dO·out */
+                for (long t = 0; t < nt; t++) {
+                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
+                    float y = 0.0f;
+                    #pragma omp simd reduction(+:y)
+                    for (long d = 0; d < hd; d++) y += gt[d] * ot[d];
+                    rowd[t] = y;
+                }
+                for (long key0 = 0; key0 < ns; key0 += 16) {
+                    const long cols = ns - key0 < 16 ? ns - key0 : 16;
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key and value tiles transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) { kt[d * 16 + c] = kr[c][d]; vt[d * 16 + c] = vr[c][d]; }
+                    /* the rows that see a key of the tile (t ≥ key0 − start), 16 at a time */
+                    for (long row0 = key0 - start > 0 ? key0 - start : 0; row0 < nt; row0 += 16) {
+                        const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                        for (long r = 0; r < 16; r++) {
+                            const long t = row0 + (r < rows ? r : 0);
+                            const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
+                            for (long d = 0; d < hd; d++) {
+                                qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                                gs[r * hd + d] = r < rows ? gt[d] : 0.0f;
+                            }
+                        }
+                        /* sc[r][c] = q_r·k_c and dps[r][c] = dO_r·v_c */
+                        for (long i = 0; i < 16 * 16; i++) { sc[i] = 0.0f; dps[i] = 0.0f; }
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[r * hd + d], gd = gs[r * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) {
+                                    sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                    dps[r * 16 + c] = fmaf(gd, vt[d * 16 + c], dps[r * 16 + c]);
+                                }
+                            }
+                        }
+                        /* sc ← p = exp(score/√HD − lse), dps ← ds = p·(dO·v − D_t)/√HD (0 where masked) */
+                        for (long r = 0; r < 16; r++) {
+                            const long t = row0 + r;
+                            const float lt = r < rows ? lp[b * lsb + h * lsh + t] : -INFINITY, dt = r < rows ? rowd[t] : 0.0f;
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                const float p = lt > -INFINITY && c < cols && s <= start + t ? expf(sc[r * 16 + c] * scale - lt) : 0.0f;
+                                sc[r * 16 + c] = p;
+                                dps[r * 16 + c] = p * (dps[r * 16 + c] - dt) * scale;
+                            }
+                        }
+                        /* dq[r] += Σ_c ds[r][c]·k_c */
+                        for (long r = 0; r < rows; r++) {
+                            float *dqt = t70 + ((b * nt + row0 + r) * nh + h) * hd;
+                            const float *x = dps + r * 16;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dqt[d];
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], kr[c][d], a);
+                                dqt[d] = a;
+                            }
+                        }
+                        /* dk[c] += Σ_r ds[r][c]·q_r */
+                        for (long c = 0; c < cols; c++) {
+                            float *dst = t71 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dst[d];
+                                for (long r = 0; r < 16; r++) a = fmaf(dps[r * 16 + c], qs[r * hd + d], a);
+                                dst[d] = a;
+                            }
+                        }
+                        /* dv[c] += Σ_r p[r][c]·dO_r */
+                        for (long c = 0; c < cols; c++) {
+                            float *dst = t72 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dst[d];
+                                for (long r = 0; r < 16; r++) a = fmaf(sc[r * 16 + c], gs[r * hd + d], a);
+                                dst[d] = a;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* lm_step_lora_k89_lora_b_wv_grad_in: t73[B*T, R] = t72 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k89_lora_b_wv_grad_in(float *restrict t73, const float *restrict lora_b_wv, const float *restrict t72, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t72, KVD, lora_b_wv, R, 0.0f, t73, R);
+}
+
+/* lm_step_lora_k90_lora: t74 = t73 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k90_lora(float *t74, const float *lora_scale_wv, const float *t73, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t73[r * n + j]) * (lora_scale_wv[0]);
+            t74[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k91_lora_a_wv_grad_in: t75[B*T, D] = t74 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k91_lora_a_wv_grad_in(float *restrict t75, const float *restrict lora_a_wv, const float *restrict t74, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t74, R, lora_a_wv, D, 0.0f, t75, D);
+}
+
+/* lm_step_lora_k92_wv_grad_in: t76[B*T, D] = t72 · wv  [layer_backward/attention/grad] */
+static void lm_step_lora_k92_wv_grad_in(float *restrict t76, const float *restrict wv, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t72, KVD, wv, D, 0.0f, t76, D);
+}
+
+/* lm_step_lora_k93_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_k93_rope_grad(float *restrict t77, const float *restrict t0, const float *restrict t1, const float *restrict t71, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t71[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t71[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]);
+                float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t71[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t71[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t77[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_lora_k94_lora_b_wk_grad_in: t78[B*T, R] = t77 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k94_lora_b_wk_grad_in(float *restrict t78, const float *restrict lora_b_wk, const float *restrict t77, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t77, KVD, lora_b_wk, R, 0.0f, t78, R);
+}
+
+/* lm_step_lora_k95_lora: t79 = t78 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k95_lora(float *t79, const float *lora_scale_wk, const float *t78, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t78[r * n + j]) * (lora_scale_wk[0]);
+            t79[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k96_lora_a_wk_grad_in: t80[B*T, D] = t79 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k96_lora_a_wk_grad_in(float *restrict t80, const float *restrict lora_a_wk, const float *restrict t79, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t79, R, lora_a_wk, D, 0.0f, t80, D);
+}
+
+/* lm_step_lora_k97_wk_grad_in: t81[B*T, D] = t77 · wk  [layer_backward/attention/grad] */
+static void lm_step_lora_k97_wk_grad_in(float *restrict t81, const float *restrict wk, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t77, KVD, wk, D, 0.0f, t81, D);
+}
+
+/* lm_step_lora_k98_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_k98_rope_grad(float *restrict t82, const float *restrict t0, const float *restrict t1, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t70[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t70[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]);
+                float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t70[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t70[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t82[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_lora_k99_lora_b_wq_grad_in: t83[B*T, R] = t82 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k99_lora_b_wq_grad_in(float *restrict t83, const float *restrict lora_b_wq, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t82, D, lora_b_wq, R, 0.0f, t83, R);
+}
+
+/* lm_step_lora_k100_lora: t84 = t83 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k100_lora(float *t84, const float *lora_scale_wq, const float *t83, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t83[r * n + j]) * (lora_scale_wq[0]);
+            t84[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k101_lora_a_wq_grad_in: t85[B*T, D] = t84 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k101_lora_a_wq_grad_in(float *restrict t85, const float *restrict lora_a_wq, const float *restrict t84, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t84, R, lora_a_wq, D, 0.0f, t85, D);
+}
+
+/* lm_step_lora_k102_wq_grad_in: t86[B*T, D] = t82 · wq  [layer_backward/attention/grad] */
+static void lm_step_lora_k102_wq_grad_in(float *restrict t86, const float *restrict wq, const float *restrict t82, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t82, D, wq, D, 0.0f, t86, D);
+}
+
+/* lm_step_lora_k103_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_k103_rmsnorm_grad(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t44, const float *restrict t64, const float *restrict t75, const float *restrict t76, const float *restrict t80, const float *restrict t81, const float *restrict t85, const float *restrict t86, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t75[r * n + j0] + t76[r * n + j0];
+            float v1 = v0 + t80[r * n + j0];
+            float v2 = v1 + t81[r * n + j0];
+            float v3 = v2 + t85[r * n + j0];
+            float v4 = v3 + t86[r * n + j0];
             float v5 = v4 * (attn_norm[j0]);
             float v6 = v5 * (saved_x[r * n + j0]);
             acc0 += v6;
@@ -3795,14 +5827,14 @@ static void lm_step_lora_k104_rmsnorm_grad(float *restrict carry5_next, const fl
         float v21 = v20 * (-0.5f);
         float v22 = v21 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v7 = t82[r * n + j] + t83[r * n + j];
-            float v8 = v7 + t87[r * n + j];
-            float v9 = v8 + t88[r * n + j];
-            float v10 = v9 + t92[r * n + j];
-            float v11 = v10 + t93[r * n + j];
+            float v7 = t75[r * n + j] + t76[r * n + j];
+            float v8 = v7 + t80[r * n + j];
+            float v9 = v8 + t81[r * n + j];
+            float v10 = v9 + t85[r * n + j];
+            float v11 = v10 + t86[r * n + j];
             float v12 = v11 * (attn_norm[j]);
             float v16 = v12 * v15;
-            float v17 = t71[r * n + j] + v16;
+            float v17 = t64[r * n + j] + v16;
             float v23 = v22 * (saved_x[r * n + j]);
             float v24 = v17 + v23;
             float v25 = v24 + v23;
@@ -3811,88 +5843,88 @@ static void lm_step_lora_k104_rmsnorm_grad(float *restrict carry5_next, const fl
     }
 }
 
-/* lm_step_lora_k105_grad_lora_a_wq: grad_lora_a_wq[R, D] += t91ᵀ · t45  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k105_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t45, const float *restrict t91, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k104_grad_lora_a_wq: grad_lora_a_wq[R, D] += t84ᵀ · t45  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k104_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t45, const float *restrict t84, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t91, R, t45, D, 1.0f, grad_lora_a_wq, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t84, R, t45, D, 1.0f, grad_lora_a_wq, D);
 }
 
-/* lm_step_lora_k106_grad_lora_b_wq: grad_lora_b_wq[D, R] += t90ᵀ · t46  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k106_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t46, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k105_grad_lora_b_wq: grad_lora_b_wq[D, R] += t82ᵀ · saved_lora_wq  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k105_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict saved_lora_wq, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t90, D, t46, R, 1.0f, grad_lora_b_wq, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t82, D, saved_lora_wq, R, 1.0f, grad_lora_b_wq, R);
 }
 
-/* lm_step_lora_k107_grad_lora_a_wk: grad_lora_a_wk[R, D] += t86ᵀ · t45  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k107_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t45, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k106_grad_lora_a_wk: grad_lora_a_wk[R, D] += t79ᵀ · t45  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k106_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t45, const float *restrict t79, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t86, R, t45, D, 1.0f, grad_lora_a_wk, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t79, R, t45, D, 1.0f, grad_lora_a_wk, D);
 }
 
-/* lm_step_lora_k108_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t85ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k108_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t47, const float *restrict t85, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k107_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t77ᵀ · saved_lora_wk  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k107_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict saved_lora_wk, const float *restrict t77, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t85, KVD, t47, R, 1.0f, grad_lora_b_wk, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t77, KVD, saved_lora_wk, R, 1.0f, grad_lora_b_wk, R);
 }
 
-/* lm_step_lora_k109_grad_lora_a_wv: grad_lora_a_wv[R, D] += t81ᵀ · t45  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k109_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t45, const float *restrict t81, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k108_grad_lora_a_wv: grad_lora_a_wv[R, D] += t74ᵀ · t45  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k108_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t45, const float *restrict t74, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t81, R, t45, D, 1.0f, grad_lora_a_wv, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t74, R, t45, D, 1.0f, grad_lora_a_wv, D);
 }
 
-/* lm_step_lora_k110_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t80ᵀ · t48  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k110_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t48, const float *restrict t80, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k109_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t72ᵀ · saved_lora_wv  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k109_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict saved_lora_wv, const float *restrict t72, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t80, KVD, t48, R, 1.0f, grad_lora_b_wv, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t72, KVD, saved_lora_wv, R, 1.0f, grad_lora_b_wv, R);
 }
 
-/* lm_step_lora_k111_grad_lora_a_wo: grad_lora_a_wo[R, D] += t73ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k111_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t73, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k110_grad_lora_a_wo: grad_lora_a_wo[R, D] += t66ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k110_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t66, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t73, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t66, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
 }
 
-/* lm_step_lora_k112_grad_lora_b_wo: grad_lora_b_wo[D, R] += t72ᵀ · t49  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k112_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t49, const float *restrict t72, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k111_grad_lora_b_wo: grad_lora_b_wo[D, R] += t64ᵀ · saved_lora_wo  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k111_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict saved_lora_wo, const float *restrict t64, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t72, D, t49, R, 1.0f, grad_lora_b_wo, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t64, D, saved_lora_wo, R, 1.0f, grad_lora_b_wo, R);
 }
 
-/* lm_step_lora_k113_grad_lora_a_w1: grad_lora_a_w1[R, D] += t68ᵀ · t51  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k113_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t51, const float *restrict t68, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k112_grad_lora_a_w1: grad_lora_a_w1[R, D] += t61ᵀ · t47  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k112_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t47, const float *restrict t61, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t68, R, t51, D, 1.0f, grad_lora_a_w1, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t61, R, t47, D, 1.0f, grad_lora_a_w1, D);
 }
 
-/* lm_step_lora_k114_grad_lora_b_w1: grad_lora_b_w1[F, R] += t67ᵀ · t52  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k114_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t52, const float *restrict t67, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t67, F, t52, R, 1.0f, grad_lora_b_w1, R);
+/* lm_step_lora_k113_grad_lora_b_w1: grad_lora_b_w1[F, R] += t59ᵀ · saved_lora_w1  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k113_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict saved_lora_w1, const float *restrict t59, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t59, F, saved_lora_w1, R, 1.0f, grad_lora_b_w1, R);
 }
 
-/* lm_step_lora_k115_grad_lora_a_w2: grad_lora_a_w2[R, F] += t58ᵀ · t55  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_k115_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t55, const float *restrict t58, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t58, R, t55, F, 1.0f, grad_lora_a_w2, F);
+/* lm_step_lora_k114_grad_lora_a_w2: grad_lora_a_w2[R, F] += t51ᵀ · t49  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_k114_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t49, const float *restrict t51, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t51, R, t49, F, 1.0f, grad_lora_a_w2, F);
 }
 
-/* lm_step_lora_k116_grad_lora_b_w2: grad_lora_b_w2[D, R] += t57ᵀ · t56  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_k116_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t56, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k115_grad_lora_b_w2: grad_lora_b_w2[D, R] += carry5ᵀ · saved_lora_w2  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_k115_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict carry5, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t57, D, t56, R, 1.0f, grad_lora_b_w2, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, carry5, D, saved_lora_w2, R, 1.0f, grad_lora_b_w2, R);
 }
 
-/* lm_step_lora_k117_grad_lora_a_w3: grad_lora_a_w3[R, D] += t63ᵀ · t51  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k117_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t51, const float *restrict t63, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k116_grad_lora_a_w3: grad_lora_a_w3[R, D] += t56ᵀ · t47  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k116_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t47, const float *restrict t56, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t63, R, t51, D, 1.0f, grad_lora_a_w3, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t56, R, t47, D, 1.0f, grad_lora_a_w3, D);
 }
 
-/* lm_step_lora_k118_grad_lora_b_w3: grad_lora_b_w3[F, R] += t62ᵀ · t54  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k118_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t54, const float *restrict t62, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t62, F, t54, R, 1.0f, grad_lora_b_w3, R);
+/* lm_step_lora_k117_grad_lora_b_w3: grad_lora_b_w3[F, R] += t54ᵀ · saved_lora_w3  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k117_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict saved_lora_w3, const float *restrict t54, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t54, F, saved_lora_w3, R, 1.0f, grad_lora_b_w3, R);
 }
 
-/* Arena: 47 slots planned for 119 kernels. */
+/* Arena: 37 slots planned for 118 kernels. */
 static long llama_train_lm_step_lora_layout(const llama_train_lm_step_lora_args *args, long *off) {
     const long B = args->B;
     const long CR = args->CR;
@@ -3906,57 +5938,47 @@ static long llama_train_lm_step_lora_layout(const llama_train_lm_step_lora_args 
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
-    off[2] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
-    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), 2*CR*HD2*KVH*REP));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 1));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T), CR), B*R*T));
-    off[6] = total; total += la_round16(la_max(la_max(2*CR*HD2*KVH*REP, CR), B*R*T));
+    off[2] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*F*T), 2*CR*HD2*KVH*REP));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), B*F*T), 1));
+    off[4] = total; total += la_round16(la_max(la_max(B*R*T, 2*B*HD2*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[5] = total; total += la_round16(la_max(la_max(CR, B*T), B*R*T));
+    off[6] = total; total += la_round16(la_max(la_max(2*CR*HD2*KVH*REP, CR), B*F*T));
     off[7] = total; total += la_round16(la_max(CR*V, B*T));
     off[8] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
     off[9] = total; total += la_round16(la_max(la_max(CR, 1), B*R*T));
-    off[10] = total; total += la_round16(la_max(1, B*R*T));
-    off[11] = total; total += la_round16(la_max(la_max(CR, B*T), B*R*T));
-    off[12] = total; total += la_round16(la_max(la_max(1, B*F*T), 2*B*HD2*KVH*REP*T));
-    off[13] = total; total += la_round16(B*F*T);
-    off[14] = total; total += la_round16(B*R*T);
-    off[15] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[16] = total; total += la_round16(B*R*T);
-    off[17] = total; total += la_round16(la_max(B*F*T, B*R*T));
-    off[18] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), 2*B*HD2*KVH*T));
-    off[19] = total; total += la_round16(B*F*T);
-    off[20] = total; total += la_round16(B*F*T);
-    off[21] = total; total += la_round16(B*R*T);
+    off[10] = total; total += la_round16(la_max(la_max(la_max(1, B*F*T), 2*B*HD2*KVH*REP*T), B*R*T));
+    off[11] = total; total += la_round16(la_max(la_max(CR, B*F*T), B*R*T));
+    off[12] = total; total += la_round16(la_max(1, B*F*T));
+    off[13] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T));
+    off[14] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
+    off[15] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
+    off[16] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[17] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[18] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[19] = total; total += la_round16(2*B*HD2*KVH*T);
+    off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[21] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[22] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[23] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[24] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
-    off[25] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
-    off[26] = total; total += la_round16(B*R*T);
+    off[24] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[25] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[26] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[27] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[28] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[29] = total; total += la_round16(B*R*T);
-    off[30] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[31] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[32] = total; total += la_round16(B*R*T);
-    off[33] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[34] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[29] = total; total += la_round16(1);
+    off[30] = total; total += la_round16(1);
+    off[31] = total; total += la_round16(1);
+    off[32] = total; total += la_round16(1);
+    off[33] = total; total += la_round16(1);
+    off[34] = total; total += la_round16(1);
     off[35] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[36] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[37] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[38] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[39] = total; total += la_round16(1);
-    off[40] = total; total += la_round16(1);
-    off[41] = total; total += la_round16(1);
-    off[42] = total; total += la_round16(1);
-    off[43] = total; total += la_round16(1);
-    off[44] = total; total += la_round16(1);
-    off[45] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[46] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
     return total;
 }
 
 long llama_train_lm_step_lora_arena_floats(const llama_train_lm_step_lora_args *args) {
-    long off[47];
+    long off[37];
     return llama_train_lm_step_lora_layout(args, off);
 }
 
@@ -3972,7 +5994,7 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[47];
+    long off[37];
     llama_train_lm_step_lora_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -3980,30 +6002,30 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     float *t2 = args->arena + off[2];
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
-    float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[4];
-    float *t7 = args->arena + off[3];
-    float *t8 = args->arena + off[5];
-    float *t9 = args->arena + off[4];
-    float *t10 = args->arena + off[3];
-    float *t11 = args->arena + off[5];
+    float *t5 = args->arena + off[4];
+    float *t6 = args->arena + off[3];
+    float *t7 = args->arena + off[4];
+    float *t8 = args->arena + off[4];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[4];
     float *t12 = args->arena + off[2];
-    float *t13 = args->arena + off[3];
-    float *t14 = args->arena + off[5];
-    float *t15 = args->arena + off[3];
-    float *t16 = args->arena + off[4];
-    float *t17 = args->arena + off[2];
-    float *t18 = args->arena + off[5];
-    float *t19 = args->arena + off[4];
-    float *t20 = args->arena + off[2];
-    float *t21 = args->arena + off[5];
-    float *t22 = args->arena + off[4];
-    float *t23 = args->arena + off[3];
-    float *t24 = args->arena + off[2];
-    float *t25 = args->arena + off[5];
-    float *t26 = args->arena + off[4];
-    float *t27 = args->arena + off[2];
-    float *t28 = args->arena + off[3];
+    float *t13 = args->arena + off[4];
+    float *t14 = args->arena + off[3];
+    float *t15 = args->arena + off[4];
+    float *t16 = args->arena + off[2];
+    float *t17 = args->arena + off[3];
+    float *t18 = args->arena + off[3];
+    float *t19 = args->arena + off[2];
+    float *t20 = args->arena + off[3];
+    float *t21 = args->arena + off[3];
+    float *t22 = args->arena + off[2];
+    float *t23 = args->arena + off[4];
+    float *t24 = args->arena + off[3];
+    float *t25 = args->arena + off[2];
+    float *t26 = args->arena + off[3];
+    float *t27 = args->arena + off[4];
+    float *t28 = args->arena + off[2];
     float *t29 = args->arena + off[5];
     float *t30 = args->arena + off[6];
     float *t31 = args->arena + off[7];
@@ -4020,55 +6042,48 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     float *t42 = args->arena + off[11];
     float *t43 = args->arena + off[8];
     float *t44 = args->arena + off[7];
-    float *t45 = args->arena + off[3];
-    float *t46 = args->arena + off[4];
-    float *t47 = args->arena + off[2];
-    float *t48 = args->arena + off[5];
+    float *t45 = args->arena + off[2];
+    float *t46 = args->arena + off[5];
+    float *t47 = args->arena + off[8];
+    float *t48 = args->arena + off[3];
     float *t49 = args->arena + off[6];
-    float *t50 = args->arena + off[11];
-    float *t51 = args->arena + off[8];
-    float *t52 = args->arena + off[10];
-    float *t53 = args->arena + off[12];
-    float *t54 = args->arena + off[9];
-    float *t55 = args->arena + off[13];
-    float *t56 = args->arena + off[14];
-    float *t57 = args->arena + off[15];
-    float *t58 = args->arena + off[16];
-    float *t59 = args->arena + off[17];
-    float *t60 = args->arena + off[18];
-    float *t61 = args->arena + off[19];
-    float *t62 = args->arena + off[20];
-    float *t63 = args->arena + off[21];
-    float *t64 = args->arena + off[22];
-    float *t65 = args->arena + off[23];
-    float *t66 = args->arena + off[12];
-    float *t67 = args->arena + off[19];
-    float *t68 = args->arena + off[17];
-    float *t69 = args->arena + off[18];
-    float *t70 = args->arena + off[24];
-    float *t71 = args->arena + off[12];
-    float *t72 = args->arena + off[22];
-    float *t73 = args->arena + off[11];
-    float *t74 = args->arena + off[23];
-    float *t75 = args->arena + off[18];
-    float *t76 = args->arena + off[24];
-    float *t77 = args->arena + off[23];
-    float *t78 = args->arena + off[18];
-    float *t79 = args->arena + off[25];
-    float *t80 = args->arena + off[24];
-    float *t81 = args->arena + off[26];
-    float *t82 = args->arena + off[27];
-    float *t83 = args->arena + off[28];
-    float *t84 = args->arena + off[25];
-    float *t85 = args->arena + off[18];
-    float *t86 = args->arena + off[29];
-    float *t87 = args->arena + off[30];
-    float *t88 = args->arena + off[31];
-    float *t89 = args->arena + off[25];
-    float *t90 = args->arena + off[23];
-    float *t91 = args->arena + off[32];
-    float *t92 = args->arena + off[33];
-    float *t93 = args->arena + off[34];
+    float *t50 = args->arena + off[4];
+    float *t51 = args->arena + off[4];
+    float *t52 = args->arena + off[11];
+    float *t53 = args->arena + off[10];
+    float *t54 = args->arena + off[12];
+    float *t55 = args->arena + off[9];
+    float *t56 = args->arena + off[9];
+    float *t57 = args->arena + off[13];
+    float *t58 = args->arena + off[14];
+    float *t59 = args->arena + off[3];
+    float *t60 = args->arena + off[11];
+    float *t61 = args->arena + off[11];
+    float *t62 = args->arena + off[10];
+    float *t63 = args->arena + off[15];
+    float *t64 = args->arena + off[16];
+    float *t65 = args->arena + off[5];
+    float *t66 = args->arena + off[5];
+    float *t67 = args->arena + off[13];
+    float *t68 = args->arena + off[14];
+    float *t69 = args->arena + off[10];
+    float *t70 = args->arena + off[15];
+    float *t71 = args->arena + off[13];
+    float *t72 = args->arena + off[14];
+    float *t73 = args->arena + off[10];
+    float *t74 = args->arena + off[10];
+    float *t75 = args->arena + off[17];
+    float *t76 = args->arena + off[18];
+    float *t77 = args->arena + off[19];
+    float *t78 = args->arena + off[13];
+    float *t79 = args->arena + off[13];
+    float *t80 = args->arena + off[20];
+    float *t81 = args->arena + off[21];
+    float *t82 = args->arena + off[22];
+    float *t83 = args->arena + off[15];
+    float *t84 = args->arena + off[15];
+    float *t85 = args->arena + off[23];
+    float *t86 = args->arena + off[24];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -4087,11 +6102,11 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     float *accuracy = args->accuracy;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 119, lm_step_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 119, lm_step_lora_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 118, lm_step_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 118, lm_step_lora_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
-    float *carry0_buf[2] = { args->arena + off[35], args->arena + off[36] };
+    float *carry0_buf[2] = { args->arena + off[25], args->arena + off[26] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -4116,61 +6131,75 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
         const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
         const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
+        float *saved_lora_wq = args->saved_lora_wq + l * (B*R*T);
         float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + l * (B*R*T);
         float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + l * (B*R*T);
         float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
         float *saved_lse = args->saved_lse + l * (B*KVH*REP*T);
         float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + l * (B*R*T);
         float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + l * (B*R*T);
         float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + l * (B*R*T);
         float *saved_up = args->saved_up + l * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + l * (B*R*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 119, lm_step_lora_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 119, lm_step_lora_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 119, lm_step_lora_k4_lora_a_wq(t4, lora_a_wq, t2, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 5, 119, lm_step_lora_k5_lora_b_wq(t5, lora_b_wq, t4, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 6, 119, lm_step_lora_k6_rope(saved_q, t0, t1, lora_scale_wq, t3, t5, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 119, lm_step_lora_k7_wk(t6, wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 119, lm_step_lora_k8_lora_a_wk(t7, lora_a_wk, t2, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 9, 119, lm_step_lora_k9_lora_b_wk(t8, lora_b_wk, t7, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 10, 119, lm_step_lora_k10_rope(saved_k, t0, t1, lora_scale_wk, t6, t8, B, HD2, KVH, T));
-        LA_TIMED(prof, 11, 119, lm_step_lora_k11_wv(t9, wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 119, lm_step_lora_k12_lora_a_wv(t10, lora_a_wv, t2, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 13, 119, lm_step_lora_k13_lora_b_wv(t11, lora_b_wv, t10, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 14, 119, lm_step_lora_k14_lora(saved_v, lora_scale_wv, t9, t11, B, HD2, KVH, T));
-        LA_TIMED(prof, 15, 119, lm_step_lora_k15_causal_attention_forward(saved_attn, saved_lse, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 119, lm_step_lora_k16_wo(t12, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 119, lm_step_lora_k17_lora_a_wo(t13, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 18, 119, lm_step_lora_k18_lora_b_wo(t14, lora_b_wo, t13, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 19, 119, lm_step_lora_k19_lora(saved_h, carry0, lora_scale_wo, t12, t14, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 20, 119, lm_step_lora_k20_rmsnorm(t15, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 21, 119, lm_step_lora_k21_w1(t16, w1, t15, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 22, 119, lm_step_lora_k22_lora_a_w1(t17, lora_a_w1, t15, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 23, 119, lm_step_lora_k23_lora_b_w1(t18, lora_b_w1, t17, B, F, R, T));
-        LA_TIMED(prof, 24, 119, lm_step_lora_k24_lora(saved_gate, lora_scale_w1, t16, t18, B, F, T));
-        LA_TIMED(prof, 25, 119, lm_step_lora_k25_w3(t19, w3, t15, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 26, 119, lm_step_lora_k26_lora_a_w3(t20, lora_a_w3, t15, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 27, 119, lm_step_lora_k27_lora_b_w3(t21, lora_b_w3, t20, B, F, R, T));
-        LA_TIMED(prof, 28, 119, lm_step_lora_k28_lora(saved_up, lora_scale_w3, t19, t21, B, F, T));
-        LA_TIMED(prof, 29, 119, lm_step_lora_k29_silu(t22, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 30, 119, lm_step_lora_k30_w2(t23, w2, t22, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 31, 119, lm_step_lora_k31_lora_a_w2(t24, lora_a_w2, t22, B, F, R, T));
-        LA_TIMED(prof, 32, 119, lm_step_lora_k32_lora_b_w2(t25, lora_b_w2, t24, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 33, 119, lm_step_lora_k33_lora(carry0_next, lora_scale_w2, saved_h, t23, t25, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 118, lm_step_lora_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 118, lm_step_lora_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 118, lm_step_lora_k4_lora_a_wq(t4, lora_a_wq, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 5, 118, lm_step_lora_k5_lora(saved_lora_wq, lora_scale_wq, t4, B, R, T));
+        LA_TIMED(prof, 6, 118, lm_step_lora_k6_lora_b_wq(t5, lora_b_wq, saved_lora_wq, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 7, 118, lm_step_lora_k7_rope(saved_q, t0, t1, t3, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 118, lm_step_lora_k8_wk(t6, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 118, lm_step_lora_k9_lora_a_wk(t7, lora_a_wk, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 10, 118, lm_step_lora_k10_lora(saved_lora_wk, lora_scale_wk, t7, B, R, T));
+        LA_TIMED(prof, 11, 118, lm_step_lora_k11_lora_b_wk(t8, lora_b_wk, saved_lora_wk, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 12, 118, lm_step_lora_k12_rope(saved_k, t0, t1, t6, t8, B, HD2, KVH, T));
+        LA_TIMED(prof, 13, 118, lm_step_lora_k13_wv(t9, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 118, lm_step_lora_k14_lora_a_wv(t10, lora_a_wv, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 15, 118, lm_step_lora_k15_lora(saved_lora_wv, lora_scale_wv, t10, B, R, T));
+        LA_TIMED(prof, 16, 118, lm_step_lora_k16_lora_b_wv(t11, lora_b_wv, saved_lora_wv, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 17, 118, lm_step_lora_k17_attention(saved_v, t9, t11, B, HD2, KVH, T));
+        LA_TIMED(prof, 18, 118, lm_step_lora_k18_causal_attention_forward(saved_attn, saved_lse, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 118, lm_step_lora_k19_wo(t12, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 118, lm_step_lora_k20_lora_a_wo(t13, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 21, 118, lm_step_lora_k21_lora(saved_lora_wo, lora_scale_wo, t13, B, R, T));
+        LA_TIMED(prof, 22, 118, lm_step_lora_k22_lora_b_wo(t14, lora_b_wo, saved_lora_wo, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 23, 118, lm_step_lora_k23_layer(saved_h, carry0, t12, t14, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 118, lm_step_lora_k24_rmsnorm(t15, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 25, 118, lm_step_lora_k25_w1(t16, w1, t15, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 26, 118, lm_step_lora_k26_lora_a_w1(t17, lora_a_w1, t15, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 27, 118, lm_step_lora_k27_lora(saved_lora_w1, lora_scale_w1, t17, B, R, T));
+        LA_TIMED(prof, 28, 118, lm_step_lora_k28_lora_b_w1(t18, lora_b_w1, saved_lora_w1, B, F, R, T));
+        LA_TIMED(prof, 29, 118, lm_step_lora_k29_gate_up(saved_gate, t16, t18, B, F, T));
+        LA_TIMED(prof, 30, 118, lm_step_lora_k30_w3(t19, w3, t15, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 31, 118, lm_step_lora_k31_lora_a_w3(t20, lora_a_w3, t15, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 32, 118, lm_step_lora_k32_lora(saved_lora_w3, lora_scale_w3, t20, B, R, T));
+        LA_TIMED(prof, 33, 118, lm_step_lora_k33_lora_b_w3(t21, lora_b_w3, saved_lora_w3, B, F, R, T));
+        LA_TIMED(prof, 34, 118, lm_step_lora_k34_gate_up(saved_up, t19, t21, B, F, T));
+        LA_TIMED(prof, 35, 118, lm_step_lora_k35_silu(t22, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 36, 118, lm_step_lora_k36_w2(t23, w2, t22, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 37, 118, lm_step_lora_k37_lora_a_w2(t24, lora_a_w2, t22, B, F, R, T));
+        LA_TIMED(prof, 38, 118, lm_step_lora_k38_lora(saved_lora_w2, lora_scale_w2, t24, B, R, T));
+        LA_TIMED(prof, 39, 118, lm_step_lora_k39_lora_b_w2(t25, lora_b_w2, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 40, 118, lm_step_lora_k40_lora(carry0_next, saved_h, t23, t25, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 34, 119, lm_step_lora_k34_reshape(t26));
-    LA_TIMED(prof, 35, 119, lm_step_lora_k35_expand(t27, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 41, 118, lm_step_lora_k41_reshape(t26));
+    LA_TIMED(prof, 42, 118, lm_step_lora_k42_expand(t27, B, HD2, KVH, REP, T));
     /* stage 'lm_chunk', repeated NC times */
     const float *carry1 = t27;
-    float *carry1_buf[2] = { args->arena + off[37], args->arena + off[38] };
+    float *carry1_buf[2] = { args->arena + off[27], args->arena + off[28] };
     const float *carry2 = t26;
-    float *carry2_buf[2] = { args->arena + off[39], args->arena + off[40] };
+    float *carry2_buf[2] = { args->arena + off[29], args->arena + off[30] };
     const float *carry3 = t26;
-    float *carry3_buf[2] = { args->arena + off[41], args->arena + off[42] };
+    float *carry3_buf[2] = { args->arena + off[31], args->arena + off[32] };
     const float *carry4 = t26;
-    float *carry4_buf[2] = { args->arena + off[43], args->arena + off[44] };
+    float *carry4_buf[2] = { args->arena + off[33], args->arena + off[34] };
     for (long l = 0; l < NC; l++) {
         const int32_t *scored = args->scored + l * CR;
         const int32_t *targets = args->targets + l * CR;
@@ -4179,26 +6208,26 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
         float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
         float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
         float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
-        LA_TIMED(prof, 36, 119, lm_step_lora_k36_lm_head(t28, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 37, 119, lm_step_lora_k37_rmsnorm(t29, t28, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 38, 119, lm_step_lora_k38_rmsnorm(t30, norm_eps, final_norm, t28, t29, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 39, 119, lm_step_lora_k39_lm_head(t31, lm_head, t30, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 40, 119, lm_step_lora_k40_log_softmax(t32, t31, CR, V));
-        LA_TIMED(prof, 41, 119, lm_step_lora_k41_log_softmax(t33, t31, t32, CR, V));
-        LA_TIMED(prof, 42, 119, lm_step_lora_k42_cross_entropy(t34, t31, targets, t32, t33, CR, V));
-        LA_TIMED(prof, 43, 119, lm_step_lora_k43_cross_entropy(t35, weights, t34, CR));
-        LA_TIMED(prof, 44, 119, lm_step_lora_k44_log_softmax(t36, t31, t32, t33, CR, V));
-        LA_TIMED(prof, 45, 119, lm_step_lora_k45_cross_entropy(t37, t31, targets, CR, V));
-        LA_TIMED(prof, 46, 119, lm_step_lora_k46_token_stats(t38, weights, t36, CR));
-        LA_TIMED(prof, 47, 119, lm_step_lora_k47_token_stats(t39, weights, t32, t37, CR));
-        LA_TIMED(prof, 48, 119, lm_step_lora_k48_log_softmax_grad(t40, t31, targets, weights, t32, t33, CR, V));
-        LA_TIMED(prof, 49, 119, lm_step_lora_k49_lm_head_grad_in(t41, lm_head, t40, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 50, 119, lm_step_lora_k50_rmsnorm_grad(t42, final_norm, t28, t41, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 51, 119, lm_step_lora_k51_rmsnorm_grad_scatter_add(t43, norm_eps, final_norm, scored, t28, t29, t41, t42, B, CR, HD2, KVH, REP, T));
-        LA_TIMED(prof, 52, 119, lm_step_lora_k52_lm_chunk(carry1_next, carry1, t43, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 53, 119, lm_step_lora_k53_lm_chunk(carry2_next, carry2, t35));
-        LA_TIMED(prof, 54, 119, lm_step_lora_k54_lm_chunk(carry3_next, carry3, t38));
-        LA_TIMED(prof, 55, 119, lm_step_lora_k55_lm_chunk(carry4_next, carry4, t39));
+        LA_TIMED(prof, 43, 118, lm_step_lora_k43_lm_head(t28, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 44, 118, lm_step_lora_k44_rmsnorm(t29, t28, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 45, 118, lm_step_lora_k45_rmsnorm(t30, norm_eps, final_norm, t28, t29, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 46, 118, lm_step_lora_k46_lm_head(t31, lm_head, t30, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 47, 118, lm_step_lora_k47_log_softmax(t32, t31, CR, V));
+        LA_TIMED(prof, 48, 118, lm_step_lora_k48_log_softmax(t33, t31, t32, CR, V));
+        LA_TIMED(prof, 49, 118, lm_step_lora_k49_cross_entropy(t34, t31, targets, t32, t33, CR, V));
+        LA_TIMED(prof, 50, 118, lm_step_lora_k50_cross_entropy(t35, weights, t34, CR));
+        LA_TIMED(prof, 51, 118, lm_step_lora_k51_log_softmax(t36, t31, t32, t33, CR, V));
+        LA_TIMED(prof, 52, 118, lm_step_lora_k52_cross_entropy(t37, t31, targets, CR, V));
+        LA_TIMED(prof, 53, 118, lm_step_lora_k53_token_stats(t38, weights, t36, CR));
+        LA_TIMED(prof, 54, 118, lm_step_lora_k54_token_stats(t39, weights, t32, t37, CR));
+        LA_TIMED(prof, 55, 118, lm_step_lora_k55_log_softmax_grad(t40, t31, targets, weights, t32, t33, CR, V));
+        LA_TIMED(prof, 56, 118, lm_step_lora_k56_lm_head_grad_in(t41, lm_head, t40, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 57, 118, lm_step_lora_k57_rmsnorm_grad(t42, final_norm, t28, t41, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 58, 118, lm_step_lora_k58_rmsnorm_grad_scatter_add(t43, norm_eps, final_norm, scored, t28, t29, t41, t42, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 59, 118, lm_step_lora_k59_lm_chunk(carry1_next, carry1, t43, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 60, 118, lm_step_lora_k60_lm_chunk(carry2_next, carry2, t35));
+        LA_TIMED(prof, 61, 118, lm_step_lora_k61_lm_chunk(carry3_next, carry3, t38));
+        LA_TIMED(prof, 62, 118, lm_step_lora_k62_lm_chunk(carry4_next, carry4, t39));
         carry1 = carry1_next;
         carry2 = carry2_next;
         carry3 = carry3_next;
@@ -4206,7 +6235,7 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     }
     /* stage 'layer_backward', repeated L times, last layer first */
     const float *carry5 = carry1;
-    float *carry5_buf[2] = { args->arena + off[45], args->arena + off[46] };
+    float *carry5_buf[2] = { args->arena + off[35], args->arena + off[36] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -4232,14 +6261,21 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
         const float *lora_a_w3 = args->lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         const float *lora_b_w3 = args->lora_b_w3 + (L - 1 - l) * (F*R);
         float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wq = args->saved_lora_wq + (L - 1 - l) * (B*R*T);
         float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + (L - 1 - l) * (B*R*T);
         float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + (L - 1 - l) * (B*R*T);
         float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
         float *saved_lse = args->saved_lse + (L - 1 - l) * (B*KVH*REP*T);
         float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + (L - 1 - l) * (B*R*T);
         float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + (L - 1 - l) * (B*R*T);
         float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + (L - 1 - l) * (B*R*T);
         float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + (L - 1 - l) * (B*R*T);
         float *grad_lora_a_wq = args->grad_lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_wq = args->grad_lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_a_wk = args->grad_lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
@@ -4255,69 +6291,61 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
         float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
         float *carry5_next = carry5_buf[l & 1];
-        LA_TIMED(prof, 56, 119, lm_step_lora_k56_rmsnorm(t44, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 57, 119, lm_step_lora_k57_rmsnorm(t45, norm_eps, saved_x, attn_norm, t44, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 58, 119, lm_step_lora_k58_lora_a_wq(t46, lora_a_wq, t45, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 59, 119, lm_step_lora_k59_lora_a_wk(t47, lora_a_wk, t45, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 60, 119, lm_step_lora_k60_lora_a_wv(t48, lora_a_wv, t45, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 61, 119, lm_step_lora_k61_lora_a_wo(t49, saved_attn, lora_a_wo, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 62, 119, lm_step_lora_k62_rmsnorm(t50, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 63, 119, lm_step_lora_k63_rmsnorm(t51, norm_eps, saved_h, ffn_norm, t50, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 64, 119, lm_step_lora_k64_lora_a_w1(t52, lora_a_w1, t51, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 65, 119, lm_step_lora_k65_silu(t53, saved_gate, B, F, T));
-        LA_TIMED(prof, 66, 119, lm_step_lora_k66_lora_a_w3(t54, lora_a_w3, t51, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 67, 119, lm_step_lora_k67_gate_up(t55, saved_up, t53, B, F, T));
-        LA_TIMED(prof, 68, 119, lm_step_lora_k68_lora_a_w2(t56, lora_a_w2, t55, B, F, R, T));
-        LA_TIMED(prof, 69, 119, lm_step_lora_k69_lora(t57, carry5, lora_scale_w2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 70, 119, lm_step_lora_k70_lora_b_w2_grad_in(t58, lora_b_w2, t57, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 71, 119, lm_step_lora_k71_lora_a_w2_grad_in(t59, lora_a_w2, t58, B, F, R, T));
-        LA_TIMED(prof, 72, 119, lm_step_lora_k72_w2_grad_in(t60, carry5, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 73, 119, lm_step_lora_k73_ffn_grad(t61, t53, t59, t60, B, F, T));
-        LA_TIMED(prof, 74, 119, lm_step_lora_k74_lora(t62, lora_scale_w3, t61, B, F, T));
-        LA_TIMED(prof, 75, 119, lm_step_lora_k75_lora_b_w3_grad_in(t63, lora_b_w3, t62, B, F, R, T));
-        LA_TIMED(prof, 76, 119, lm_step_lora_k76_lora_a_w3_grad_in(t64, lora_a_w3, t63, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 77, 119, lm_step_lora_k77_w3_grad_in(t65, w3, t61, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 78, 119, lm_step_lora_k78_silu_grad(t66, saved_gate, saved_up, t53, t59, t60, B, F, T));
-        LA_TIMED(prof, 79, 119, lm_step_lora_k79_lora(t67, lora_scale_w1, t66, B, F, T));
-        LA_TIMED(prof, 80, 119, lm_step_lora_k80_lora_b_w1_grad_in(t68, lora_b_w1, t67, B, F, R, T));
-        LA_TIMED(prof, 81, 119, lm_step_lora_k81_lora_a_w1_grad_in(t69, lora_a_w1, t68, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 82, 119, lm_step_lora_k82_w1_grad_in(t70, w1, t66, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 83, 119, lm_step_lora_k83_rmsnorm_grad(t71, norm_eps, carry5, saved_h, ffn_norm, t50, t64, t65, t69, t70, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 84, 119, lm_step_lora_k84_lora(t72, lora_scale_wo, t71, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 85, 119, lm_step_lora_k85_lora_b_wo_grad_in(t73, lora_b_wo, t72, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 86, 119, lm_step_lora_k86_lora_a_wo_grad_in(t74, lora_a_wo, t73, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 87, 119, lm_step_lora_k87_wo_grad_in(t75, wo, t71, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 88, 119, lm_step_lora_k88_attention_grad(t76, t74, t75, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 89, 119, lm_step_lora_k89_causal_attention_backward(t77, t78, t79, saved_q, saved_k, saved_v, saved_lse, saved_attn, t76, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 90, 119, lm_step_lora_k90_lora(t80, lora_scale_wv, t79, B, HD2, KVH, T));
-        LA_TIMED(prof, 91, 119, lm_step_lora_k91_lora_b_wv_grad_in(t81, lora_b_wv, t80, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 92, 119, lm_step_lora_k92_lora_a_wv_grad_in(t82, lora_a_wv, t81, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 93, 119, lm_step_lora_k93_wv_grad_in(t83, wv, t79, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 94, 119, lm_step_lora_k94_rope_grad(t84, t0, t1, t78, B, HD2, KVH, T));
-        LA_TIMED(prof, 95, 119, lm_step_lora_k95_lora(t85, lora_scale_wk, t84, B, HD2, KVH, T));
-        LA_TIMED(prof, 96, 119, lm_step_lora_k96_lora_b_wk_grad_in(t86, lora_b_wk, t85, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 97, 119, lm_step_lora_k97_lora_a_wk_grad_in(t87, lora_a_wk, t86, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 98, 119, lm_step_lora_k98_wk_grad_in(t88, wk, t84, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 99, 119, lm_step_lora_k99_rope_grad(t89, t0, t1, t77, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 100, 119, lm_step_lora_k100_lora(t90, lora_scale_wq, t89, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 101, 119, lm_step_lora_k101_lora_b_wq_grad_in(t91, lora_b_wq, t90, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 102, 119, lm_step_lora_k102_lora_a_wq_grad_in(t92, lora_a_wq, t91, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 103, 119, lm_step_lora_k103_wq_grad_in(t93, wq, t89, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 104, 119, lm_step_lora_k104_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t44, t71, t82, t83, t87, t88, t92, t93, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 105, 119, lm_step_lora_k105_grad_lora_a_wq(grad_lora_a_wq, t45, t91, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 106, 119, lm_step_lora_k106_grad_lora_b_wq(grad_lora_b_wq, t46, t90, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 107, 119, lm_step_lora_k107_grad_lora_a_wk(grad_lora_a_wk, t45, t86, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 108, 119, lm_step_lora_k108_grad_lora_b_wk(grad_lora_b_wk, t47, t85, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 109, 119, lm_step_lora_k109_grad_lora_a_wv(grad_lora_a_wv, t45, t81, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 110, 119, lm_step_lora_k110_grad_lora_b_wv(grad_lora_b_wv, t48, t80, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 111, 119, lm_step_lora_k111_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t73, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 112, 119, lm_step_lora_k112_grad_lora_b_wo(grad_lora_b_wo, t49, t72, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 113, 119, lm_step_lora_k113_grad_lora_a_w1(grad_lora_a_w1, t51, t68, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 114, 119, lm_step_lora_k114_grad_lora_b_w1(grad_lora_b_w1, t52, t67, B, F, R, T));
-        LA_TIMED(prof, 115, 119, lm_step_lora_k115_grad_lora_a_w2(grad_lora_a_w2, t55, t58, B, F, R, T));
-        LA_TIMED(prof, 116, 119, lm_step_lora_k116_grad_lora_b_w2(grad_lora_b_w2, t56, t57, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 117, 119, lm_step_lora_k117_grad_lora_a_w3(grad_lora_a_w3, t51, t63, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 118, 119, lm_step_lora_k118_grad_lora_b_w3(grad_lora_b_w3, t54, t62, B, F, R, T));
+        LA_TIMED(prof, 63, 118, lm_step_lora_k63_rmsnorm(t44, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 118, lm_step_lora_k64_rmsnorm(t45, norm_eps, saved_x, attn_norm, t44, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 65, 118, lm_step_lora_k65_rmsnorm(t46, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 118, lm_step_lora_k66_rmsnorm(t47, norm_eps, saved_h, ffn_norm, t46, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 67, 118, lm_step_lora_k67_silu(t48, t49, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 68, 118, lm_step_lora_k68_lora_b_w2_grad_in(t50, carry5, lora_b_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 69, 118, lm_step_lora_k69_lora(t51, lora_scale_w2, t50, B, R, T));
+        LA_TIMED(prof, 70, 118, lm_step_lora_k70_lora_a_w2_grad_in(t52, lora_a_w2, t51, B, F, R, T));
+        LA_TIMED(prof, 71, 118, lm_step_lora_k71_w2_grad_in(t53, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 118, lm_step_lora_k72_ffn_grad(t54, t48, t52, t53, B, F, T));
+        LA_TIMED(prof, 73, 118, lm_step_lora_k73_lora_b_w3_grad_in(t55, lora_b_w3, t54, B, F, R, T));
+        LA_TIMED(prof, 74, 118, lm_step_lora_k74_lora(t56, lora_scale_w3, t55, B, R, T));
+        LA_TIMED(prof, 75, 118, lm_step_lora_k75_lora_a_w3_grad_in(t57, lora_a_w3, t56, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 76, 118, lm_step_lora_k76_w3_grad_in(t58, w3, t54, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 77, 118, lm_step_lora_k77_silu_grad(t59, saved_gate, saved_up, t48, t52, t53, B, F, T));
+        LA_TIMED(prof, 78, 118, lm_step_lora_k78_lora_b_w1_grad_in(t60, lora_b_w1, t59, B, F, R, T));
+        LA_TIMED(prof, 79, 118, lm_step_lora_k79_lora(t61, lora_scale_w1, t60, B, R, T));
+        LA_TIMED(prof, 80, 118, lm_step_lora_k80_lora_a_w1_grad_in(t62, lora_a_w1, t61, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 81, 118, lm_step_lora_k81_w1_grad_in(t63, w1, t59, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 82, 118, lm_step_lora_k82_rmsnorm_grad(t64, norm_eps, carry5, saved_h, ffn_norm, t46, t57, t58, t62, t63, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 118, lm_step_lora_k83_lora_b_wo_grad_in(t65, lora_b_wo, t64, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 84, 118, lm_step_lora_k84_lora(t66, lora_scale_wo, t65, B, R, T));
+        LA_TIMED(prof, 85, 118, lm_step_lora_k85_lora_a_wo_grad_in(t67, lora_a_wo, t66, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 86, 118, lm_step_lora_k86_wo_grad_in(t68, wo, t64, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 87, 118, lm_step_lora_k87_attention_grad(t69, t67, t68, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 88, 118, lm_step_lora_k88_causal_attention_backward(t70, t71, t72, saved_q, saved_k, saved_v, saved_lse, saved_attn, t69, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 89, 118, lm_step_lora_k89_lora_b_wv_grad_in(t73, lora_b_wv, t72, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 90, 118, lm_step_lora_k90_lora(t74, lora_scale_wv, t73, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 91, 118, lm_step_lora_k91_lora_a_wv_grad_in(t75, lora_a_wv, t74, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 92, 118, lm_step_lora_k92_wv_grad_in(t76, wv, t72, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 93, 118, lm_step_lora_k93_rope_grad(t77, t0, t1, t71, B, HD2, KVH, T));
+        LA_TIMED(prof, 94, 118, lm_step_lora_k94_lora_b_wk_grad_in(t78, lora_b_wk, t77, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 95, 118, lm_step_lora_k95_lora(t79, lora_scale_wk, t78, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 96, 118, lm_step_lora_k96_lora_a_wk_grad_in(t80, lora_a_wk, t79, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 97, 118, lm_step_lora_k97_wk_grad_in(t81, wk, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 98, 118, lm_step_lora_k98_rope_grad(t82, t0, t1, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 99, 118, lm_step_lora_k99_lora_b_wq_grad_in(t83, lora_b_wq, t82, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 100, 118, lm_step_lora_k100_lora(t84, lora_scale_wq, t83, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 101, 118, lm_step_lora_k101_lora_a_wq_grad_in(t85, lora_a_wq, t84, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 102, 118, lm_step_lora_k102_wq_grad_in(t86, wq, t82, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 103, 118, lm_step_lora_k103_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t44, t64, t75, t76, t80, t81, t85, t86, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 104, 118, lm_step_lora_k104_grad_lora_a_wq(grad_lora_a_wq, t45, t84, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 105, 118, lm_step_lora_k105_grad_lora_b_wq(grad_lora_b_wq, saved_lora_wq, t82, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 106, 118, lm_step_lora_k106_grad_lora_a_wk(grad_lora_a_wk, t45, t79, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 107, 118, lm_step_lora_k107_grad_lora_b_wk(grad_lora_b_wk, saved_lora_wk, t77, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 108, 118, lm_step_lora_k108_grad_lora_a_wv(grad_lora_a_wv, t45, t74, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 109, 118, lm_step_lora_k109_grad_lora_b_wv(grad_lora_b_wv, saved_lora_wv, t72, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 110, 118, lm_step_lora_k110_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t66, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 111, 118, lm_step_lora_k111_grad_lora_b_wo(grad_lora_b_wo, saved_lora_wo, t64, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 112, 118, lm_step_lora_k112_grad_lora_a_w1(grad_lora_a_w1, t47, t61, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 113, 118, lm_step_lora_k113_grad_lora_b_w1(grad_lora_b_w1, saved_lora_w1, t59, B, F, R, T));
+        LA_TIMED(prof, 114, 118, lm_step_lora_k114_grad_lora_a_w2(grad_lora_a_w2, t49, t51, B, F, R, T));
+        LA_TIMED(prof, 115, 118, lm_step_lora_k115_grad_lora_b_w2(grad_lora_b_w2, carry5, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 116, 118, lm_step_lora_k116_grad_lora_a_w3(grad_lora_a_w3, t47, t56, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 117, 118, lm_step_lora_k117_grad_lora_b_w3(grad_lora_b_w3, saved_lora_w3, t54, B, F, R, T));
         carry5 = carry5_next;
     }
 }
@@ -4337,120 +6365,119 @@ void llama_train_lm_step_lora_costs(const llama_train_lm_step_lora_args *args, d
     flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_lora_k2_rmsnorm */
     flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k3_wq */
     flops[4] = (double)(4*B*HD2*KVH*R*REP*T); bytes[4] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k4_lora_a_wq */
-    flops[5] = (double)(4*B*HD2*KVH*R*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k5_lora_b_wq */
-    flops[6] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k6_rope */
-    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k7_wk */
-    flops[8] = (double)(4*B*HD2*KVH*R*REP*T); bytes[8] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k8_lora_a_wk */
-    flops[9] = (double)(4*B*HD2*KVH*R*T); bytes[9] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_k9_lora_b_wk */
-    flops[10] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[10] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k10_rope */
-    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k11_wv */
-    flops[12] = (double)(4*B*HD2*KVH*R*REP*T); bytes[12] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k12_lora_a_wv */
-    flops[13] = (double)(4*B*HD2*KVH*R*T); bytes[13] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_k13_lora_b_wv */
-    flops[14] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[14] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k14_lora */
-    flops[15] = (double)(4*B*HD2*KVH*REP*T*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k15_causal_attention_forward */
-    flops[16] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k16_wo */
-    flops[17] = (double)(4*B*HD2*KVH*R*REP*T); bytes[17] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k17_lora_a_wo */
-    flops[18] = (double)(4*B*HD2*KVH*R*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k18_lora_b_wo */
-    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k19_lora */
-    flops[20] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k20_rmsnorm */
-    flops[21] = (double)(4*B*F*HD2*KVH*REP*T); bytes[21] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k21_w1 */
-    flops[22] = (double)(4*B*HD2*KVH*R*REP*T); bytes[22] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k22_lora_a_w1 */
-    flops[23] = (double)(2*B*F*R*T); bytes[23] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k23_lora_b_w1 */
-    flops[24] = (double)(B*F*T + B*F*T); bytes[24] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k24_lora */
-    flops[25] = (double)(4*B*F*HD2*KVH*REP*T); bytes[25] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k25_w3 */
-    flops[26] = (double)(4*B*HD2*KVH*R*REP*T); bytes[26] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k26_lora_a_w3 */
-    flops[27] = (double)(2*B*F*R*T); bytes[27] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k27_lora_b_w3 */
-    flops[28] = (double)(B*F*T + B*F*T); bytes[28] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k28_lora */
-    flops[29] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[29] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k29_silu */
-    flops[30] = (double)(4*B*F*HD2*KVH*REP*T); bytes[30] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k30_w2 */
-    flops[31] = (double)(2*B*F*R*T); bytes[31] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k31_lora_a_w2 */
-    flops[32] = (double)(4*B*HD2*KVH*R*REP*T); bytes[32] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k32_lora_b_w2 */
-    flops[33] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[33] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k33_lora */
-    flops[34] = (double)(0); bytes[34] = (double)(4); /* lm_step_lora_k34_reshape */
-    flops[35] = (double)(0); bytes[35] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_lora_k35_expand */
-    flops[36] = (double)(0); bytes[36] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_lora_k36_lm_head */
-    flops[37] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[37] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_lora_k37_rmsnorm */
-    flops[38] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[38] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_k38_rmsnorm */
-    flops[39] = (double)(4*CR*HD2*KVH*REP*V); bytes[39] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_lora_k39_lm_head */
-    flops[40] = (double)(CR*V); bytes[40] = (double)(4*CR + 4*CR*V); /* lm_step_lora_k40_log_softmax */
-    flops[41] = (double)(CR + CR*V + CR*V + CR*V); bytes[41] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_k41_log_softmax */
-    flops[42] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[42] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k42_cross_entropy */
-    flops[43] = (double)(CR + CR + CR); bytes[43] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_k43_cross_entropy */
-    flops[44] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[44] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_lora_k44_log_softmax */
-    flops[45] = (double)(CR + CR*V + CR*V + CR*V); bytes[45] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_k45_cross_entropy */
-    flops[46] = (double)(CR + CR + CR); bytes[46] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_k46_token_stats */
-    flops[47] = (double)(CR + CR + CR); bytes[47] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k47_token_stats */
-    flops[48] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[48] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k48_log_softmax_grad */
-    flops[49] = (double)(4*CR*HD2*KVH*REP*V); bytes[49] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_lora_k49_lm_head_grad_in */
-    flops[50] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[50] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_lora_k50_rmsnorm_grad */
-    flops[51] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[51] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_k51_rmsnorm_grad_scatter_add */
-    flops[52] = (double)(2*B*HD2*KVH*REP*T); bytes[52] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k52_lm_chunk */
-    flops[53] = (double)(1); bytes[53] = (double)(4 + 4 + 4); /* lm_step_lora_k53_lm_chunk */
-    flops[54] = (double)(1); bytes[54] = (double)(4 + 4 + 4); /* lm_step_lora_k54_lm_chunk */
-    flops[55] = (double)(1); bytes[55] = (double)(4 + 4 + 4); /* lm_step_lora_k55_lm_chunk */
-    flops[56] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[56] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k56_rmsnorm */
-    flops[57] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[57] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k57_rmsnorm */
-    flops[58] = (double)(4*B*HD2*KVH*R*REP*T); bytes[58] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k58_lora_a_wq */
-    flops[59] = (double)(4*B*HD2*KVH*R*REP*T); bytes[59] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k59_lora_a_wk */
-    flops[60] = (double)(4*B*HD2*KVH*R*REP*T); bytes[60] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k60_lora_a_wv */
-    flops[61] = (double)(4*B*HD2*KVH*R*REP*T); bytes[61] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* lm_step_lora_k61_lora_a_wo */
-    flops[62] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[62] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k62_rmsnorm */
-    flops[63] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k63_rmsnorm */
-    flops[64] = (double)(4*B*HD2*KVH*R*REP*T); bytes[64] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k64_lora_a_w1 */
-    flops[65] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[65] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_k65_silu */
-    flops[66] = (double)(4*B*HD2*KVH*R*REP*T); bytes[66] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k66_lora_a_w3 */
-    flops[67] = (double)(B*F*T); bytes[67] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k67_gate_up */
-    flops[68] = (double)(2*B*F*R*T); bytes[68] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k68_lora_a_w2 */
-    flops[69] = (double)(2*B*HD2*KVH*REP*T); bytes[69] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* lm_step_lora_k69_lora */
-    flops[70] = (double)(4*B*HD2*KVH*R*REP*T); bytes[70] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k70_lora_b_w2_grad_in */
-    flops[71] = (double)(2*B*F*R*T); bytes[71] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k71_lora_a_w2_grad_in */
-    flops[72] = (double)(4*B*F*HD2*KVH*REP*T); bytes[72] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_k72_w2_grad_in */
-    flops[73] = (double)(B*F*T + B*F*T); bytes[73] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k73_ffn_grad */
-    flops[74] = (double)(B*F*T); bytes[74] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_k74_lora */
-    flops[75] = (double)(2*B*F*R*T); bytes[75] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k75_lora_b_w3_grad_in */
-    flops[76] = (double)(4*B*HD2*KVH*R*REP*T); bytes[76] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k76_lora_a_w3_grad_in */
-    flops[77] = (double)(4*B*F*HD2*KVH*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k77_w3_grad_in */
-    flops[78] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[78] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k78_silu_grad */
-    flops[79] = (double)(B*F*T); bytes[79] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_k79_lora */
-    flops[80] = (double)(2*B*F*R*T); bytes[80] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k80_lora_b_w1_grad_in */
-    flops[81] = (double)(4*B*HD2*KVH*R*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k81_lora_a_w1_grad_in */
-    flops[82] = (double)(4*B*F*HD2*KVH*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k82_w1_grad_in */
-    flops[83] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k83_rmsnorm_grad */
-    flops[84] = (double)(2*B*HD2*KVH*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k84_lora */
-    flops[85] = (double)(4*B*HD2*KVH*R*REP*T); bytes[85] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k85_lora_b_wo_grad_in */
-    flops[86] = (double)(4*B*HD2*KVH*R*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k86_lora_a_wo_grad_in */
-    flops[87] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k87_wo_grad_in */
-    flops[88] = (double)(2*B*HD2*KVH*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k88_attention_grad */
-    flops[89] = (double)(10*B*HD2*KVH*REP*T*T); bytes[89] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k89_causal_attention_backward */
-    flops[90] = (double)(2*B*HD2*KVH*T); bytes[90] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k90_lora */
-    flops[91] = (double)(4*B*HD2*KVH*R*T); bytes[91] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k91_lora_b_wv_grad_in */
-    flops[92] = (double)(4*B*HD2*KVH*R*REP*T); bytes[92] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k92_lora_a_wv_grad_in */
-    flops[93] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[93] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k93_wv_grad_in */
-    flops[94] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[94] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_k94_rope_grad */
-    flops[95] = (double)(2*B*HD2*KVH*T); bytes[95] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k95_lora */
-    flops[96] = (double)(4*B*HD2*KVH*R*T); bytes[96] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k96_lora_b_wk_grad_in */
-    flops[97] = (double)(4*B*HD2*KVH*R*REP*T); bytes[97] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k97_lora_a_wk_grad_in */
-    flops[98] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[98] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k98_wk_grad_in */
-    flops[99] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[99] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k99_rope_grad */
-    flops[100] = (double)(2*B*HD2*KVH*REP*T); bytes[100] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k100_lora */
-    flops[101] = (double)(4*B*HD2*KVH*R*REP*T); bytes[101] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k101_lora_b_wq_grad_in */
-    flops[102] = (double)(4*B*HD2*KVH*R*REP*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k102_lora_a_wq_grad_in */
-    flops[103] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[103] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k103_wq_grad_in */
-    flops[104] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[104] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k104_rmsnorm_grad */
-    flops[105] = (double)(4*B*HD2*KVH*R*REP*T); bytes[105] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k105_grad_lora_a_wq */
-    flops[106] = (double)(4*B*HD2*KVH*R*REP*T); bytes[106] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k106_grad_lora_b_wq */
-    flops[107] = (double)(4*B*HD2*KVH*R*REP*T); bytes[107] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k107_grad_lora_a_wk */
-    flops[108] = (double)(4*B*HD2*KVH*R*T); bytes[108] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k108_grad_lora_b_wk */
-    flops[109] = (double)(4*B*HD2*KVH*R*REP*T); bytes[109] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k109_grad_lora_a_wv */
-    flops[110] = (double)(4*B*HD2*KVH*R*T); bytes[110] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k110_grad_lora_b_wv */
-    flops[111] = (double)(4*B*HD2*KVH*R*REP*T); bytes[111] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k111_grad_lora_a_wo */
-    flops[112] = (double)(4*B*HD2*KVH*R*REP*T); bytes[112] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k112_grad_lora_b_wo */
-    flops[113] = (double)(4*B*HD2*KVH*R*REP*T); bytes[113] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k113_grad_lora_a_w1 */
-    flops[114] = (double)(2*B*F*R*T); bytes[114] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k114_grad_lora_b_w1 */
-    flops[115] = (double)(2*B*F*R*T); bytes[115] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_k115_grad_lora_a_w2 */
-    flops[116] = (double)(4*B*HD2*KVH*R*REP*T); bytes[116] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k116_grad_lora_b_w2 */
-    flops[117] = (double)(4*B*HD2*KVH*R*REP*T); bytes[117] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k117_grad_lora_a_w3 */
-    flops[118] = (double)(2*B*F*R*T); bytes[118] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k118_grad_lora_b_w3 */
+    flops[5] = (double)(B*R*T); bytes[5] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_k5_lora */
+    flops[6] = (double)(4*B*HD2*KVH*R*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k6_lora_b_wq */
+    flops[7] = (double)(2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k7_rope */
+    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k8_wk */
+    flops[9] = (double)(4*B*HD2*KVH*R*REP*T); bytes[9] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k9_lora_a_wk */
+    flops[10] = (double)(B*R*T); bytes[10] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_k10_lora */
+    flops[11] = (double)(4*B*HD2*KVH*R*T); bytes[11] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_k11_lora_b_wk */
+    flops[12] = (double)(2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[12] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k12_rope */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k13_wv */
+    flops[14] = (double)(4*B*HD2*KVH*R*REP*T); bytes[14] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k14_lora_a_wv */
+    flops[15] = (double)(B*R*T); bytes[15] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_k15_lora */
+    flops[16] = (double)(4*B*HD2*KVH*R*T); bytes[16] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_k16_lora_b_wv */
+    flops[17] = (double)(2*B*HD2*KVH*T); bytes[17] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k17_attention */
+    flops[18] = (double)(4*B*HD2*KVH*REP*T*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k18_causal_attention_forward */
+    flops[19] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k19_wo */
+    flops[20] = (double)(4*B*HD2*KVH*R*REP*T); bytes[20] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k20_lora_a_wo */
+    flops[21] = (double)(B*R*T); bytes[21] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_k21_lora */
+    flops[22] = (double)(4*B*HD2*KVH*R*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k22_lora_b_wo */
+    flops[23] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k23_layer */
+    flops[24] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[24] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k24_rmsnorm */
+    flops[25] = (double)(4*B*F*HD2*KVH*REP*T); bytes[25] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k25_w1 */
+    flops[26] = (double)(4*B*HD2*KVH*R*REP*T); bytes[26] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k26_lora_a_w1 */
+    flops[27] = (double)(B*R*T); bytes[27] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_k27_lora */
+    flops[28] = (double)(2*B*F*R*T); bytes[28] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k28_lora_b_w1 */
+    flops[29] = (double)(B*F*T); bytes[29] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k29_gate_up */
+    flops[30] = (double)(4*B*F*HD2*KVH*REP*T); bytes[30] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k30_w3 */
+    flops[31] = (double)(4*B*HD2*KVH*R*REP*T); bytes[31] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k31_lora_a_w3 */
+    flops[32] = (double)(B*R*T); bytes[32] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_k32_lora */
+    flops[33] = (double)(2*B*F*R*T); bytes[33] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k33_lora_b_w3 */
+    flops[34] = (double)(B*F*T); bytes[34] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k34_gate_up */
+    flops[35] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[35] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k35_silu */
+    flops[36] = (double)(4*B*F*HD2*KVH*REP*T); bytes[36] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k36_w2 */
+    flops[37] = (double)(2*B*F*R*T); bytes[37] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k37_lora_a_w2 */
+    flops[38] = (double)(B*R*T); bytes[38] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_k38_lora */
+    flops[39] = (double)(4*B*HD2*KVH*R*REP*T); bytes[39] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k39_lora_b_w2 */
+    flops[40] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[40] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k40_lora */
+    flops[41] = (double)(0); bytes[41] = (double)(4); /* lm_step_lora_k41_reshape */
+    flops[42] = (double)(0); bytes[42] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_lora_k42_expand */
+    flops[43] = (double)(0); bytes[43] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_lora_k43_lm_head */
+    flops[44] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[44] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_lora_k44_rmsnorm */
+    flops[45] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[45] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_k45_rmsnorm */
+    flops[46] = (double)(4*CR*HD2*KVH*REP*V); bytes[46] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_lora_k46_lm_head */
+    flops[47] = (double)(CR*V); bytes[47] = (double)(4*CR + 4*CR*V); /* lm_step_lora_k47_log_softmax */
+    flops[48] = (double)(CR + CR*V + CR*V + CR*V); bytes[48] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_k48_log_softmax */
+    flops[49] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[49] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k49_cross_entropy */
+    flops[50] = (double)(CR + CR + CR); bytes[50] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_k50_cross_entropy */
+    flops[51] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[51] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_lora_k51_log_softmax */
+    flops[52] = (double)(CR + CR*V + CR*V + CR*V); bytes[52] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_k52_cross_entropy */
+    flops[53] = (double)(CR + CR + CR); bytes[53] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_k53_token_stats */
+    flops[54] = (double)(CR + CR + CR); bytes[54] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k54_token_stats */
+    flops[55] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[55] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k55_log_softmax_grad */
+    flops[56] = (double)(4*CR*HD2*KVH*REP*V); bytes[56] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_lora_k56_lm_head_grad_in */
+    flops[57] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[57] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_lora_k57_rmsnorm_grad */
+    flops[58] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_k58_rmsnorm_grad_scatter_add */
+    flops[59] = (double)(2*B*HD2*KVH*REP*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k59_lm_chunk */
+    flops[60] = (double)(1); bytes[60] = (double)(4 + 4 + 4); /* lm_step_lora_k60_lm_chunk */
+    flops[61] = (double)(1); bytes[61] = (double)(4 + 4 + 4); /* lm_step_lora_k61_lm_chunk */
+    flops[62] = (double)(1); bytes[62] = (double)(4 + 4 + 4); /* lm_step_lora_k62_lm_chunk */
+    flops[63] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k63_rmsnorm */
+    flops[64] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k64_rmsnorm */
+    flops[65] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k65_rmsnorm */
+    flops[66] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k66_rmsnorm */
+    flops[67] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[67] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k67_silu */
+    flops[68] = (double)(4*B*HD2*KVH*R*REP*T); bytes[68] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* lm_step_lora_k68_lora_b_w2_grad_in */
+    flops[69] = (double)(B*R*T); bytes[69] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_k69_lora */
+    flops[70] = (double)(2*B*F*R*T); bytes[70] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k70_lora_a_w2_grad_in */
+    flops[71] = (double)(4*B*F*HD2*KVH*REP*T); bytes[71] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_k71_w2_grad_in */
+    flops[72] = (double)(B*F*T + B*F*T); bytes[72] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k72_ffn_grad */
+    flops[73] = (double)(2*B*F*R*T); bytes[73] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k73_lora_b_w3_grad_in */
+    flops[74] = (double)(B*R*T); bytes[74] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_k74_lora */
+    flops[75] = (double)(4*B*HD2*KVH*R*REP*T); bytes[75] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k75_lora_a_w3_grad_in */
+    flops[76] = (double)(4*B*F*HD2*KVH*REP*T); bytes[76] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k76_w3_grad_in */
+    flops[77] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[77] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k77_silu_grad */
+    flops[78] = (double)(2*B*F*R*T); bytes[78] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k78_lora_b_w1_grad_in */
+    flops[79] = (double)(B*R*T); bytes[79] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_k79_lora */
+    flops[80] = (double)(4*B*HD2*KVH*R*REP*T); bytes[80] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k80_lora_a_w1_grad_in */
+    flops[81] = (double)(4*B*F*HD2*KVH*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k81_w1_grad_in */
+    flops[82] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k82_rmsnorm_grad */
+    flops[83] = (double)(4*B*HD2*KVH*R*REP*T); bytes[83] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k83_lora_b_wo_grad_in */
+    flops[84] = (double)(B*R*T); bytes[84] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_k84_lora */
+    flops[85] = (double)(4*B*HD2*KVH*R*REP*T); bytes[85] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k85_lora_a_wo_grad_in */
+    flops[86] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k86_wo_grad_in */
+    flops[87] = (double)(2*B*HD2*KVH*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k87_attention_grad */
+    flops[88] = (double)(10*B*HD2*KVH*REP*T*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k88_causal_attention_backward */
+    flops[89] = (double)(4*B*HD2*KVH*R*T); bytes[89] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k89_lora_b_wv_grad_in */
+    flops[90] = (double)(B*R*T); bytes[90] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_k90_lora */
+    flops[91] = (double)(4*B*HD2*KVH*R*REP*T); bytes[91] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k91_lora_a_wv_grad_in */
+    flops[92] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[92] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k92_wv_grad_in */
+    flops[93] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[93] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_k93_rope_grad */
+    flops[94] = (double)(4*B*HD2*KVH*R*T); bytes[94] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k94_lora_b_wk_grad_in */
+    flops[95] = (double)(B*R*T); bytes[95] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_k95_lora */
+    flops[96] = (double)(4*B*HD2*KVH*R*REP*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k96_lora_a_wk_grad_in */
+    flops[97] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[97] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k97_wk_grad_in */
+    flops[98] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[98] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k98_rope_grad */
+    flops[99] = (double)(4*B*HD2*KVH*R*REP*T); bytes[99] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k99_lora_b_wq_grad_in */
+    flops[100] = (double)(B*R*T); bytes[100] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_k100_lora */
+    flops[101] = (double)(4*B*HD2*KVH*R*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k101_lora_a_wq_grad_in */
+    flops[102] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k102_wq_grad_in */
+    flops[103] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[103] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k103_rmsnorm_grad */
+    flops[104] = (double)(4*B*HD2*KVH*R*REP*T); bytes[104] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k104_grad_lora_a_wq */
+    flops[105] = (double)(4*B*HD2*KVH*R*REP*T); bytes[105] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k105_grad_lora_b_wq */
+    flops[106] = (double)(4*B*HD2*KVH*R*REP*T); bytes[106] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k106_grad_lora_a_wk */
+    flops[107] = (double)(4*B*HD2*KVH*R*T); bytes[107] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k107_grad_lora_b_wk */
+    flops[108] = (double)(4*B*HD2*KVH*R*REP*T); bytes[108] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k108_grad_lora_a_wv */
+    flops[109] = (double)(4*B*HD2*KVH*R*T); bytes[109] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k109_grad_lora_b_wv */
+    flops[110] = (double)(4*B*HD2*KVH*R*REP*T); bytes[110] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k110_grad_lora_a_wo */
+    flops[111] = (double)(4*B*HD2*KVH*R*REP*T); bytes[111] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k111_grad_lora_b_wo */
+    flops[112] = (double)(4*B*HD2*KVH*R*REP*T); bytes[112] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k112_grad_lora_a_w1 */
+    flops[113] = (double)(2*B*F*R*T); bytes[113] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k113_grad_lora_b_w1 */
+    flops[114] = (double)(2*B*F*R*T); bytes[114] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_k114_grad_lora_a_w2 */
+    flops[115] = (double)(4*B*HD2*KVH*R*REP*T); bytes[115] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k115_grad_lora_b_w2 */
+    flops[116] = (double)(4*B*HD2*KVH*R*REP*T); bytes[116] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k116_grad_lora_a_w3 */
+    flops[117] = (double)(2*B*F*R*T); bytes[117] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k117_grad_lora_b_w3 */
     (void)args;
 }
 
@@ -4463,122 +6490,2441 @@ static const char *const llama_train_lm_step_lora_kernel_names[] = {
     "lm_step_lora_k2_rmsnorm",
     "lm_step_lora_k3_wq",
     "lm_step_lora_k4_lora_a_wq",
-    "lm_step_lora_k5_lora_b_wq",
-    "lm_step_lora_k6_rope",
-    "lm_step_lora_k7_wk",
-    "lm_step_lora_k8_lora_a_wk",
-    "lm_step_lora_k9_lora_b_wk",
-    "lm_step_lora_k10_rope",
-    "lm_step_lora_k11_wv",
-    "lm_step_lora_k12_lora_a_wv",
-    "lm_step_lora_k13_lora_b_wv",
-    "lm_step_lora_k14_lora",
-    "lm_step_lora_k15_causal_attention_forward",
-    "lm_step_lora_k16_wo",
-    "lm_step_lora_k17_lora_a_wo",
-    "lm_step_lora_k18_lora_b_wo",
-    "lm_step_lora_k19_lora",
-    "lm_step_lora_k20_rmsnorm",
-    "lm_step_lora_k21_w1",
-    "lm_step_lora_k22_lora_a_w1",
-    "lm_step_lora_k23_lora_b_w1",
-    "lm_step_lora_k24_lora",
-    "lm_step_lora_k25_w3",
-    "lm_step_lora_k26_lora_a_w3",
-    "lm_step_lora_k27_lora_b_w3",
-    "lm_step_lora_k28_lora",
-    "lm_step_lora_k29_silu",
-    "lm_step_lora_k30_w2",
-    "lm_step_lora_k31_lora_a_w2",
-    "lm_step_lora_k32_lora_b_w2",
-    "lm_step_lora_k33_lora",
-    "lm_step_lora_k34_reshape",
-    "lm_step_lora_k35_expand",
-    "lm_step_lora_k36_lm_head",
-    "lm_step_lora_k37_rmsnorm",
-    "lm_step_lora_k38_rmsnorm",
-    "lm_step_lora_k39_lm_head",
-    "lm_step_lora_k40_log_softmax",
-    "lm_step_lora_k41_log_softmax",
-    "lm_step_lora_k42_cross_entropy",
-    "lm_step_lora_k43_cross_entropy",
-    "lm_step_lora_k44_log_softmax",
-    "lm_step_lora_k45_cross_entropy",
-    "lm_step_lora_k46_token_stats",
-    "lm_step_lora_k47_token_stats",
-    "lm_step_lora_k48_log_softmax_grad",
-    "lm_step_lora_k49_lm_head_grad_in",
-    "lm_step_lora_k50_rmsnorm_grad",
-    "lm_step_lora_k51_rmsnorm_grad_scatter_add",
-    "lm_step_lora_k52_lm_chunk",
-    "lm_step_lora_k53_lm_chunk",
-    "lm_step_lora_k54_lm_chunk",
-    "lm_step_lora_k55_lm_chunk",
-    "lm_step_lora_k56_rmsnorm",
-    "lm_step_lora_k57_rmsnorm",
-    "lm_step_lora_k58_lora_a_wq",
-    "lm_step_lora_k59_lora_a_wk",
-    "lm_step_lora_k60_lora_a_wv",
-    "lm_step_lora_k61_lora_a_wo",
-    "lm_step_lora_k62_rmsnorm",
+    "lm_step_lora_k5_lora",
+    "lm_step_lora_k6_lora_b_wq",
+    "lm_step_lora_k7_rope",
+    "lm_step_lora_k8_wk",
+    "lm_step_lora_k9_lora_a_wk",
+    "lm_step_lora_k10_lora",
+    "lm_step_lora_k11_lora_b_wk",
+    "lm_step_lora_k12_rope",
+    "lm_step_lora_k13_wv",
+    "lm_step_lora_k14_lora_a_wv",
+    "lm_step_lora_k15_lora",
+    "lm_step_lora_k16_lora_b_wv",
+    "lm_step_lora_k17_attention",
+    "lm_step_lora_k18_causal_attention_forward",
+    "lm_step_lora_k19_wo",
+    "lm_step_lora_k20_lora_a_wo",
+    "lm_step_lora_k21_lora",
+    "lm_step_lora_k22_lora_b_wo",
+    "lm_step_lora_k23_layer",
+    "lm_step_lora_k24_rmsnorm",
+    "lm_step_lora_k25_w1",
+    "lm_step_lora_k26_lora_a_w1",
+    "lm_step_lora_k27_lora",
+    "lm_step_lora_k28_lora_b_w1",
+    "lm_step_lora_k29_gate_up",
+    "lm_step_lora_k30_w3",
+    "lm_step_lora_k31_lora_a_w3",
+    "lm_step_lora_k32_lora",
+    "lm_step_lora_k33_lora_b_w3",
+    "lm_step_lora_k34_gate_up",
+    "lm_step_lora_k35_silu",
+    "lm_step_lora_k36_w2",
+    "lm_step_lora_k37_lora_a_w2",
+    "lm_step_lora_k38_lora",
+    "lm_step_lora_k39_lora_b_w2",
+    "lm_step_lora_k40_lora",
+    "lm_step_lora_k41_reshape",
+    "lm_step_lora_k42_expand",
+    "lm_step_lora_k43_lm_head",
+    "lm_step_lora_k44_rmsnorm",
+    "lm_step_lora_k45_rmsnorm",
+    "lm_step_lora_k46_lm_head",
+    "lm_step_lora_k47_log_softmax",
+    "lm_step_lora_k48_log_softmax",
+    "lm_step_lora_k49_cross_entropy",
+    "lm_step_lora_k50_cross_entropy",
+    "lm_step_lora_k51_log_softmax",
+    "lm_step_lora_k52_cross_entropy",
+    "lm_step_lora_k53_token_stats",
+    "lm_step_lora_k54_token_stats",
+    "lm_step_lora_k55_log_softmax_grad",
+    "lm_step_lora_k56_lm_head_grad_in",
+    "lm_step_lora_k57_rmsnorm_grad",
+    "lm_step_lora_k58_rmsnorm_grad_scatter_add",
+    "lm_step_lora_k59_lm_chunk",
+    "lm_step_lora_k60_lm_chunk",
+    "lm_step_lora_k61_lm_chunk",
+    "lm_step_lora_k62_lm_chunk",
     "lm_step_lora_k63_rmsnorm",
-    "lm_step_lora_k64_lora_a_w1",
-    "lm_step_lora_k65_silu",
-    "lm_step_lora_k66_lora_a_w3",
-    "lm_step_lora_k67_gate_up",
-    "lm_step_lora_k68_lora_a_w2",
+    "lm_step_lora_k64_rmsnorm",
+    "lm_step_lora_k65_rmsnorm",
+    "lm_step_lora_k66_rmsnorm",
+    "lm_step_lora_k67_silu",
+    "lm_step_lora_k68_lora_b_w2_grad_in",
     "lm_step_lora_k69_lora",
-    "lm_step_lora_k70_lora_b_w2_grad_in",
-    "lm_step_lora_k71_lora_a_w2_grad_in",
-    "lm_step_lora_k72_w2_grad_in",
-    "lm_step_lora_k73_ffn_grad",
+    "lm_step_lora_k70_lora_a_w2_grad_in",
+    "lm_step_lora_k71_w2_grad_in",
+    "lm_step_lora_k72_ffn_grad",
+    "lm_step_lora_k73_lora_b_w3_grad_in",
     "lm_step_lora_k74_lora",
-    "lm_step_lora_k75_lora_b_w3_grad_in",
-    "lm_step_lora_k76_lora_a_w3_grad_in",
-    "lm_step_lora_k77_w3_grad_in",
-    "lm_step_lora_k78_silu_grad",
+    "lm_step_lora_k75_lora_a_w3_grad_in",
+    "lm_step_lora_k76_w3_grad_in",
+    "lm_step_lora_k77_silu_grad",
+    "lm_step_lora_k78_lora_b_w1_grad_in",
     "lm_step_lora_k79_lora",
-    "lm_step_lora_k80_lora_b_w1_grad_in",
-    "lm_step_lora_k81_lora_a_w1_grad_in",
-    "lm_step_lora_k82_w1_grad_in",
-    "lm_step_lora_k83_rmsnorm_grad",
+    "lm_step_lora_k80_lora_a_w1_grad_in",
+    "lm_step_lora_k81_w1_grad_in",
+    "lm_step_lora_k82_rmsnorm_grad",
+    "lm_step_lora_k83_lora_b_wo_grad_in",
     "lm_step_lora_k84_lora",
-    "lm_step_lora_k85_lora_b_wo_grad_in",
-    "lm_step_lora_k86_lora_a_wo_grad_in",
-    "lm_step_lora_k87_wo_grad_in",
-    "lm_step_lora_k88_attention_grad",
-    "lm_step_lora_k89_causal_attention_backward",
+    "lm_step_lora_k85_lora_a_wo_grad_in",
+    "lm_step_lora_k86_wo_grad_in",
+    "lm_step_lora_k87_attention_grad",
+    "lm_step_lora_k88_causal_attention_backward",
+    "lm_step_lora_k89_lora_b_wv_grad_in",
     "lm_step_lora_k90_lora",
-    "lm_step_lora_k91_lora_b_wv_grad_in",
-    "lm_step_lora_k92_lora_a_wv_grad_in",
-    "lm_step_lora_k93_wv_grad_in",
-    "lm_step_lora_k94_rope_grad",
+    "lm_step_lora_k91_lora_a_wv_grad_in",
+    "lm_step_lora_k92_wv_grad_in",
+    "lm_step_lora_k93_rope_grad",
+    "lm_step_lora_k94_lora_b_wk_grad_in",
     "lm_step_lora_k95_lora",
-    "lm_step_lora_k96_lora_b_wk_grad_in",
-    "lm_step_lora_k97_lora_a_wk_grad_in",
-    "lm_step_lora_k98_wk_grad_in",
-    "lm_step_lora_k99_rope_grad",
+    "lm_step_lora_k96_lora_a_wk_grad_in",
+    "lm_step_lora_k97_wk_grad_in",
+    "lm_step_lora_k98_rope_grad",
+    "lm_step_lora_k99_lora_b_wq_grad_in",
     "lm_step_lora_k100_lora",
-    "lm_step_lora_k101_lora_b_wq_grad_in",
-    "lm_step_lora_k102_lora_a_wq_grad_in",
-    "lm_step_lora_k103_wq_grad_in",
-    "lm_step_lora_k104_rmsnorm_grad",
-    "lm_step_lora_k105_grad_lora_a_wq",
-    "lm_step_lora_k106_grad_lora_b_wq",
-    "lm_step_lora_k107_grad_lora_a_wk",
-    "lm_step_lora_k108_grad_lora_b_wk",
-    "lm_step_lora_k109_grad_lora_a_wv",
-    "lm_step_lora_k110_grad_lora_b_wv",
-    "lm_step_lora_k111_grad_lora_a_wo",
-    "lm_step_lora_k112_grad_lora_b_wo",
-    "lm_step_lora_k113_grad_lora_a_w1",
-    "lm_step_lora_k114_grad_lora_b_w1",
-    "lm_step_lora_k115_grad_lora_a_w2",
-    "lm_step_lora_k116_grad_lora_b_w2",
-    "lm_step_lora_k117_grad_lora_a_w3",
-    "lm_step_lora_k118_grad_lora_b_w3",
+    "lm_step_lora_k101_lora_a_wq_grad_in",
+    "lm_step_lora_k102_wq_grad_in",
+    "lm_step_lora_k103_rmsnorm_grad",
+    "lm_step_lora_k104_grad_lora_a_wq",
+    "lm_step_lora_k105_grad_lora_b_wq",
+    "lm_step_lora_k106_grad_lora_a_wk",
+    "lm_step_lora_k107_grad_lora_b_wk",
+    "lm_step_lora_k108_grad_lora_a_wv",
+    "lm_step_lora_k109_grad_lora_b_wv",
+    "lm_step_lora_k110_grad_lora_a_wo",
+    "lm_step_lora_k111_grad_lora_b_wo",
+    "lm_step_lora_k112_grad_lora_a_w1",
+    "lm_step_lora_k113_grad_lora_b_w1",
+    "lm_step_lora_k114_grad_lora_a_w2",
+    "lm_step_lora_k115_grad_lora_b_w2",
+    "lm_step_lora_k116_grad_lora_a_w3",
+    "lm_step_lora_k117_grad_lora_b_w3",
 };
-const la_program_info llama_train_lm_step_lora_info = { "llama_train.lm_step_lora", 78, 119, llama_train_lm_step_lora_kernel_names, llama_train_lm_step_lora_run, llama_train_lm_step_lora_arena, llama_train_lm_step_lora_cost };
+const la_program_info llama_train_lm_step_lora_info = { "llama_train.lm_step_lora", 85, 118, llama_train_lm_step_lora_kernel_names, llama_train_lm_step_lora_run, llama_train_lm_step_lora_arena, llama_train_lm_step_lora_cost };
+
+/* ===== program 'lm_step_lora_bf16' ===== */
+
+/* lm_step_lora_bf16_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void lm_step_lora_bf16_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + 0.0f;
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k1_embed: saved_x_slot0 = embed[ids]  [embed] */
+static void lm_step_lora_bf16_k1_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            saved_x_slot0[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k2_rmsnorm: t2 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void lm_step_lora_bf16_k2_rmsnorm(float *restrict t2, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t2[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k3_wq: t3[B*T, D] = t2 · wqᵀ  [layer/attention] */
+static void lm_step_lora_bf16_k3_wq(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
+}
+
+/* lm_step_lora_bf16_k4_lora_a_wq: t4[B*T, R] = t2 · lora_a_wqᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k4_lora_a_wq(float *restrict t4, const float *restrict lora_a_wq, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t2, D, lora_a_wq, D, 0.0f, t4, R);
+}
+
+/* lm_step_lora_bf16_k5_lora: saved_lora_wq = t4 · lora_scale_wq  [layer/attention/lora] */
+static void lm_step_lora_bf16_k5_lora(float *restrict saved_lora_wq, const float *restrict lora_scale_wq, const float *restrict t4, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t4[r * n + j]) * (lora_scale_wq[0]);
+            saved_lora_wq[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k6_lora_b_wq: t5[B*T, D] = saved_lora_wq · lora_b_wqᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k6_lora_b_wq(float *restrict t5, const float *restrict lora_b_wq, const float *restrict saved_lora_wq, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, saved_lora_wq, R, lora_b_wq, R, 0.0f, t5, D);
+}
+
+/* lm_step_lora_bf16_k7_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
+static void lm_step_lora_bf16_k7_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t3, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[(i1) * HD2 + j / 2]);
+                float v3 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[(i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
+            }
+            else {
+                float v6 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[(i1) * HD2 + j / 2]);
+                float v8 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[(i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
+            }
+            saved_q[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k8_wk: t6[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
+static void lm_step_lora_bf16_k8_wk(float *restrict t6, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t2, D, wk, D, 0.0f, t6, KVD);
+}
+
+/* lm_step_lora_bf16_k9_lora_a_wk: t7[B*T, R] = t2 · lora_a_wkᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k9_lora_a_wk(float *restrict t7, const float *restrict lora_a_wk, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t2, D, lora_a_wk, D, 0.0f, t7, R);
+}
+
+/* lm_step_lora_bf16_k10_lora: saved_lora_wk = t7 · lora_scale_wk  [layer/attention/lora] */
+static void lm_step_lora_bf16_k10_lora(float *restrict saved_lora_wk, const float *restrict lora_scale_wk, const float *restrict t7, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t7[r * n + j]) * (lora_scale_wk[0]);
+            saved_lora_wk[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k11_lora_b_wk: t8[B*T, KVD] = saved_lora_wk · lora_b_wkᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k11_lora_b_wk(float *restrict t8, const float *restrict lora_b_wk, const float *restrict saved_lora_wk, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, R, saved_lora_wk, R, lora_b_wk, R, 0.0f, t8, KVD);
+}
+
+/* lm_step_lora_bf16_k12_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
+static void lm_step_lora_bf16_k12_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t6, const float *restrict t8, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[(i1) * HD2 + j / 2]);
+                float v3 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[(i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
+            }
+            else {
+                float v6 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[(i1) * HD2 + j / 2]);
+                float v8 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[(i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
+            }
+            saved_k[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k13_wv: t9[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
+static void lm_step_lora_bf16_k13_wv(float *restrict t9, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t2, D, wv, D, 0.0f, t9, KVD);
+}
+
+/* lm_step_lora_bf16_k14_lora_a_wv: t10[B*T, R] = t2 · lora_a_wvᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k14_lora_a_wv(float *restrict t10, const float *restrict lora_a_wv, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t2, D, lora_a_wv, D, 0.0f, t10, R);
+}
+
+/* lm_step_lora_bf16_k15_lora: saved_lora_wv = t10 · lora_scale_wv  [layer/attention/lora] */
+static void lm_step_lora_bf16_k15_lora(float *restrict saved_lora_wv, const float *restrict lora_scale_wv, const float *restrict t10, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t10[r * n + j]) * (lora_scale_wv[0]);
+            saved_lora_wv[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k16_lora_b_wv: t11[B*T, KVD] = saved_lora_wv · lora_b_wvᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k16_lora_b_wv(float *restrict t11, const float *restrict lora_b_wv, const float *restrict saved_lora_wv, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, R, saved_lora_wv, R, lora_b_wv, R, 0.0f, t11, KVD);
+}
+
+/* lm_step_lora_bf16_k17_attention: saved_v = t9 + t11  [layer/attention; layer/attention/lora] */
+static void lm_step_lora_bf16_k17_attention(float *restrict saved_v, const float *restrict t9, const float *restrict t11, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0 = t9[((i0) * T + i1) * KVD + (i2) * HD + j] + t11[((i0) * T + i1) * KVD + (i2) * HD + j];
+            saved_v[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k18_causal_attention_forward: causal attention (s ≤ t): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
+static void lm_step_lora_bf16_k18_causal_attention_forward(float *restrict saved_attn, float *restrict saved_lse, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = saved_k;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = saved_v;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
+                }
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
+                    if (rows >= 16)
+                        for (long d = 0; d < hd; d++)
+                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        if (rows - r0 >= 16) {
+                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                            for (long d = 0; d < hd; d++) {
+                                for (long r = 0; r < 16; r++) {
+                                    const float qd = qs[(r0 + r) * hd + d];
+                                    #pragma omp simd
+                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                }
+                            }
+                        } else {
+                            /* a few rows (decode, a short tail): one dot product per score */
+                            for (long r = 0; r < rows - r0; r++)
+                                for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
+                                    float y = 0.0f;
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
+                                    sc[r * 16 + c] = y;
+                                }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
+                        }
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
+                    const float lr = l[r];
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
+                    saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+                }
+            }
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k19_wo: t12[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_lora_bf16_k19_wo(float *restrict t12, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, saved_attn, D, wo, D, 0.0f, t12, D);
+}
+
+/* lm_step_lora_bf16_k20_lora_a_wo: t13[B*T, R] = saved_attn · lora_a_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k20_lora_a_wo(float *restrict t13, const float *restrict lora_a_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t13, R);
+}
+
+/* lm_step_lora_bf16_k21_lora: saved_lora_wo = t13 · lora_scale_wo  [layer/attention/lora] */
+static void lm_step_lora_bf16_k21_lora(float *restrict saved_lora_wo, const float *restrict lora_scale_wo, const float *restrict t13, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t13[r * n + j]) * (lora_scale_wo[0]);
+            saved_lora_wo[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k22_lora_b_wo: t14[B*T, D] = saved_lora_wo · lora_b_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k22_lora_b_wo(float *restrict t14, const float *restrict lora_b_wo, const float *restrict saved_lora_wo, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, saved_lora_wo, R, lora_b_wo, R, 0.0f, t14, D);
+}
+
+/* lm_step_lora_bf16_k23_layer: saved_h = carry0 + t12 + t14  [layer/attention; layer/attention/lora; layer] */
+static void lm_step_lora_bf16_k23_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t12, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t12[r * n + j] + t14[r * n + j];
+            float v1 = carry0[r * n + j] + v0;
+            saved_h[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k24_rmsnorm: t15 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void lm_step_lora_bf16_k24_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (saved_h[r * n + j]) * v3;
+            float v5 = v4 * (ffn_norm[j]);
+            t15[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k25_w1: t16[B*T, F] = t15 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_bf16_k25_w1(float *restrict t16, const float *restrict w1, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t15, D, w1, D, 0.0f, t16, F);
+}
+
+/* lm_step_lora_bf16_k26_lora_a_w1: t17[B*T, R] = t15 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k26_lora_a_w1(float *restrict t17, const float *restrict lora_a_w1, const float *restrict t15, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t15, D, lora_a_w1, D, 0.0f, t17, R);
+}
+
+/* lm_step_lora_bf16_k27_lora: saved_lora_w1 = t17 · lora_scale_w1  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k27_lora(float *restrict saved_lora_w1, const float *restrict lora_scale_w1, const float *restrict t17, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t17[r * n + j]) * (lora_scale_w1[0]);
+            saved_lora_w1[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k28_lora_b_w1: t18[B*T, F] = saved_lora_w1 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k28_lora_b_w1(float *restrict t18, const float *restrict lora_b_w1, const float *restrict saved_lora_w1, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, F, R, saved_lora_w1, R, lora_b_w1, R, 0.0f, t18, F);
+}
+
+/* lm_step_lora_bf16_k29_gate_up: saved_gate = t16 + t18  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k29_gate_up(float *restrict saved_gate, const float *restrict t16, const float *restrict t18, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t16[r * n + j] + t18[r * n + j];
+            saved_gate[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k30_w3: t19[B*T, F] = t15 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_bf16_k30_w3(float *restrict t19, const float *restrict w3, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t15, D, w3, D, 0.0f, t19, F);
+}
+
+/* lm_step_lora_bf16_k31_lora_a_w3: t20[B*T, R] = t15 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k31_lora_a_w3(float *restrict t20, const float *restrict lora_a_w3, const float *restrict t15, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t15, D, lora_a_w3, D, 0.0f, t20, R);
+}
+
+/* lm_step_lora_bf16_k32_lora: saved_lora_w3 = t20 · lora_scale_w3  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k32_lora(float *restrict saved_lora_w3, const float *restrict lora_scale_w3, const float *restrict t20, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t20[r * n + j]) * (lora_scale_w3[0]);
+            saved_lora_w3[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k33_lora_b_w3: t21[B*T, F] = saved_lora_w3 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k33_lora_b_w3(float *restrict t21, const float *restrict lora_b_w3, const float *restrict saved_lora_w3, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, F, R, saved_lora_w3, R, lora_b_w3, R, 0.0f, t21, F);
+}
+
+/* lm_step_lora_bf16_k34_gate_up: saved_up = t19 + t21  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k34_gate_up(float *restrict saved_up, const float *restrict t19, const float *restrict t21, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t19[r * n + j] + t21[r * n + j];
+            saved_up[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k35_silu: t22 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_lora_bf16_k35_silu(float *restrict t22, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t22[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k36_w2: t23[B*T, D] = t22 · w2ᵀ  [layer/ffn] */
+static void lm_step_lora_bf16_k36_w2(float *restrict t23, const float *restrict w2, const float *restrict t22, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, F, t22, F, w2, F, 0.0f, t23, D);
+}
+
+/* lm_step_lora_bf16_k37_lora_a_w2: t24[B*T, R] = t22 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_bf16_k37_lora_a_w2(float *restrict t24, const float *restrict lora_a_w2, const float *restrict t22, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, R, F, t22, F, lora_a_w2, F, 0.0f, t24, R);
+}
+
+/* lm_step_lora_bf16_k38_lora: saved_lora_w2 = t24 · lora_scale_w2  [layer/ffn/lora] */
+static void lm_step_lora_bf16_k38_lora(float *restrict saved_lora_w2, const float *restrict lora_scale_w2, const float *restrict t24, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t24[r * n + j]) * (lora_scale_w2[0]);
+            saved_lora_w2[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k39_lora_b_w2: t25[B*T, D] = saved_lora_w2 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_bf16_k39_lora_b_w2(float *restrict t25, const float *restrict lora_b_w2, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, saved_lora_w2, R, lora_b_w2, R, 0.0f, t25, D);
+}
+
+/* lm_step_lora_bf16_k40_lora: carry0_next = saved_h + t23 + t25  [layer/ffn; layer/ffn/lora; layer] */
+static void lm_step_lora_bf16_k40_lora(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t23, const float *restrict t25, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t23[r * n + j] + t25[r * n + j];
+            float v1 = saved_h[r * n + j] + v0;
+            carry0_next[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k41_reshape: t26 = 0 */
+static void lm_step_lora_bf16_k41_reshape(float *restrict t26) {
+    const long n = 1;
+    t26[0] = 0.0f;
+}
+
+/* lm_step_lora_bf16_k42_expand: t27 = 0 */
+static void lm_step_lora_bf16_k42_expand(float *restrict t27, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t27[r * n + j] = 0.0f;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k43_lm_head: t28 = carry0[scored]  [lm_chunk/lm_head] */
+static void lm_step_lora_bf16_k43_lm_head(float *restrict t28, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[(long)scored[i0] * D + j];
+            t28[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k44_rmsnorm: t29 = Σ(t28²)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_bf16_k44_rmsnorm(float *restrict t29, const float *restrict t28, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t28[r * n + j0]) * (t28[r * n + j0]);
+            acc0 += v0;
+        }
+        t29[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k45_rmsnorm: t30 = (t28 · rsqrt(t29 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_bf16_k45_rmsnorm(float *restrict t30, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t28, const float *restrict t29, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t29[i0]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t28[r * n + j]) * v2;
+            float v4 = v3 * (final_norm[j]);
+            t30[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k46_lm_head: t31[CR, V] = t30 · lm_headᵀ  [lm_chunk/lm_head] */
+static void lm_step_lora_bf16_k46_lm_head(float *restrict t31, const float *restrict lm_head, const float *restrict t30, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[1], 0, 1, CR, V, D, t30, D, lm_head, D, 0.0f, t31, V);
+}
+
+/* lm_step_lora_bf16_k47_log_softmax: t32 = max(t31)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_bf16_k47_log_softmax(float *restrict t32, const float *restrict t31, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t31[r * n + j0]);
+        }
+        t32[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k48_log_softmax: t33 = Σ(exp(t31 - t32))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_bf16_k48_log_softmax(float *restrict t33, const float *restrict t31, const float *restrict t32, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t32[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t31[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t33[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k49_cross_entropy: t34 = Σ((t31 - t32 - log(t33)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void lm_step_lora_bf16_k49_cross_entropy(float *restrict t34, const float *restrict t31, const int32_t *restrict targets, const float *restrict t32, const float *restrict t33, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t32[i0];
+        float v2 = logf(t33[i0]);
+        float v4 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t31[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t34[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k50_cross_entropy: t35 = Σ((-t34) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_bf16_k50_cross_entropy(float *restrict t35, const float *restrict weights, const float *restrict t34, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t34[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t35[r] = acc0;
+}
+
+/* lm_step_lora_bf16_k51_log_softmax: t36 = Σ(exp(t31 - t32 - log(t33)) · (t31 - t32 - log(t33)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_bf16_k51_log_softmax(float *restrict t36, const float *restrict t31, const float *restrict t32, const float *restrict t33, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t32[i0];
+        float v2 = logf(t33[i0]);
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t31[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v4 = la_expf(v3);
+            float v5 = v4 * v3;
+            acc0 += v5;
+        }
+        t36[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k52_cross_entropy: t37 = Σ(t31 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_bf16_k52_cross_entropy(float *restrict t37, const float *restrict t31, const int32_t *restrict targets, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
+            float v2 = (t31[r * n + j0]) * v1;
+            acc0 += v2;
+        }
+        t37[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k53_token_stats: t38 = Σ((-t36) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_bf16_k53_token_stats(float *restrict t38, const float *restrict weights, const float *restrict t36, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t36[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t38[r] = acc0;
+}
+
+/* lm_step_lora_bf16_k54_token_stats: t39 = Σ([t32 ≤ t37] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_bf16_k54_token_stats(float *restrict t39, const float *restrict weights, const float *restrict t32, const float *restrict t37, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = t32[j0] <= t37[j0] ? 1.0f : 0.0f;
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t39[r] = acc0;
+}
+
+/* lm_step_lora_bf16_k55_log_softmax_grad: t40 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t33) · exp(t31 - t32)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_lora_bf16_k55_log_softmax_grad(float *t40, const float *t31, const int32_t *targets, const float *weights, const float *t32, const float *t33, long CR, long V) {
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (weights[i0]);
+        float v1 = -v0;
+        float v2 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v3 = (float)j0 == v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = -v4;
+            acc0 += v5;
+        }
+        float v8 = acc0 / (t33[i0]);
+        float v9 = t32[i0];
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v6 = (float)j == v2 ? 1.0f : 0.0f;
+            float v7 = v1 * v6;
+            float v10 = t31[r * n + j] - v9;
+            float v11 = la_expf(v10);
+            float v12 = v8 * v11;
+            float v13 = v7 + v12;
+            t40[r * n + j] = v13;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k56_lm_head_grad_in: t41[CR, D] = t40 · lm_head  [lm_chunk/lm_head/grad] */
+static void lm_step_lora_bf16_k56_lm_head_grad_in(float *restrict t41, const float *restrict lm_head, const float *restrict t40, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[0], 0, 0, CR, D, V, t40, V, lm_head, D, 0.0f, t41, D);
+}
+
+/* lm_step_lora_bf16_k57_rmsnorm_grad: t42 = Σ((t41 · final_norm) · t28)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_lora_bf16_k57_rmsnorm_grad(float *restrict t42, const float *restrict final_norm, const float *restrict t28, const float *restrict t41, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t41[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t28[r * n + j0]);
+            acc0 += v1;
+        }
+        t42[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k58_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
+static void lm_step_lora_bf16_k58_rmsnorm_grad_scatter_add(float *restrict t43, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t28, const float *restrict t29, const float *restrict t41, const float *restrict t42, long B, long CR, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    memset(t43, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = CR, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = (t29[i0]) / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        float v5 = (t42[i0]) * v3;
+        float v6 = v5 * v3;
+        float v7 = v6 * v3;
+        float v8 = v7 * (-0.5f);
+        float v9 = v8 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v0 = (t41[r * n + j]) * (final_norm[j]);
+            float v4 = v0 * v3;
+            float v10 = v9 * (t28[r * n + j]);
+            float v11 = v4 + v10;
+            float v12 = v11 + v10;
+            t43[(long)scored[i0] * D + j] += v12;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k59_lm_chunk: carry1_next = carry1 + t43  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_lora_bf16_k59_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry1[r * n + j] + t43[r * n + j];
+            carry1_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k60_lm_chunk: carry2_next = carry2 + t35  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_bf16_k60_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t35) {
+    const long n = 1;
+    float v0 = carry2[0] + t35[0];
+    carry2_next[0] = v0;
+}
+
+/* lm_step_lora_bf16_k61_lm_chunk: carry3_next = carry3 + t38  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_bf16_k61_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t38) {
+    const long n = 1;
+    float v0 = carry3[0] + t38[0];
+    carry3_next[0] = v0;
+}
+
+/* lm_step_lora_bf16_k62_lm_chunk: carry4_next = carry4 + t39  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_bf16_k62_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t39) {
+    const long n = 1;
+    float v0 = carry4[0] + t39[0];
+    carry4_next[0] = v0;
+}
+
+/* lm_step_lora_bf16_k63_rmsnorm: t44 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_bf16_k63_rmsnorm(float *restrict t44, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
+            acc0 += v0;
+        }
+        t44[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k64_rmsnorm: t45 = (saved_x · rsqrt(t44 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_bf16_k64_rmsnorm(float *restrict t45, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (t44[(i0) * T + i1]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (saved_x[r * n + j]) * v2;
+            float v4 = v3 * (attn_norm[j]);
+            t45[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k65_rmsnorm: t46 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_bf16_k65_rmsnorm(float *restrict t46, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        t46[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k66_rmsnorm: t47 = (saved_h · rsqrt(t46 / D + norm_eps)) · ffn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_bf16_k66_rmsnorm(float *restrict t47, const float *restrict norm_eps, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (t46[(i0) * T + i1]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (saved_h[r * n + j]) * v2;
+            float v4 = v3 * (ffn_norm[j]);
+            t47[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k67_silu: t48 = saved_gate / (1 + exp(-saved_gate)); t49 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
+static void lm_step_lora_bf16_k67_silu(float *restrict t48, float *restrict t49, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            t48[r * n + j] = v3;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t49[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k68_lora_b_w2_grad_in: t50[B*T, R] = carry5 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_bf16_k68_lora_b_w2_grad_in(float *restrict t50, const float *restrict carry5, const float *restrict lora_b_w2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, R, D, carry5, D, lora_b_w2, R, 0.0f, t50, R);
+}
+
+/* lm_step_lora_bf16_k69_lora: t51 = t50 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void lm_step_lora_bf16_k69_lora(float *t51, const float *lora_scale_w2, const float *t50, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t50[r * n + j]) * (lora_scale_w2[0]);
+            t51[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k70_lora_a_w2_grad_in: t52[B*T, F] = t51 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_bf16_k70_lora_a_w2_grad_in(float *restrict t52, const float *restrict lora_a_w2, const float *restrict t51, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 0, B*T, F, R, t51, R, lora_a_w2, F, 0.0f, t52, F);
+}
+
+/* lm_step_lora_bf16_k71_w2_grad_in: t53[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
+static void lm_step_lora_bf16_k71_w2_grad_in(float *restrict t53, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, F, D, carry5, D, w2, F, 0.0f, t53, F);
+}
+
+/* lm_step_lora_bf16_k72_ffn_grad: t54 = (t52 + t53) · t48  [layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_bf16_k72_ffn_grad(float *restrict t54, const float *restrict t48, const float *restrict t52, const float *restrict t53, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t52[r * n + j] + t53[r * n + j];
+            float v1 = v0 * (t48[r * n + j]);
+            t54[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k73_lora_b_w3_grad_in: t55[B*T, R] = t54 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_bf16_k73_lora_b_w3_grad_in(float *restrict t55, const float *restrict lora_b_w3, const float *restrict t54, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 0, B*T, R, F, t54, F, lora_b_w3, R, 0.0f, t55, R);
+}
+
+/* lm_step_lora_bf16_k74_lora: t56 = t55 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_bf16_k74_lora(float *t56, const float *lora_scale_w3, const float *t55, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t55[r * n + j]) * (lora_scale_w3[0]);
+            t56[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k75_lora_a_w3_grad_in: t57[B*T, D] = t56 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_bf16_k75_lora_a_w3_grad_in(float *restrict t57, const float *restrict lora_a_w3, const float *restrict t56, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t56, R, lora_a_w3, D, 0.0f, t57, D);
+}
+
+/* lm_step_lora_bf16_k76_w3_grad_in: t58[B*T, D] = t54 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_bf16_k76_w3_grad_in(float *restrict t58, const float *restrict w3, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t54, F, w3, D, 0.0f, t58, D);
+}
+
+/* lm_step_lora_bf16_k77_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_lora_bf16_k77_silu_grad(float *t59, const float *saved_gate, const float *saved_up, const float *t48, const float *t52, const float *t53, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = t52[r * n + j] + t53[r * n + j];
+            float v1 = v0 * (saved_up[r * n + j]);
+            float v2 = -(saved_gate[r * n + j]);
+            float v3 = la_expf(v2);
+            float v4 = 1.0f + v3;
+            float v5 = v1 / v4;
+            float v6 = v1 * (t48[r * n + j]);
+            float v7 = v6 / v4;
+            float v8 = -v7;
+            float v9 = v8 * v3;
+            float v10 = -v9;
+            float v11 = v5 + v10;
+            t59[r * n + j] = v11;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k78_lora_b_w1_grad_in: t60[B*T, R] = t59 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_bf16_k78_lora_b_w1_grad_in(float *restrict t60, const float *restrict lora_b_w1, const float *restrict t59, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 0, B*T, R, F, t59, F, lora_b_w1, R, 0.0f, t60, R);
+}
+
+/* lm_step_lora_bf16_k79_lora: t61 = t60 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_bf16_k79_lora(float *t61, const float *lora_scale_w1, const float *t60, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t60[r * n + j]) * (lora_scale_w1[0]);
+            t61[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k80_lora_a_w1_grad_in: t62[B*T, D] = t61 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_bf16_k80_lora_a_w1_grad_in(float *restrict t62, const float *restrict lora_a_w1, const float *restrict t61, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t61, R, lora_a_w1, D, 0.0f, t62, D);
+}
+
+/* lm_step_lora_bf16_k81_w1_grad_in: t63[B*T, D] = t59 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_bf16_k81_w1_grad_in(float *restrict t63, const float *restrict w1, const float *restrict t59, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t59, F, w1, D, 0.0f, t63, D);
+}
+
+/* lm_step_lora_bf16_k82_rmsnorm_grad: div, add, rsqrt, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_lora_bf16_k82_rmsnorm_grad(float *restrict t64, const float *restrict norm_eps, const float *restrict carry5, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t46, const float *restrict t57, const float *restrict t58, const float *restrict t62, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t57[r * n + j0] + t58[r * n + j0];
+            float v1 = v0 + t62[r * n + j0];
+            float v2 = v1 + t63[r * n + j0];
+            float v3 = v2 * (ffn_norm[j0]);
+            float v4 = v3 * (saved_h[r * n + j0]);
+            acc0 += v4;
+        }
+        float v9 = (t46[(i0) * T + i1]) / ((float)(D));
+        float v10 = v9 + norm_eps[0];
+        float v11 = 1.0f / sqrtf(v10);
+        float v14 = acc0 * v11;
+        float v15 = v14 * v11;
+        float v16 = v15 * v11;
+        float v17 = v16 * (-0.5f);
+        float v18 = v17 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v5 = t57[r * n + j] + t58[r * n + j];
+            float v6 = v5 + t62[r * n + j];
+            float v7 = v6 + t63[r * n + j];
+            float v8 = v7 * (ffn_norm[j]);
+            float v12 = v8 * v11;
+            float v13 = carry5[r * n + j] + v12;
+            float v19 = v18 * (saved_h[r * n + j]);
+            float v20 = v13 + v19;
+            float v21 = v20 + v19;
+            t64[r * n + j] = v21;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k83_lora_b_wo_grad_in: t65[B*T, R] = t64 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k83_lora_b_wo_grad_in(float *restrict t65, const float *restrict lora_b_wo, const float *restrict t64, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, R, D, t64, D, lora_b_wo, R, 0.0f, t65, R);
+}
+
+/* lm_step_lora_bf16_k84_lora: t66 = t65 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k84_lora(float *t66, const float *lora_scale_wo, const float *t65, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t65[r * n + j]) * (lora_scale_wo[0]);
+            t66[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k85_lora_a_wo_grad_in: t67[B*T, D] = t66 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k85_lora_a_wo_grad_in(float *restrict t67, const float *restrict lora_a_wo, const float *restrict t66, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t66, R, lora_a_wo, D, 0.0f, t67, D);
+}
+
+/* lm_step_lora_bf16_k86_wo_grad_in: t68[B*T, D] = t64 · wo  [layer_backward/attention/grad] */
+static void lm_step_lora_bf16_k86_wo_grad_in(float *restrict t68, const float *restrict wo, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t64, D, wo, D, 0.0f, t68, D);
+}
+
+/* lm_step_lora_bf16_k87_attention_grad: t69 = t67 + t68  [layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_bf16_k87_attention_grad(float *restrict t69, const float *restrict t67, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0 = t67[((i0) * T + i1) * D + (i2) * HD + j] + t68[((i0) * T + i1) * D + (i2) * HD + j];
+            t69[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k88_causal_attention_backward: causal attention (s ≤ t): grad_q → t70, grad_k → t71, grad_v → t72  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_bf16_k88_causal_attention_backward(float *restrict t70, float *restrict t71, float *restrict t72, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t69, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = saved_k;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = saved_v;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    const float *op = saved_attn;
+    const long osb = T*D;
+    const long ost = D;
+    const long osh = HD;
+    const float *lp = saved_lse;
+    const long lsb = T*H;
+    const long lsh = T;
+    const float *gp = t69;
+    const long gsb = T*D;
+    const long gst = D;
+    const long gsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long g = 0; g < nkv; g++) {
+            float kt[hd * 16], vt[hd * 16], qs[16 * hd], gs[16 * hd], sc[16 * 16], dps[16 * 16], rowd[nt];
+            for (long s = 0; s < ns; s++) {
+                float *dks = t71 + ((b * ns + s) * nkv + g) * hd;
+                for (long d = 0; d < hd; d++) dks[d] = 0.0f;
+                float *dvs = t72 + ((b * ns + s) * nkv + g) * hd;
+                for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
+            }
+            for (long r = 0; r < rep; r++) {
+                const long h = g * rep + r;
+                for (long t = 0; t < nt; t++) {
+                    float *dqt = t70 + ((b * nt + t) * nh + h) * hd;
+                    for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
+                }
+                /* D_t = dO·out */
+                for (long t = 0; t < nt; t++) {
+                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
+                    float y = 0.0f;
+                    #pragma omp simd reduction(+:y)
+                    for (long d = 0; d < hd; d++) y += gt[d] * ot[d];
+                    rowd[t] = y;
+                }
+                for (long key0 = 0; key0 < ns; key0 += 16) {
+                    const long cols = ns - key0 < 16 ? ns - key0 : 16;
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key and value tiles transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) { kt[d * 16 + c] = kr[c][d]; vt[d * 16 + c] = vr[c][d]; }
+                    /* the rows that see a key of the tile (t ≥ key0 − start), 16 at a time */
+                    for (long row0 = key0 - start > 0 ? key0 - start : 0; row0 < nt; row0 += 16) {
+                        const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                        for (long r = 0; r < 16; r++) {
+                            const long t = row0 + (r < rows ? r : 0);
+                            const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
+                            for (long d = 0; d < hd; d++) {
+                                qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                                gs[r * hd + d] = r < rows ? gt[d] : 0.0f;
+                            }
+                        }
+                        /* sc[r][c] = q_r·k_c and dps[r][c] = dO_r·v_c */
+                        for (long i = 0; i < 16 * 16; i++) { sc[i] = 0.0f; dps[i] = 0.0f; }
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[r * hd + d], gd = gs[r * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) {
+                                    sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                    dps[r * 16 + c] = fmaf(gd, vt[d * 16 + c], dps[r * 16 + c]);
+                                }
+                            }
+                        }
+                        /* sc ← p = exp(score/√HD − lse), dps ← ds = p·(dO·v − D_t)/√HD (0 where masked) */
+                        for (long r = 0; r < 16; r++) {
+                            const long t = row0 + r;
+                            const float lt = r < rows ? lp[b * lsb + h * lsh + t] : -INFINITY, dt = r < rows ? rowd[t] : 0.0f;
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                const float p = lt > -INFINITY && c < cols && s <= start + t ? expf(sc[r * 16 + c] * scale - lt) : 0.0f;
+                                sc[r * 16 + c] = p;
+                                dps[r * 16 + c] = p * (dps[r * 16 + c] - dt) * scale;
+                            }
+                        }
+                        /* dq[r] += Σ_c ds[r][c]·k_c */
+                        for (long r = 0; r < rows; r++) {
+                            float *dqt = t70 + ((b * nt + row0 + r) * nh + h) * hd;
+                            const float *x = dps + r * 16;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dqt[d];
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], kr[c][d], a);
+                                dqt[d] = a;
+                            }
+                        }
+                        /* dk[c] += Σ_r ds[r][c]·q_r */
+                        for (long c = 0; c < cols; c++) {
+                            float *dst = t71 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dst[d];
+                                for (long r = 0; r < 16; r++) a = fmaf(dps[r * 16 + c], qs[r * hd + d], a);
+                                dst[d] = a;
+                            }
+                        }
+                        /* dv[c] += Σ_r p[r][c]·dO_r */
+                        for (long c = 0; c < cols; c++) {
+                            float *dst = t72 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dst[d];
+                                for (long r = 0; r < 16; r++) a = fmaf(sc[r * 16 + c], gs[r * hd + d], a);
+                                dst[d] = a;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k89_lora_b_wv_grad_in: t73[B*T, R] = t72 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k89_lora_b_wv_grad_in(float *restrict t73, const float *restrict lora_b_wv, const float *restrict t72, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, R, KVD, t72, KVD, lora_b_wv, R, 0.0f, t73, R);
+}
+
+/* lm_step_lora_bf16_k90_lora: t74 = t73 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k90_lora(float *t74, const float *lora_scale_wv, const float *t73, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t73[r * n + j]) * (lora_scale_wv[0]);
+            t74[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k91_lora_a_wv_grad_in: t75[B*T, D] = t74 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k91_lora_a_wv_grad_in(float *restrict t75, const float *restrict lora_a_wv, const float *restrict t74, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t74, R, lora_a_wv, D, 0.0f, t75, D);
+}
+
+/* lm_step_lora_bf16_k92_wv_grad_in: t76[B*T, D] = t72 · wv  [layer_backward/attention/grad] */
+static void lm_step_lora_bf16_k92_wv_grad_in(float *restrict t76, const float *restrict wv, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t72, KVD, wv, D, 0.0f, t76, D);
+}
+
+/* lm_step_lora_bf16_k93_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_bf16_k93_rope_grad(float *restrict t77, const float *restrict t0, const float *restrict t1, const float *restrict t71, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t71[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t71[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]);
+                float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t71[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t71[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t77[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k94_lora_b_wk_grad_in: t78[B*T, R] = t77 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k94_lora_b_wk_grad_in(float *restrict t78, const float *restrict lora_b_wk, const float *restrict t77, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, R, KVD, t77, KVD, lora_b_wk, R, 0.0f, t78, R);
+}
+
+/* lm_step_lora_bf16_k95_lora: t79 = t78 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k95_lora(float *t79, const float *lora_scale_wk, const float *t78, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t78[r * n + j]) * (lora_scale_wk[0]);
+            t79[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k96_lora_a_wk_grad_in: t80[B*T, D] = t79 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k96_lora_a_wk_grad_in(float *restrict t80, const float *restrict lora_a_wk, const float *restrict t79, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t79, R, lora_a_wk, D, 0.0f, t80, D);
+}
+
+/* lm_step_lora_bf16_k97_wk_grad_in: t81[B*T, D] = t77 · wk  [layer_backward/attention/grad] */
+static void lm_step_lora_bf16_k97_wk_grad_in(float *restrict t81, const float *restrict wk, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t77, KVD, wk, D, 0.0f, t81, D);
+}
+
+/* lm_step_lora_bf16_k98_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_bf16_k98_rope_grad(float *restrict t82, const float *restrict t0, const float *restrict t1, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t70[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t70[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]);
+                float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t70[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t70[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t82[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k99_lora_b_wq_grad_in: t83[B*T, R] = t82 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k99_lora_b_wq_grad_in(float *restrict t83, const float *restrict lora_b_wq, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, R, D, t82, D, lora_b_wq, R, 0.0f, t83, R);
+}
+
+/* lm_step_lora_bf16_k100_lora: t84 = t83 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k100_lora(float *t84, const float *lora_scale_wq, const float *t83, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t83[r * n + j]) * (lora_scale_wq[0]);
+            t84[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k101_lora_a_wq_grad_in: t85[B*T, D] = t84 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k101_lora_a_wq_grad_in(float *restrict t85, const float *restrict lora_a_wq, const float *restrict t84, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t84, R, lora_a_wq, D, 0.0f, t85, D);
+}
+
+/* lm_step_lora_bf16_k102_wq_grad_in: t86[B*T, D] = t82 · wq  [layer_backward/attention/grad] */
+static void lm_step_lora_bf16_k102_wq_grad_in(float *restrict t86, const float *restrict wq, const float *restrict t82, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t82, D, wq, D, 0.0f, t86, D);
+}
+
+/* lm_step_lora_bf16_k103_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_bf16_k103_rmsnorm_grad(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t44, const float *restrict t64, const float *restrict t75, const float *restrict t76, const float *restrict t80, const float *restrict t81, const float *restrict t85, const float *restrict t86, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t75[r * n + j0] + t76[r * n + j0];
+            float v1 = v0 + t80[r * n + j0];
+            float v2 = v1 + t81[r * n + j0];
+            float v3 = v2 + t85[r * n + j0];
+            float v4 = v3 + t86[r * n + j0];
+            float v5 = v4 * (attn_norm[j0]);
+            float v6 = v5 * (saved_x[r * n + j0]);
+            acc0 += v6;
+        }
+        float v13 = (t44[(i0) * T + i1]) / ((float)(D));
+        float v14 = v13 + norm_eps[0];
+        float v15 = 1.0f / sqrtf(v14);
+        float v18 = acc0 * v15;
+        float v19 = v18 * v15;
+        float v20 = v19 * v15;
+        float v21 = v20 * (-0.5f);
+        float v22 = v21 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v7 = t75[r * n + j] + t76[r * n + j];
+            float v8 = v7 + t80[r * n + j];
+            float v9 = v8 + t81[r * n + j];
+            float v10 = v9 + t85[r * n + j];
+            float v11 = v10 + t86[r * n + j];
+            float v12 = v11 * (attn_norm[j]);
+            float v16 = v12 * v15;
+            float v17 = t64[r * n + j] + v16;
+            float v23 = v22 * (saved_x[r * n + j]);
+            float v24 = v17 + v23;
+            float v25 = v24 + v23;
+            carry5_next[r * n + j] = v25;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k104_grad_lora_a_wq: grad_lora_a_wq[R, D] += t84ᵀ · t45  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k104_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t45, const float *restrict t84, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t84, R, t45, D, 1.0f, grad_lora_a_wq, D);
+}
+
+/* lm_step_lora_bf16_k105_grad_lora_b_wq: grad_lora_b_wq[D, R] += t82ᵀ · saved_lora_wq  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k105_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict saved_lora_wq, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, R, B*T, t82, D, saved_lora_wq, R, 1.0f, grad_lora_b_wq, R);
+}
+
+/* lm_step_lora_bf16_k106_grad_lora_a_wk: grad_lora_a_wk[R, D] += t79ᵀ · t45  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k106_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t45, const float *restrict t79, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t79, R, t45, D, 1.0f, grad_lora_a_wk, D);
+}
+
+/* lm_step_lora_bf16_k107_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t77ᵀ · saved_lora_wk  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k107_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict saved_lora_wk, const float *restrict t77, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(1, 0, KVD, R, B*T, t77, KVD, saved_lora_wk, R, 1.0f, grad_lora_b_wk, R);
+}
+
+/* lm_step_lora_bf16_k108_grad_lora_a_wv: grad_lora_a_wv[R, D] += t74ᵀ · t45  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k108_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t45, const float *restrict t74, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t74, R, t45, D, 1.0f, grad_lora_a_wv, D);
+}
+
+/* lm_step_lora_bf16_k109_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t72ᵀ · saved_lora_wv  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k109_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict saved_lora_wv, const float *restrict t72, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(1, 0, KVD, R, B*T, t72, KVD, saved_lora_wv, R, 1.0f, grad_lora_b_wv, R);
+}
+
+/* lm_step_lora_bf16_k110_grad_lora_a_wo: grad_lora_a_wo[R, D] += t66ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k110_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t66, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t66, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
+}
+
+/* lm_step_lora_bf16_k111_grad_lora_b_wo: grad_lora_b_wo[D, R] += t64ᵀ · saved_lora_wo  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k111_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict saved_lora_wo, const float *restrict t64, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, R, B*T, t64, D, saved_lora_wo, R, 1.0f, grad_lora_b_wo, R);
+}
+
+/* lm_step_lora_bf16_k112_grad_lora_a_w1: grad_lora_a_w1[R, D] += t61ᵀ · t47  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k112_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t47, const float *restrict t61, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t61, R, t47, D, 1.0f, grad_lora_a_w1, D);
+}
+
+/* lm_step_lora_bf16_k113_grad_lora_b_w1: grad_lora_b_w1[F, R] += t59ᵀ · saved_lora_w1  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k113_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict saved_lora_w1, const float *restrict t59, long B, long F, long R, long T) {
+    la_bf16_gemm(1, 0, F, R, B*T, t59, F, saved_lora_w1, R, 1.0f, grad_lora_b_w1, R);
+}
+
+/* lm_step_lora_bf16_k114_grad_lora_a_w2: grad_lora_a_w2[R, F] += t51ᵀ · t49  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k114_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t49, const float *restrict t51, long B, long F, long R, long T) {
+    la_bf16_gemm(1, 0, R, F, B*T, t51, R, t49, F, 1.0f, grad_lora_a_w2, F);
+}
+
+/* lm_step_lora_bf16_k115_grad_lora_b_w2: grad_lora_b_w2[D, R] += carry5ᵀ · saved_lora_w2  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k115_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict carry5, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, R, B*T, carry5, D, saved_lora_w2, R, 1.0f, grad_lora_b_w2, R);
+}
+
+/* lm_step_lora_bf16_k116_grad_lora_a_w3: grad_lora_a_w3[R, D] += t56ᵀ · t47  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k116_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t47, const float *restrict t56, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t56, R, t47, D, 1.0f, grad_lora_a_w3, D);
+}
+
+/* lm_step_lora_bf16_k117_grad_lora_b_w3: grad_lora_b_w3[F, R] += t54ᵀ · saved_lora_w3  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k117_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict saved_lora_w3, const float *restrict t54, long B, long F, long R, long T) {
+    la_bf16_gemm(1, 0, F, R, B*T, t54, F, saved_lora_w3, R, 1.0f, grad_lora_b_w3, R);
+}
+
+/* Arena: 37 slots planned for 118 kernels. */
+static long llama_train_lm_step_lora_bf16_layout(const llama_train_lm_step_lora_bf16_args *args, long *off) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2*T);
+    off[1] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*F*T), 2*CR*HD2*KVH*REP));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), B*F*T), 1));
+    off[4] = total; total += la_round16(la_max(la_max(B*R*T, 2*B*HD2*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[5] = total; total += la_round16(la_max(la_max(CR, B*T), B*R*T));
+    off[6] = total; total += la_round16(la_max(la_max(2*CR*HD2*KVH*REP, CR), B*F*T));
+    off[7] = total; total += la_round16(la_max(CR*V, B*T));
+    off[8] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(la_max(CR, 1), B*R*T));
+    off[10] = total; total += la_round16(la_max(la_max(la_max(1, B*F*T), 2*B*HD2*KVH*REP*T), B*R*T));
+    off[11] = total; total += la_round16(la_max(la_max(CR, B*F*T), B*R*T));
+    off[12] = total; total += la_round16(la_max(1, B*F*T));
+    off[13] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T));
+    off[14] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
+    off[15] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
+    off[16] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[17] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[18] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[19] = total; total += la_round16(2*B*HD2*KVH*T);
+    off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[21] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[22] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[23] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[24] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[25] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[26] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[27] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[28] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[29] = total; total += la_round16(1);
+    off[30] = total; total += la_round16(1);
+    off[31] = total; total += la_round16(1);
+    off[32] = total; total += la_round16(1);
+    off[33] = total; total += la_round16(1);
+    off[34] = total; total += la_round16(1);
+    off[35] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[36] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_lm_step_lora_bf16_arena_floats(const llama_train_lm_step_lora_bf16_args *args) {
+    long off[37];
+    return llama_train_lm_step_lora_bf16_layout(args, off);
+}
+
+void llama_train_lm_step_lora_bf16(const llama_train_lm_step_lora_bf16_args *args) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long NC = args->NC;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long off[37];
+    llama_train_lm_step_lora_bf16_layout(args, off);
+    double *prof = args->kernel_ns;
+    la_bf16_epoch++;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[4];
+    float *t6 = args->arena + off[3];
+    float *t7 = args->arena + off[4];
+    float *t8 = args->arena + off[4];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[2];
+    float *t13 = args->arena + off[4];
+    float *t14 = args->arena + off[3];
+    float *t15 = args->arena + off[4];
+    float *t16 = args->arena + off[2];
+    float *t17 = args->arena + off[3];
+    float *t18 = args->arena + off[3];
+    float *t19 = args->arena + off[2];
+    float *t20 = args->arena + off[3];
+    float *t21 = args->arena + off[3];
+    float *t22 = args->arena + off[2];
+    float *t23 = args->arena + off[4];
+    float *t24 = args->arena + off[3];
+    float *t25 = args->arena + off[2];
+    float *t26 = args->arena + off[3];
+    float *t27 = args->arena + off[4];
+    float *t28 = args->arena + off[2];
+    float *t29 = args->arena + off[5];
+    float *t30 = args->arena + off[6];
+    float *t31 = args->arena + off[7];
+    float *t32 = args->arena + off[6];
+    float *t33 = args->arena + off[8];
+    float *t34 = args->arena + off[9];
+    float *t35 = args->arena + off[10];
+    float *t36 = args->arena + off[9];
+    float *t37 = args->arena + off[11];
+    float *t38 = args->arena + off[12];
+    float *t39 = args->arena + off[9];
+    float *t40 = args->arena + off[7];
+    float *t41 = args->arena + off[6];
+    float *t42 = args->arena + off[11];
+    float *t43 = args->arena + off[8];
+    float *t44 = args->arena + off[7];
+    float *t45 = args->arena + off[2];
+    float *t46 = args->arena + off[5];
+    float *t47 = args->arena + off[8];
+    float *t48 = args->arena + off[3];
+    float *t49 = args->arena + off[6];
+    float *t50 = args->arena + off[4];
+    float *t51 = args->arena + off[4];
+    float *t52 = args->arena + off[11];
+    float *t53 = args->arena + off[10];
+    float *t54 = args->arena + off[12];
+    float *t55 = args->arena + off[9];
+    float *t56 = args->arena + off[9];
+    float *t57 = args->arena + off[13];
+    float *t58 = args->arena + off[14];
+    float *t59 = args->arena + off[3];
+    float *t60 = args->arena + off[11];
+    float *t61 = args->arena + off[11];
+    float *t62 = args->arena + off[10];
+    float *t63 = args->arena + off[15];
+    float *t64 = args->arena + off[16];
+    float *t65 = args->arena + off[5];
+    float *t66 = args->arena + off[5];
+    float *t67 = args->arena + off[13];
+    float *t68 = args->arena + off[14];
+    float *t69 = args->arena + off[10];
+    float *t70 = args->arena + off[15];
+    float *t71 = args->arena + off[13];
+    float *t72 = args->arena + off[14];
+    float *t73 = args->arena + off[10];
+    float *t74 = args->arena + off[10];
+    float *t75 = args->arena + off[17];
+    float *t76 = args->arena + off[18];
+    float *t77 = args->arena + off[19];
+    float *t78 = args->arena + off[13];
+    float *t79 = args->arena + off[13];
+    float *t80 = args->arena + off[20];
+    float *t81 = args->arena + off[21];
+    float *t82 = args->arena + off[22];
+    float *t83 = args->arena + off[15];
+    float *t84 = args->arena + off[15];
+    float *t85 = args->arena + off[23];
+    float *t86 = args->arena + off[24];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const float *rope_theta = args->rope_theta;
+    const float *norm_eps = args->norm_eps;
+    const float *lora_scale_wq = args->lora_scale_wq;
+    const float *lora_scale_wk = args->lora_scale_wk;
+    const float *lora_scale_wv = args->lora_scale_wv;
+    const float *lora_scale_wo = args->lora_scale_wo;
+    const float *lora_scale_w1 = args->lora_scale_w1;
+    const float *lora_scale_w2 = args->lora_scale_w2;
+    const float *lora_scale_w3 = args->lora_scale_w3;
+    float *loss = args->loss;
+    float *entropy = args->entropy;
+    float *accuracy = args->accuracy;
+    float *saved_x_slot0 = args->saved_x;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 118, lm_step_lora_bf16_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 118, lm_step_lora_bf16_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = saved_x_slot0;
+    float *carry0_buf[2] = { args->arena + off[25], args->arena + off[26] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + l * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + l * (2*HD2*KVH*R);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + l * (2*HD2*KVH*R);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + l * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + l * (F*R);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + l * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + l * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
+        float *saved_lora_wq = args->saved_lora_wq + l * (B*R*T);
+        float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + l * (B*R*T);
+        float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + l * (B*R*T);
+        float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_lse = args->saved_lse + l * (B*KVH*REP*T);
+        float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + l * (B*R*T);
+        float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + l * (B*R*T);
+        float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + l * (B*R*T);
+        float *saved_up = args->saved_up + l * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + l * (B*R*T);
+        float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 118, lm_step_lora_bf16_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 118, lm_step_lora_bf16_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 118, lm_step_lora_bf16_k4_lora_a_wq(t4, lora_a_wq, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 5, 118, lm_step_lora_bf16_k5_lora(saved_lora_wq, lora_scale_wq, t4, B, R, T));
+        LA_TIMED(prof, 6, 118, lm_step_lora_bf16_k6_lora_b_wq(t5, lora_b_wq, saved_lora_wq, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 7, 118, lm_step_lora_bf16_k7_rope(saved_q, t0, t1, t3, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 118, lm_step_lora_bf16_k8_wk(t6, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 118, lm_step_lora_bf16_k9_lora_a_wk(t7, lora_a_wk, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 10, 118, lm_step_lora_bf16_k10_lora(saved_lora_wk, lora_scale_wk, t7, B, R, T));
+        LA_TIMED(prof, 11, 118, lm_step_lora_bf16_k11_lora_b_wk(t8, lora_b_wk, saved_lora_wk, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 12, 118, lm_step_lora_bf16_k12_rope(saved_k, t0, t1, t6, t8, B, HD2, KVH, T));
+        LA_TIMED(prof, 13, 118, lm_step_lora_bf16_k13_wv(t9, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 118, lm_step_lora_bf16_k14_lora_a_wv(t10, lora_a_wv, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 15, 118, lm_step_lora_bf16_k15_lora(saved_lora_wv, lora_scale_wv, t10, B, R, T));
+        LA_TIMED(prof, 16, 118, lm_step_lora_bf16_k16_lora_b_wv(t11, lora_b_wv, saved_lora_wv, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 17, 118, lm_step_lora_bf16_k17_attention(saved_v, t9, t11, B, HD2, KVH, T));
+        LA_TIMED(prof, 18, 118, lm_step_lora_bf16_k18_causal_attention_forward(saved_attn, saved_lse, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 118, lm_step_lora_bf16_k19_wo(t12, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 118, lm_step_lora_bf16_k20_lora_a_wo(t13, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 21, 118, lm_step_lora_bf16_k21_lora(saved_lora_wo, lora_scale_wo, t13, B, R, T));
+        LA_TIMED(prof, 22, 118, lm_step_lora_bf16_k22_lora_b_wo(t14, lora_b_wo, saved_lora_wo, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 23, 118, lm_step_lora_bf16_k23_layer(saved_h, carry0, t12, t14, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 118, lm_step_lora_bf16_k24_rmsnorm(t15, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 25, 118, lm_step_lora_bf16_k25_w1(t16, w1, t15, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 26, 118, lm_step_lora_bf16_k26_lora_a_w1(t17, lora_a_w1, t15, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 27, 118, lm_step_lora_bf16_k27_lora(saved_lora_w1, lora_scale_w1, t17, B, R, T));
+        LA_TIMED(prof, 28, 118, lm_step_lora_bf16_k28_lora_b_w1(t18, lora_b_w1, saved_lora_w1, B, F, R, T));
+        LA_TIMED(prof, 29, 118, lm_step_lora_bf16_k29_gate_up(saved_gate, t16, t18, B, F, T));
+        LA_TIMED(prof, 30, 118, lm_step_lora_bf16_k30_w3(t19, w3, t15, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 31, 118, lm_step_lora_bf16_k31_lora_a_w3(t20, lora_a_w3, t15, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 32, 118, lm_step_lora_bf16_k32_lora(saved_lora_w3, lora_scale_w3, t20, B, R, T));
+        LA_TIMED(prof, 33, 118, lm_step_lora_bf16_k33_lora_b_w3(t21, lora_b_w3, saved_lora_w3, B, F, R, T));
+        LA_TIMED(prof, 34, 118, lm_step_lora_bf16_k34_gate_up(saved_up, t19, t21, B, F, T));
+        LA_TIMED(prof, 35, 118, lm_step_lora_bf16_k35_silu(t22, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 36, 118, lm_step_lora_bf16_k36_w2(t23, w2, t22, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 37, 118, lm_step_lora_bf16_k37_lora_a_w2(t24, lora_a_w2, t22, B, F, R, T));
+        LA_TIMED(prof, 38, 118, lm_step_lora_bf16_k38_lora(saved_lora_w2, lora_scale_w2, t24, B, R, T));
+        LA_TIMED(prof, 39, 118, lm_step_lora_bf16_k39_lora_b_w2(t25, lora_b_w2, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 40, 118, lm_step_lora_bf16_k40_lora(carry0_next, saved_h, t23, t25, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 41, 118, lm_step_lora_bf16_k41_reshape(t26));
+    LA_TIMED(prof, 42, 118, lm_step_lora_bf16_k42_expand(t27, B, HD2, KVH, REP, T));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t27;
+    float *carry1_buf[2] = { args->arena + off[27], args->arena + off[28] };
+    const float *carry2 = t26;
+    float *carry2_buf[2] = { args->arena + off[29], args->arena + off[30] };
+    const float *carry3 = t26;
+    float *carry3_buf[2] = { args->arena + off[31], args->arena + off[32] };
+    const float *carry4 = t26;
+    float *carry4_buf[2] = { args->arena + off[33], args->arena + off[34] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *targets = args->targets + l * CR;
+        const float *weights = args->weights + l * CR;
+        float *carry1_next = carry1_buf[l & 1];
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
+        float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
+        float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
+        LA_TIMED(prof, 43, 118, lm_step_lora_bf16_k43_lm_head(t28, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 44, 118, lm_step_lora_bf16_k44_rmsnorm(t29, t28, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 45, 118, lm_step_lora_bf16_k45_rmsnorm(t30, norm_eps, final_norm, t28, t29, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 46, 118, lm_step_lora_bf16_k46_lm_head(t31, lm_head, t30, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 47, 118, lm_step_lora_bf16_k47_log_softmax(t32, t31, CR, V));
+        LA_TIMED(prof, 48, 118, lm_step_lora_bf16_k48_log_softmax(t33, t31, t32, CR, V));
+        LA_TIMED(prof, 49, 118, lm_step_lora_bf16_k49_cross_entropy(t34, t31, targets, t32, t33, CR, V));
+        LA_TIMED(prof, 50, 118, lm_step_lora_bf16_k50_cross_entropy(t35, weights, t34, CR));
+        LA_TIMED(prof, 51, 118, lm_step_lora_bf16_k51_log_softmax(t36, t31, t32, t33, CR, V));
+        LA_TIMED(prof, 52, 118, lm_step_lora_bf16_k52_cross_entropy(t37, t31, targets, CR, V));
+        LA_TIMED(prof, 53, 118, lm_step_lora_bf16_k53_token_stats(t38, weights, t36, CR));
+        LA_TIMED(prof, 54, 118, lm_step_lora_bf16_k54_token_stats(t39, weights, t32, t37, CR));
+        LA_TIMED(prof, 55, 118, lm_step_lora_bf16_k55_log_softmax_grad(t40, t31, targets, weights, t32, t33, CR, V));
+        LA_TIMED(prof, 56, 118, lm_step_lora_bf16_k56_lm_head_grad_in(t41, lm_head, t40, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 57, 118, lm_step_lora_bf16_k57_rmsnorm_grad(t42, final_norm, t28, t41, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 58, 118, lm_step_lora_bf16_k58_rmsnorm_grad_scatter_add(t43, norm_eps, final_norm, scored, t28, t29, t41, t42, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 59, 118, lm_step_lora_bf16_k59_lm_chunk(carry1_next, carry1, t43, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 60, 118, lm_step_lora_bf16_k60_lm_chunk(carry2_next, carry2, t35));
+        LA_TIMED(prof, 61, 118, lm_step_lora_bf16_k61_lm_chunk(carry3_next, carry3, t38));
+        LA_TIMED(prof, 62, 118, lm_step_lora_bf16_k62_lm_chunk(carry4_next, carry4, t39));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+    }
+    /* stage 'layer_backward', repeated L times, last layer first */
+    const float *carry5 = carry1;
+    float *carry5_buf[2] = { args->arena + off[35], args->arena + off[36] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + (L - 1 - l) * (2*HD2*KVH*R);
+        const float *wv = args->wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + (L - 1 - l) * (2*HD2*KVH*R);
+        const float *wo = args->wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + (L - 1 - l) * (F*R);
+        const float *w2 = args->w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + (L - 1 - l) * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + (L - 1 - l) * (F*R);
+        float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wq = args->saved_lora_wq + (L - 1 - l) * (B*R*T);
+        float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + (L - 1 - l) * (B*R*T);
+        float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + (L - 1 - l) * (B*R*T);
+        float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lse = args->saved_lse + (L - 1 - l) * (B*KVH*REP*T);
+        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + (L - 1 - l) * (B*R*T);
+        float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + (L - 1 - l) * (B*R*T);
+        float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + (L - 1 - l) * (B*R*T);
+        float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + (L - 1 - l) * (B*R*T);
+        float *grad_lora_a_wq = args->grad_lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wq = args->grad_lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_wk = args->grad_lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wk = args->grad_lora_b_wk + (L - 1 - l) * (2*HD2*KVH*R);
+        float *grad_lora_a_wv = args->grad_lora_a_wv + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wv = args->grad_lora_b_wv + (L - 1 - l) * (2*HD2*KVH*R);
+        float *grad_lora_a_wo = args->grad_lora_a_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wo = args->grad_lora_b_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w1 = args->grad_lora_a_w1 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w1 = args->grad_lora_b_w1 + (L - 1 - l) * (F*R);
+        float *grad_lora_a_w2 = args->grad_lora_a_w2 + (L - 1 - l) * (F*R);
+        float *grad_lora_b_w2 = args->grad_lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
+        float *carry5_next = carry5_buf[l & 1];
+        LA_TIMED(prof, 63, 118, lm_step_lora_bf16_k63_rmsnorm(t44, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 118, lm_step_lora_bf16_k64_rmsnorm(t45, norm_eps, saved_x, attn_norm, t44, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 65, 118, lm_step_lora_bf16_k65_rmsnorm(t46, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 118, lm_step_lora_bf16_k66_rmsnorm(t47, norm_eps, saved_h, ffn_norm, t46, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 67, 118, lm_step_lora_bf16_k67_silu(t48, t49, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 68, 118, lm_step_lora_bf16_k68_lora_b_w2_grad_in(t50, carry5, lora_b_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 69, 118, lm_step_lora_bf16_k69_lora(t51, lora_scale_w2, t50, B, R, T));
+        LA_TIMED(prof, 70, 118, lm_step_lora_bf16_k70_lora_a_w2_grad_in(t52, lora_a_w2, t51, B, F, R, T));
+        LA_TIMED(prof, 71, 118, lm_step_lora_bf16_k71_w2_grad_in(t53, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 118, lm_step_lora_bf16_k72_ffn_grad(t54, t48, t52, t53, B, F, T));
+        LA_TIMED(prof, 73, 118, lm_step_lora_bf16_k73_lora_b_w3_grad_in(t55, lora_b_w3, t54, B, F, R, T));
+        LA_TIMED(prof, 74, 118, lm_step_lora_bf16_k74_lora(t56, lora_scale_w3, t55, B, R, T));
+        LA_TIMED(prof, 75, 118, lm_step_lora_bf16_k75_lora_a_w3_grad_in(t57, lora_a_w3, t56, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 76, 118, lm_step_lora_bf16_k76_w3_grad_in(t58, w3, t54, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 77, 118, lm_step_lora_bf16_k77_silu_grad(t59, saved_gate, saved_up, t48, t52, t53, B, F, T));
+        LA_TIMED(prof, 78, 118, lm_step_lora_bf16_k78_lora_b_w1_grad_in(t60, lora_b_w1, t59, B, F, R, T));
+        LA_TIMED(prof, 79, 118, lm_step_lora_bf16_k79_lora(t61, lora_scale_w1, t60, B, R, T));
+        LA_TIMED(prof, 80, 118, lm_step_lora_bf16_k80_lora_a_w1_grad_in(t62, lora_a_w1, t61, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 81, 118, lm_step_lora_bf16_k81_w1_grad_in(t63, w1, t59, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 82, 118, lm_step_lora_bf16_k82_rmsnorm_grad(t64, norm_eps, carry5, saved_h, ffn_norm, t46, t57, t58, t62, t63, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 118, lm_step_lora_bf16_k83_lora_b_wo_grad_in(t65, lora_b_wo, t64, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 84, 118, lm_step_lora_bf16_k84_lora(t66, lora_scale_wo, t65, B, R, T));
+        LA_TIMED(prof, 85, 118, lm_step_lora_bf16_k85_lora_a_wo_grad_in(t67, lora_a_wo, t66, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 86, 118, lm_step_lora_bf16_k86_wo_grad_in(t68, wo, t64, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 87, 118, lm_step_lora_bf16_k87_attention_grad(t69, t67, t68, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 88, 118, lm_step_lora_bf16_k88_causal_attention_backward(t70, t71, t72, saved_q, saved_k, saved_v, saved_lse, saved_attn, t69, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 89, 118, lm_step_lora_bf16_k89_lora_b_wv_grad_in(t73, lora_b_wv, t72, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 90, 118, lm_step_lora_bf16_k90_lora(t74, lora_scale_wv, t73, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 91, 118, lm_step_lora_bf16_k91_lora_a_wv_grad_in(t75, lora_a_wv, t74, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 92, 118, lm_step_lora_bf16_k92_wv_grad_in(t76, wv, t72, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 93, 118, lm_step_lora_bf16_k93_rope_grad(t77, t0, t1, t71, B, HD2, KVH, T));
+        LA_TIMED(prof, 94, 118, lm_step_lora_bf16_k94_lora_b_wk_grad_in(t78, lora_b_wk, t77, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 95, 118, lm_step_lora_bf16_k95_lora(t79, lora_scale_wk, t78, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 96, 118, lm_step_lora_bf16_k96_lora_a_wk_grad_in(t80, lora_a_wk, t79, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 97, 118, lm_step_lora_bf16_k97_wk_grad_in(t81, wk, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 98, 118, lm_step_lora_bf16_k98_rope_grad(t82, t0, t1, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 99, 118, lm_step_lora_bf16_k99_lora_b_wq_grad_in(t83, lora_b_wq, t82, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 100, 118, lm_step_lora_bf16_k100_lora(t84, lora_scale_wq, t83, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 101, 118, lm_step_lora_bf16_k101_lora_a_wq_grad_in(t85, lora_a_wq, t84, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 102, 118, lm_step_lora_bf16_k102_wq_grad_in(t86, wq, t82, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 103, 118, lm_step_lora_bf16_k103_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t44, t64, t75, t76, t80, t81, t85, t86, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 104, 118, lm_step_lora_bf16_k104_grad_lora_a_wq(grad_lora_a_wq, t45, t84, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 105, 118, lm_step_lora_bf16_k105_grad_lora_b_wq(grad_lora_b_wq, saved_lora_wq, t82, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 106, 118, lm_step_lora_bf16_k106_grad_lora_a_wk(grad_lora_a_wk, t45, t79, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 107, 118, lm_step_lora_bf16_k107_grad_lora_b_wk(grad_lora_b_wk, saved_lora_wk, t77, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 108, 118, lm_step_lora_bf16_k108_grad_lora_a_wv(grad_lora_a_wv, t45, t74, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 109, 118, lm_step_lora_bf16_k109_grad_lora_b_wv(grad_lora_b_wv, saved_lora_wv, t72, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 110, 118, lm_step_lora_bf16_k110_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t66, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 111, 118, lm_step_lora_bf16_k111_grad_lora_b_wo(grad_lora_b_wo, saved_lora_wo, t64, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 112, 118, lm_step_lora_bf16_k112_grad_lora_a_w1(grad_lora_a_w1, t47, t61, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 113, 118, lm_step_lora_bf16_k113_grad_lora_b_w1(grad_lora_b_w1, saved_lora_w1, t59, B, F, R, T));
+        LA_TIMED(prof, 114, 118, lm_step_lora_bf16_k114_grad_lora_a_w2(grad_lora_a_w2, t49, t51, B, F, R, T));
+        LA_TIMED(prof, 115, 118, lm_step_lora_bf16_k115_grad_lora_b_w2(grad_lora_b_w2, carry5, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 116, 118, lm_step_lora_bf16_k116_grad_lora_a_w3(grad_lora_a_w3, t47, t56, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 117, 118, lm_step_lora_bf16_k117_grad_lora_b_w3(grad_lora_b_w3, saved_lora_w3, t54, B, F, R, T));
+        carry5 = carry5_next;
+    }
+}
+
+void llama_train_lm_step_lora_bf16_costs(const llama_train_lm_step_lora_bf16_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* lm_step_lora_bf16_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* lm_step_lora_bf16_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_lora_bf16_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k3_wq */
+    flops[4] = (double)(4*B*HD2*KVH*R*REP*T); bytes[4] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k4_lora_a_wq */
+    flops[5] = (double)(B*R*T); bytes[5] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_bf16_k5_lora */
+    flops[6] = (double)(4*B*HD2*KVH*R*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k6_lora_b_wq */
+    flops[7] = (double)(2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k7_rope */
+    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k8_wk */
+    flops[9] = (double)(4*B*HD2*KVH*R*REP*T); bytes[9] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k9_lora_a_wk */
+    flops[10] = (double)(B*R*T); bytes[10] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_bf16_k10_lora */
+    flops[11] = (double)(4*B*HD2*KVH*R*T); bytes[11] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_bf16_k11_lora_b_wk */
+    flops[12] = (double)(2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[12] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k12_rope */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k13_wv */
+    flops[14] = (double)(4*B*HD2*KVH*R*REP*T); bytes[14] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k14_lora_a_wv */
+    flops[15] = (double)(B*R*T); bytes[15] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_bf16_k15_lora */
+    flops[16] = (double)(4*B*HD2*KVH*R*T); bytes[16] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_bf16_k16_lora_b_wv */
+    flops[17] = (double)(2*B*HD2*KVH*T); bytes[17] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k17_attention */
+    flops[18] = (double)(4*B*HD2*KVH*REP*T*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k18_causal_attention_forward */
+    flops[19] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k19_wo */
+    flops[20] = (double)(4*B*HD2*KVH*R*REP*T); bytes[20] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k20_lora_a_wo */
+    flops[21] = (double)(B*R*T); bytes[21] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_bf16_k21_lora */
+    flops[22] = (double)(4*B*HD2*KVH*R*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k22_lora_b_wo */
+    flops[23] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k23_layer */
+    flops[24] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[24] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k24_rmsnorm */
+    flops[25] = (double)(4*B*F*HD2*KVH*REP*T); bytes[25] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k25_w1 */
+    flops[26] = (double)(4*B*HD2*KVH*R*REP*T); bytes[26] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k26_lora_a_w1 */
+    flops[27] = (double)(B*R*T); bytes[27] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_bf16_k27_lora */
+    flops[28] = (double)(2*B*F*R*T); bytes[28] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_bf16_k28_lora_b_w1 */
+    flops[29] = (double)(B*F*T); bytes[29] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_bf16_k29_gate_up */
+    flops[30] = (double)(4*B*F*HD2*KVH*REP*T); bytes[30] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k30_w3 */
+    flops[31] = (double)(4*B*HD2*KVH*R*REP*T); bytes[31] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k31_lora_a_w3 */
+    flops[32] = (double)(B*R*T); bytes[32] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_bf16_k32_lora */
+    flops[33] = (double)(2*B*F*R*T); bytes[33] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_bf16_k33_lora_b_w3 */
+    flops[34] = (double)(B*F*T); bytes[34] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_bf16_k34_gate_up */
+    flops[35] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[35] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_bf16_k35_silu */
+    flops[36] = (double)(4*B*F*HD2*KVH*REP*T); bytes[36] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_bf16_k36_w2 */
+    flops[37] = (double)(2*B*F*R*T); bytes[37] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_bf16_k37_lora_a_w2 */
+    flops[38] = (double)(B*R*T); bytes[38] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_bf16_k38_lora */
+    flops[39] = (double)(4*B*HD2*KVH*R*REP*T); bytes[39] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k39_lora_b_w2 */
+    flops[40] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[40] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k40_lora */
+    flops[41] = (double)(0); bytes[41] = (double)(4); /* lm_step_lora_bf16_k41_reshape */
+    flops[42] = (double)(0); bytes[42] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k42_expand */
+    flops[43] = (double)(0); bytes[43] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_lora_bf16_k43_lm_head */
+    flops[44] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[44] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_lora_bf16_k44_rmsnorm */
+    flops[45] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[45] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_bf16_k45_rmsnorm */
+    flops[46] = (double)(4*CR*HD2*KVH*REP*V); bytes[46] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_lora_bf16_k46_lm_head */
+    flops[47] = (double)(CR*V); bytes[47] = (double)(4*CR + 4*CR*V); /* lm_step_lora_bf16_k47_log_softmax */
+    flops[48] = (double)(CR + CR*V + CR*V + CR*V); bytes[48] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_bf16_k48_log_softmax */
+    flops[49] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[49] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_lora_bf16_k49_cross_entropy */
+    flops[50] = (double)(CR + CR + CR); bytes[50] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_bf16_k50_cross_entropy */
+    flops[51] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[51] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_lora_bf16_k51_log_softmax */
+    flops[52] = (double)(CR + CR*V + CR*V + CR*V); bytes[52] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_bf16_k52_cross_entropy */
+    flops[53] = (double)(CR + CR + CR); bytes[53] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_bf16_k53_token_stats */
+    flops[54] = (double)(CR + CR + CR); bytes[54] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_lora_bf16_k54_token_stats */
+    flops[55] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[55] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_lora_bf16_k55_log_softmax_grad */
+    flops[56] = (double)(4*CR*HD2*KVH*REP*V); bytes[56] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_lora_bf16_k56_lm_head_grad_in */
+    flops[57] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[57] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_lora_bf16_k57_rmsnorm_grad */
+    flops[58] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_bf16_k58_rmsnorm_grad_scatter_add */
+    flops[59] = (double)(2*B*HD2*KVH*REP*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k59_lm_chunk */
+    flops[60] = (double)(1); bytes[60] = (double)(4 + 4 + 4); /* lm_step_lora_bf16_k60_lm_chunk */
+    flops[61] = (double)(1); bytes[61] = (double)(4 + 4 + 4); /* lm_step_lora_bf16_k61_lm_chunk */
+    flops[62] = (double)(1); bytes[62] = (double)(4 + 4 + 4); /* lm_step_lora_bf16_k62_lm_chunk */
+    flops[63] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k63_rmsnorm */
+    flops[64] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_bf16_k64_rmsnorm */
+    flops[65] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k65_rmsnorm */
+    flops[66] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_bf16_k66_rmsnorm */
+    flops[67] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[67] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_bf16_k67_silu */
+    flops[68] = (double)(4*B*HD2*KVH*R*REP*T); bytes[68] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* lm_step_lora_bf16_k68_lora_b_w2_grad_in */
+    flops[69] = (double)(B*R*T); bytes[69] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_bf16_k69_lora */
+    flops[70] = (double)(2*B*F*R*T); bytes[70] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_bf16_k70_lora_a_w2_grad_in */
+    flops[71] = (double)(4*B*F*HD2*KVH*REP*T); bytes[71] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_bf16_k71_w2_grad_in */
+    flops[72] = (double)(B*F*T + B*F*T); bytes[72] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_bf16_k72_ffn_grad */
+    flops[73] = (double)(2*B*F*R*T); bytes[73] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_bf16_k73_lora_b_w3_grad_in */
+    flops[74] = (double)(B*R*T); bytes[74] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_bf16_k74_lora */
+    flops[75] = (double)(4*B*HD2*KVH*R*REP*T); bytes[75] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k75_lora_a_w3_grad_in */
+    flops[76] = (double)(4*B*F*HD2*KVH*REP*T); bytes[76] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_bf16_k76_w3_grad_in */
+    flops[77] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[77] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_bf16_k77_silu_grad */
+    flops[78] = (double)(2*B*F*R*T); bytes[78] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_bf16_k78_lora_b_w1_grad_in */
+    flops[79] = (double)(B*R*T); bytes[79] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_bf16_k79_lora */
+    flops[80] = (double)(4*B*HD2*KVH*R*REP*T); bytes[80] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k80_lora_a_w1_grad_in */
+    flops[81] = (double)(4*B*F*HD2*KVH*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_bf16_k81_w1_grad_in */
+    flops[82] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k82_rmsnorm_grad */
+    flops[83] = (double)(4*B*HD2*KVH*R*REP*T); bytes[83] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k83_lora_b_wo_grad_in */
+    flops[84] = (double)(B*R*T); bytes[84] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_bf16_k84_lora */
+    flops[85] = (double)(4*B*HD2*KVH*R*REP*T); bytes[85] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k85_lora_a_wo_grad_in */
+    flops[86] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k86_wo_grad_in */
+    flops[87] = (double)(2*B*HD2*KVH*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k87_attention_grad */
+    flops[88] = (double)(10*B*HD2*KVH*REP*T*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k88_causal_attention_backward */
+    flops[89] = (double)(4*B*HD2*KVH*R*T); bytes[89] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k89_lora_b_wv_grad_in */
+    flops[90] = (double)(B*R*T); bytes[90] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_bf16_k90_lora */
+    flops[91] = (double)(4*B*HD2*KVH*R*REP*T); bytes[91] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k91_lora_a_wv_grad_in */
+    flops[92] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[92] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k92_wv_grad_in */
+    flops[93] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[93] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k93_rope_grad */
+    flops[94] = (double)(4*B*HD2*KVH*R*T); bytes[94] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k94_lora_b_wk_grad_in */
+    flops[95] = (double)(B*R*T); bytes[95] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_bf16_k95_lora */
+    flops[96] = (double)(4*B*HD2*KVH*R*REP*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k96_lora_a_wk_grad_in */
+    flops[97] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[97] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k97_wk_grad_in */
+    flops[98] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[98] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k98_rope_grad */
+    flops[99] = (double)(4*B*HD2*KVH*R*REP*T); bytes[99] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k99_lora_b_wq_grad_in */
+    flops[100] = (double)(B*R*T); bytes[100] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_bf16_k100_lora */
+    flops[101] = (double)(4*B*HD2*KVH*R*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k101_lora_a_wq_grad_in */
+    flops[102] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k102_wq_grad_in */
+    flops[103] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[103] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k103_rmsnorm_grad */
+    flops[104] = (double)(4*B*HD2*KVH*R*REP*T); bytes[104] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_bf16_k104_grad_lora_a_wq */
+    flops[105] = (double)(4*B*HD2*KVH*R*REP*T); bytes[105] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k105_grad_lora_b_wq */
+    flops[106] = (double)(4*B*HD2*KVH*R*REP*T); bytes[106] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_bf16_k106_grad_lora_a_wk */
+    flops[107] = (double)(4*B*HD2*KVH*R*T); bytes[107] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k107_grad_lora_b_wk */
+    flops[108] = (double)(4*B*HD2*KVH*R*REP*T); bytes[108] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_bf16_k108_grad_lora_a_wv */
+    flops[109] = (double)(4*B*HD2*KVH*R*T); bytes[109] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k109_grad_lora_b_wv */
+    flops[110] = (double)(4*B*HD2*KVH*R*REP*T); bytes[110] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_bf16_k110_grad_lora_a_wo */
+    flops[111] = (double)(4*B*HD2*KVH*R*REP*T); bytes[111] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k111_grad_lora_b_wo */
+    flops[112] = (double)(4*B*HD2*KVH*R*REP*T); bytes[112] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_bf16_k112_grad_lora_a_w1 */
+    flops[113] = (double)(2*B*F*R*T); bytes[113] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_bf16_k113_grad_lora_b_w1 */
+    flops[114] = (double)(2*B*F*R*T); bytes[114] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_bf16_k114_grad_lora_a_w2 */
+    flops[115] = (double)(4*B*HD2*KVH*R*REP*T); bytes[115] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_bf16_k115_grad_lora_b_w2 */
+    flops[116] = (double)(4*B*HD2*KVH*R*REP*T); bytes[116] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_bf16_k116_grad_lora_a_w3 */
+    flops[117] = (double)(2*B*F*R*T); bytes[117] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_bf16_k117_grad_lora_b_w3 */
+    (void)args;
+}
+
+static void llama_train_lm_step_lora_bf16_run(const void *args) { llama_train_lm_step_lora_bf16((const llama_train_lm_step_lora_bf16_args *)args); }
+static long llama_train_lm_step_lora_bf16_arena(const void *args) { return llama_train_lm_step_lora_bf16_arena_floats((const llama_train_lm_step_lora_bf16_args *)args); }
+static void llama_train_lm_step_lora_bf16_cost(const void *args, double *f, double *b) { llama_train_lm_step_lora_bf16_costs((const llama_train_lm_step_lora_bf16_args *)args, f, b); }
+static const char *const llama_train_lm_step_lora_bf16_kernel_names[] = {
+    "lm_step_lora_bf16_k0_rope_tables",
+    "lm_step_lora_bf16_k1_embed",
+    "lm_step_lora_bf16_k2_rmsnorm",
+    "lm_step_lora_bf16_k3_wq",
+    "lm_step_lora_bf16_k4_lora_a_wq",
+    "lm_step_lora_bf16_k5_lora",
+    "lm_step_lora_bf16_k6_lora_b_wq",
+    "lm_step_lora_bf16_k7_rope",
+    "lm_step_lora_bf16_k8_wk",
+    "lm_step_lora_bf16_k9_lora_a_wk",
+    "lm_step_lora_bf16_k10_lora",
+    "lm_step_lora_bf16_k11_lora_b_wk",
+    "lm_step_lora_bf16_k12_rope",
+    "lm_step_lora_bf16_k13_wv",
+    "lm_step_lora_bf16_k14_lora_a_wv",
+    "lm_step_lora_bf16_k15_lora",
+    "lm_step_lora_bf16_k16_lora_b_wv",
+    "lm_step_lora_bf16_k17_attention",
+    "lm_step_lora_bf16_k18_causal_attention_forward",
+    "lm_step_lora_bf16_k19_wo",
+    "lm_step_lora_bf16_k20_lora_a_wo",
+    "lm_step_lora_bf16_k21_lora",
+    "lm_step_lora_bf16_k22_lora_b_wo",
+    "lm_step_lora_bf16_k23_layer",
+    "lm_step_lora_bf16_k24_rmsnorm",
+    "lm_step_lora_bf16_k25_w1",
+    "lm_step_lora_bf16_k26_lora_a_w1",
+    "lm_step_lora_bf16_k27_lora",
+    "lm_step_lora_bf16_k28_lora_b_w1",
+    "lm_step_lora_bf16_k29_gate_up",
+    "lm_step_lora_bf16_k30_w3",
+    "lm_step_lora_bf16_k31_lora_a_w3",
+    "lm_step_lora_bf16_k32_lora",
+    "lm_step_lora_bf16_k33_lora_b_w3",
+    "lm_step_lora_bf16_k34_gate_up",
+    "lm_step_lora_bf16_k35_silu",
+    "lm_step_lora_bf16_k36_w2",
+    "lm_step_lora_bf16_k37_lora_a_w2",
+    "lm_step_lora_bf16_k38_lora",
+    "lm_step_lora_bf16_k39_lora_b_w2",
+    "lm_step_lora_bf16_k40_lora",
+    "lm_step_lora_bf16_k41_reshape",
+    "lm_step_lora_bf16_k42_expand",
+    "lm_step_lora_bf16_k43_lm_head",
+    "lm_step_lora_bf16_k44_rmsnorm",
+    "lm_step_lora_bf16_k45_rmsnorm",
+    "lm_step_lora_bf16_k46_lm_head",
+    "lm_step_lora_bf16_k47_log_softmax",
+    "lm_step_lora_bf16_k48_log_softmax",
+    "lm_step_lora_bf16_k49_cross_entropy",
+    "lm_step_lora_bf16_k50_cross_entropy",
+    "lm_step_lora_bf16_k51_log_softmax",
+    "lm_step_lora_bf16_k52_cross_entropy",
+    "lm_step_lora_bf16_k53_token_stats",
+    "lm_step_lora_bf16_k54_token_stats",
+    "lm_step_lora_bf16_k55_log_softmax_grad",
+    "lm_step_lora_bf16_k56_lm_head_grad_in",
+    "lm_step_lora_bf16_k57_rmsnorm_grad",
+    "lm_step_lora_bf16_k58_rmsnorm_grad_scatter_add",
+    "lm_step_lora_bf16_k59_lm_chunk",
+    "lm_step_lora_bf16_k60_lm_chunk",
+    "lm_step_lora_bf16_k61_lm_chunk",
+    "lm_step_lora_bf16_k62_lm_chunk",
+    "lm_step_lora_bf16_k63_rmsnorm",
+    "lm_step_lora_bf16_k64_rmsnorm",
+    "lm_step_lora_bf16_k65_rmsnorm",
+    "lm_step_lora_bf16_k66_rmsnorm",
+    "lm_step_lora_bf16_k67_silu",
+    "lm_step_lora_bf16_k68_lora_b_w2_grad_in",
+    "lm_step_lora_bf16_k69_lora",
+    "lm_step_lora_bf16_k70_lora_a_w2_grad_in",
+    "lm_step_lora_bf16_k71_w2_grad_in",
+    "lm_step_lora_bf16_k72_ffn_grad",
+    "lm_step_lora_bf16_k73_lora_b_w3_grad_in",
+    "lm_step_lora_bf16_k74_lora",
+    "lm_step_lora_bf16_k75_lora_a_w3_grad_in",
+    "lm_step_lora_bf16_k76_w3_grad_in",
+    "lm_step_lora_bf16_k77_silu_grad",
+    "lm_step_lora_bf16_k78_lora_b_w1_grad_in",
+    "lm_step_lora_bf16_k79_lora",
+    "lm_step_lora_bf16_k80_lora_a_w1_grad_in",
+    "lm_step_lora_bf16_k81_w1_grad_in",
+    "lm_step_lora_bf16_k82_rmsnorm_grad",
+    "lm_step_lora_bf16_k83_lora_b_wo_grad_in",
+    "lm_step_lora_bf16_k84_lora",
+    "lm_step_lora_bf16_k85_lora_a_wo_grad_in",
+    "lm_step_lora_bf16_k86_wo_grad_in",
+    "lm_step_lora_bf16_k87_attention_grad",
+    "lm_step_lora_bf16_k88_causal_attention_backward",
+    "lm_step_lora_bf16_k89_lora_b_wv_grad_in",
+    "lm_step_lora_bf16_k90_lora",
+    "lm_step_lora_bf16_k91_lora_a_wv_grad_in",
+    "lm_step_lora_bf16_k92_wv_grad_in",
+    "lm_step_lora_bf16_k93_rope_grad",
+    "lm_step_lora_bf16_k94_lora_b_wk_grad_in",
+    "lm_step_lora_bf16_k95_lora",
+    "lm_step_lora_bf16_k96_lora_a_wk_grad_in",
+    "lm_step_lora_bf16_k97_wk_grad_in",
+    "lm_step_lora_bf16_k98_rope_grad",
+    "lm_step_lora_bf16_k99_lora_b_wq_grad_in",
+    "lm_step_lora_bf16_k100_lora",
+    "lm_step_lora_bf16_k101_lora_a_wq_grad_in",
+    "lm_step_lora_bf16_k102_wq_grad_in",
+    "lm_step_lora_bf16_k103_rmsnorm_grad",
+    "lm_step_lora_bf16_k104_grad_lora_a_wq",
+    "lm_step_lora_bf16_k105_grad_lora_b_wq",
+    "lm_step_lora_bf16_k106_grad_lora_a_wk",
+    "lm_step_lora_bf16_k107_grad_lora_b_wk",
+    "lm_step_lora_bf16_k108_grad_lora_a_wv",
+    "lm_step_lora_bf16_k109_grad_lora_b_wv",
+    "lm_step_lora_bf16_k110_grad_lora_a_wo",
+    "lm_step_lora_bf16_k111_grad_lora_b_wo",
+    "lm_step_lora_bf16_k112_grad_lora_a_w1",
+    "lm_step_lora_bf16_k113_grad_lora_b_w1",
+    "lm_step_lora_bf16_k114_grad_lora_a_w2",
+    "lm_step_lora_bf16_k115_grad_lora_b_w2",
+    "lm_step_lora_bf16_k116_grad_lora_a_w3",
+    "lm_step_lora_bf16_k117_grad_lora_b_w3",
+};
+const la_program_info llama_train_lm_step_lora_bf16_info = { "llama_train.lm_step_lora_bf16", 85, 118, llama_train_lm_step_lora_bf16_kernel_names, llama_train_lm_step_lora_bf16_run, llama_train_lm_step_lora_bf16_arena, llama_train_lm_step_lora_bf16_cost };
 
 /* ===== program 'lm_step_lora_dropout' ===== */
 
@@ -4696,11 +9042,23 @@ static void lm_step_lora_dropout_k5_lora_a_wq(float *restrict t5, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k6_lora_b_wq: t6[B*T, D] = t5 · lora_b_wqᵀ  [layer/attention/lora] */
-static void lm_step_lora_dropout_k6_lora_b_wq(float *restrict t6, const float *restrict lora_b_wq, const float *restrict t5, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k6_lora: saved_lora_wq = t5 · lora_scale_wq  [layer/attention/lora] */
+static void lm_step_lora_dropout_k6_lora(float *restrict saved_lora_wq, const float *restrict lora_scale_wq, const float *restrict t5, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t5[r * n + j]) * (lora_scale_wq[0]);
+            saved_lora_wq[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k7_lora_b_wq: t6[B*T, D] = saved_lora_wq · lora_b_wqᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k7_lora_b_wq(float *restrict t6, const float *restrict lora_b_wq, const float *restrict saved_lora_wq, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t5, R, lora_b_wq, R, 0.0f, t6, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, saved_lora_wq, R, lora_b_wq, R, 0.0f, t6, D);
         return;
     }
     la_blas_pool(0);
@@ -4709,13 +9067,13 @@ static void lm_step_lora_dropout_k6_lora_b_wq(float *restrict t6, const float *r
         const float *restrict wr = lora_b_wq + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t5)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wq)[c];
         (t6)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k7_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
-static void lm_step_lora_dropout_k7_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wq, const float *restrict t3, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k8_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
+static void lm_step_lora_dropout_k8_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t3, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -4728,32 +9086,28 @@ static void lm_step_lora_dropout_k7_rope(float *restrict saved_q, const float *r
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
-                float v2 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v1;
-                float v3 = v2 * (t0[(i1) * HD2 + j / 2]);
-                float v4 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v5 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
-                float v6 = v5 * (t1[(i1) * HD2 + j / 2]);
-                float v7 = v3 - v6;
-                v0 = v7;
+                float v1 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[(i1) * HD2 + j / 2]);
+                float v3 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[(i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
             }
             else {
-                float v8 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
-                float v9 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v8;
-                float v10 = v9 * (t1[(i1) * HD2 + j / 2]);
-                float v11 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v12 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
-                float v13 = v12 * (t0[(i1) * HD2 + j / 2]);
-                float v14 = v10 + v13;
-                v0 = v14;
+                float v6 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[(i1) * HD2 + j / 2]);
+                float v8 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[(i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
             }
             saved_q[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k8_wk: t7[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
-static void lm_step_lora_dropout_k8_wk(float *restrict t7, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k9_wk: t7[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
+static void lm_step_lora_dropout_k9_wk(float *restrict t7, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
@@ -4771,8 +9125,8 @@ static void lm_step_lora_dropout_k8_wk(float *restrict t7, const float *restrict
     }
 }
 
-/* lm_step_lora_dropout_k9_dropout: t8 = (t2 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
-static void lm_step_lora_dropout_k9_dropout(float *restrict t8, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k10_dropout: t8 = (t2 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
+static void lm_step_lora_dropout_k10_dropout(float *restrict t8, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4789,8 +9143,8 @@ static void lm_step_lora_dropout_k9_dropout(float *restrict t8, const float *res
     }
 }
 
-/* lm_step_lora_dropout_k10_lora_a_wk: t9[B*T, R] = t8 · lora_a_wkᵀ  [layer/attention/lora] */
-static void lm_step_lora_dropout_k10_lora_a_wk(float *restrict t9, const float *restrict lora_a_wk, const float *restrict t8, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k11_lora_a_wk: t9[B*T, R] = t8 · lora_a_wkᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k11_lora_a_wk(float *restrict t9, const float *restrict lora_a_wk, const float *restrict t8, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t8, D, lora_a_wk, D, 0.0f, t9, R);
@@ -4807,11 +9161,23 @@ static void lm_step_lora_dropout_k10_lora_a_wk(float *restrict t9, const float *
     }
 }
 
-/* lm_step_lora_dropout_k11_lora_b_wk: t10[B*T, KVD] = t9 · lora_b_wkᵀ  [layer/attention/lora] */
-static void lm_step_lora_dropout_k11_lora_b_wk(float *restrict t10, const float *restrict lora_b_wk, const float *restrict t9, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k12_lora: saved_lora_wk = t9 · lora_scale_wk  [layer/attention/lora] */
+static void lm_step_lora_dropout_k12_lora(float *restrict saved_lora_wk, const float *restrict lora_scale_wk, const float *restrict t9, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t9[r * n + j]) * (lora_scale_wk[0]);
+            saved_lora_wk[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k13_lora_b_wk: t10[B*T, KVD] = saved_lora_wk · lora_b_wkᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k13_lora_b_wk(float *restrict t10, const float *restrict lora_b_wk, const float *restrict saved_lora_wk, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t9, R, lora_b_wk, R, 0.0f, t10, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, saved_lora_wk, R, lora_b_wk, R, 0.0f, t10, KVD);
         return;
     }
     la_blas_pool(0);
@@ -4820,13 +9186,13 @@ static void lm_step_lora_dropout_k11_lora_b_wk(float *restrict t10, const float 
         const float *restrict wr = lora_b_wk + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t9)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wk)[c];
         (t10)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k12_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
-static void lm_step_lora_dropout_k12_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wk, const float *restrict t7, const float *restrict t10, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k14_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
+static void lm_step_lora_dropout_k14_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t7, const float *restrict t10, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
@@ -4838,32 +9204,28 @@ static void lm_step_lora_dropout_k12_rope(float *restrict saved_k, const float *
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (lora_scale_wk[0]) * (t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
-                float v2 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v1;
-                float v3 = v2 * (t0[(i1) * HD2 + j / 2]);
-                float v4 = (lora_scale_wk[0]) * (t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v5 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
-                float v6 = v5 * (t1[(i1) * HD2 + j / 2]);
-                float v7 = v3 - v6;
-                v0 = v7;
+                float v1 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[(i1) * HD2 + j / 2]);
+                float v3 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[(i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
             }
             else {
-                float v8 = (lora_scale_wk[0]) * (t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
-                float v9 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v8;
-                float v10 = v9 * (t1[(i1) * HD2 + j / 2]);
-                float v11 = (lora_scale_wk[0]) * (t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v12 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
-                float v13 = v12 * (t0[(i1) * HD2 + j / 2]);
-                float v14 = v10 + v13;
-                v0 = v14;
+                float v6 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[(i1) * HD2 + j / 2]);
+                float v8 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[(i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
             }
             saved_k[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k13_wv: t11[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
-static void lm_step_lora_dropout_k13_wv(float *restrict t11, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k15_wv: t11[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
+static void lm_step_lora_dropout_k15_wv(float *restrict t11, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
@@ -4881,8 +9243,8 @@ static void lm_step_lora_dropout_k13_wv(float *restrict t11, const float *restri
     }
 }
 
-/* lm_step_lora_dropout_k14_dropout: t12 = (t2 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
-static void lm_step_lora_dropout_k14_dropout(float *restrict t12, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k16_dropout: t12 = (t2 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
+static void lm_step_lora_dropout_k16_dropout(float *restrict t12, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4899,8 +9261,8 @@ static void lm_step_lora_dropout_k14_dropout(float *restrict t12, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k15_lora_a_wv: t13[B*T, R] = t12 · lora_a_wvᵀ  [layer/attention/lora] */
-static void lm_step_lora_dropout_k15_lora_a_wv(float *restrict t13, const float *restrict lora_a_wv, const float *restrict t12, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k17_lora_a_wv: t13[B*T, R] = t12 · lora_a_wvᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k17_lora_a_wv(float *restrict t13, const float *restrict lora_a_wv, const float *restrict t12, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t12, D, lora_a_wv, D, 0.0f, t13, R);
@@ -4917,11 +9279,23 @@ static void lm_step_lora_dropout_k15_lora_a_wv(float *restrict t13, const float 
     }
 }
 
-/* lm_step_lora_dropout_k16_lora_b_wv: t14[B*T, KVD] = t13 · lora_b_wvᵀ  [layer/attention/lora] */
-static void lm_step_lora_dropout_k16_lora_b_wv(float *restrict t14, const float *restrict lora_b_wv, const float *restrict t13, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k18_lora: saved_lora_wv = t13 · lora_scale_wv  [layer/attention/lora] */
+static void lm_step_lora_dropout_k18_lora(float *restrict saved_lora_wv, const float *restrict lora_scale_wv, const float *restrict t13, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t13[r * n + j]) * (lora_scale_wv[0]);
+            saved_lora_wv[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k19_lora_b_wv: t14[B*T, KVD] = saved_lora_wv · lora_b_wvᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k19_lora_b_wv(float *restrict t14, const float *restrict lora_b_wv, const float *restrict saved_lora_wv, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t13, R, lora_b_wv, R, 0.0f, t14, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, saved_lora_wv, R, lora_b_wv, R, 0.0f, t14, KVD);
         return;
     }
     la_blas_pool(0);
@@ -4930,13 +9304,13 @@ static void lm_step_lora_dropout_k16_lora_b_wv(float *restrict t14, const float 
         const float *restrict wr = lora_b_wv + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t13)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wv)[c];
         (t14)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k17_lora: saved_v = t11 + lora_scale_wv · t14  [layer/attention; layer/attention/lora] */
-static void lm_step_lora_dropout_k17_lora(float *restrict saved_v, const float *restrict lora_scale_wv, const float *restrict t11, const float *restrict t14, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k20_attention: saved_v = t11 + t14  [layer/attention; layer/attention/lora] */
+static void lm_step_lora_dropout_k20_attention(float *restrict saved_v, const float *restrict t11, const float *restrict t14, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
@@ -4946,15 +9320,14 @@ static void lm_step_lora_dropout_k17_lora(float *restrict saved_v, const float *
         const long i1 = (r / (KVH)) % T;
         const long i2 = (r) % KVH;
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wv[0]) * (t14[((i0) * T + i1) * KVD + (i2) * HD + j]);
-            float v1 = t11[((i0) * T + i1) * KVD + (i2) * HD + j] + v0;
-            saved_v[r * n + j] = v1;
+            float v0 = t11[((i0) * T + i1) * KVD + (i2) * HD + j] + t14[((i0) * T + i1) * KVD + (i2) * HD + j];
+            saved_v[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k18_causal_attention_forward: causal attention (s ≤ t): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
-static void lm_step_lora_dropout_k18_causal_attention_forward(float *restrict saved_attn, float *restrict saved_lse, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k21_causal_attention_forward: causal attention (s ≤ t): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
+static void lm_step_lora_dropout_k21_causal_attention_forward(float *restrict saved_attn, float *restrict saved_lse, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -5071,8 +9444,8 @@ static void lm_step_lora_dropout_k18_causal_attention_forward(float *restrict sa
     }
 }
 
-/* lm_step_lora_dropout_k19_wo: t15[B*T, D] = saved_attn · woᵀ  [layer/attention] */
-static void lm_step_lora_dropout_k19_wo(float *restrict t15, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k22_wo: t15[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_lora_dropout_k22_wo(float *restrict t15, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t15, D);
@@ -5089,8 +9462,8 @@ static void lm_step_lora_dropout_k19_wo(float *restrict t15, const float *restri
     }
 }
 
-/* lm_step_lora_dropout_k20_dropout: t16 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/attention] */
-static void lm_step_lora_dropout_k20_dropout(float *restrict t16, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k23_dropout: t16 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/attention] */
+static void lm_step_lora_dropout_k23_dropout(float *restrict t16, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5107,8 +9480,8 @@ static void lm_step_lora_dropout_k20_dropout(float *restrict t16, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k21_lora_a_wo: t17[B*T, R] = t16 · lora_a_woᵀ  [layer/attention/lora] */
-static void lm_step_lora_dropout_k21_lora_a_wo(float *restrict t17, const float *restrict lora_a_wo, const float *restrict t16, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k24_lora_a_wo: t17[B*T, R] = t16 · lora_a_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k24_lora_a_wo(float *restrict t17, const float *restrict lora_a_wo, const float *restrict t16, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t16, D, lora_a_wo, D, 0.0f, t17, R);
@@ -5125,11 +9498,23 @@ static void lm_step_lora_dropout_k21_lora_a_wo(float *restrict t17, const float 
     }
 }
 
-/* lm_step_lora_dropout_k22_lora_b_wo: t18[B*T, D] = t17 · lora_b_woᵀ  [layer/attention/lora] */
-static void lm_step_lora_dropout_k22_lora_b_wo(float *restrict t18, const float *restrict lora_b_wo, const float *restrict t17, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k25_lora: saved_lora_wo = t17 · lora_scale_wo  [layer/attention/lora] */
+static void lm_step_lora_dropout_k25_lora(float *restrict saved_lora_wo, const float *restrict lora_scale_wo, const float *restrict t17, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t17[r * n + j]) * (lora_scale_wo[0]);
+            saved_lora_wo[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k26_lora_b_wo: t18[B*T, D] = saved_lora_wo · lora_b_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k26_lora_b_wo(float *restrict t18, const float *restrict lora_b_wo, const float *restrict saved_lora_wo, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t17, R, lora_b_wo, R, 0.0f, t18, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, saved_lora_wo, R, lora_b_wo, R, 0.0f, t18, D);
         return;
     }
     la_blas_pool(0);
@@ -5138,28 +9523,27 @@ static void lm_step_lora_dropout_k22_lora_b_wo(float *restrict t18, const float 
         const float *restrict wr = lora_b_wo + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t17)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wo)[c];
         (t18)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k23_lora: saved_h = carry0 + t15 + lora_scale_wo · t18  [layer/attention; layer/attention/lora; layer] */
-static void lm_step_lora_dropout_k23_lora(float *restrict saved_h, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict t15, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k27_layer: saved_h = carry0 + t15 + t18  [layer/attention; layer/attention/lora; layer] */
+static void lm_step_lora_dropout_k27_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t15, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wo[0]) * (t18[r * n + j]);
-            float v1 = t15[r * n + j] + v0;
-            float v2 = carry0[r * n + j] + v1;
-            saved_h[r * n + j] = v2;
+            float v0 = t15[r * n + j] + t18[r * n + j];
+            float v1 = carry0[r * n + j] + v0;
+            saved_h[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_lora_dropout_k24_rmsnorm: t19 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
-static void lm_step_lora_dropout_k24_rmsnorm(float *restrict t19, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k28_rmsnorm: t19 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void lm_step_lora_dropout_k28_rmsnorm(float *restrict t19, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5181,8 +9565,8 @@ static void lm_step_lora_dropout_k24_rmsnorm(float *restrict t19, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k25_w1: t20[B*T, F] = t19 · w1ᵀ  [layer/ffn/gate_up] */
-static void lm_step_lora_dropout_k25_w1(float *restrict t20, const float *restrict w1, const float *restrict t19, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k29_w1: t20[B*T, F] = t19 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_dropout_k29_w1(float *restrict t20, const float *restrict w1, const float *restrict t19, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t19, D, w1, D, 0.0f, t20, F);
@@ -5199,8 +9583,8 @@ static void lm_step_lora_dropout_k25_w1(float *restrict t20, const float *restri
     }
 }
 
-/* lm_step_lora_dropout_k26_dropout: t21 = (t19 · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
-static void lm_step_lora_dropout_k26_dropout(float *restrict t21, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w1, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k30_dropout: t21 = (t19 · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_k30_dropout(float *restrict t21, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w1, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5217,8 +9601,8 @@ static void lm_step_lora_dropout_k26_dropout(float *restrict t21, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k27_lora_a_w1: t22[B*T, R] = t21 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k27_lora_a_w1(float *restrict t22, const float *restrict lora_a_w1, const float *restrict t21, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k31_lora_a_w1: t22[B*T, R] = t21 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k31_lora_a_w1(float *restrict t22, const float *restrict lora_a_w1, const float *restrict t21, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t21, D, lora_a_w1, D, 0.0f, t22, R);
@@ -5235,10 +9619,22 @@ static void lm_step_lora_dropout_k27_lora_a_w1(float *restrict t22, const float 
     }
 }
 
-/* lm_step_lora_dropout_k28_lora_b_w1: t23[B*T, F] = t22 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k28_lora_b_w1(float *restrict t23, const float *restrict lora_b_w1, const float *restrict t22, long B, long F, long R, long T) {
+/* lm_step_lora_dropout_k32_lora: saved_lora_w1 = t22 · lora_scale_w1  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k32_lora(float *restrict saved_lora_w1, const float *restrict lora_scale_w1, const float *restrict t22, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t22[r * n + j]) * (lora_scale_w1[0]);
+            saved_lora_w1[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k33_lora_b_w1: t23[B*T, F] = saved_lora_w1 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k33_lora_b_w1(float *restrict t23, const float *restrict lora_b_w1, const float *restrict saved_lora_w1, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t22, R, lora_b_w1, R, 0.0f, t23, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, saved_lora_w1, R, lora_b_w1, R, 0.0f, t23, F);
         return;
     }
     la_blas_pool(0);
@@ -5247,26 +9643,25 @@ static void lm_step_lora_dropout_k28_lora_b_w1(float *restrict t23, const float 
         const float *restrict wr = lora_b_w1 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t22)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w1)[c];
         (t23)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k29_lora: saved_gate = t20 + lora_scale_w1 · t23  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k29_lora(float *restrict saved_gate, const float *restrict lora_scale_w1, const float *restrict t20, const float *restrict t23, long B, long F, long T) {
+/* lm_step_lora_dropout_k34_gate_up: saved_gate = t20 + t23  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k34_gate_up(float *restrict saved_gate, const float *restrict t20, const float *restrict t23, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w1[0]) * (t23[r * n + j]);
-            float v1 = t20[r * n + j] + v0;
-            saved_gate[r * n + j] = v1;
+            float v0 = t20[r * n + j] + t23[r * n + j];
+            saved_gate[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k30_w3: t24[B*T, F] = t19 · w3ᵀ  [layer/ffn/gate_up] */
-static void lm_step_lora_dropout_k30_w3(float *restrict t24, const float *restrict w3, const float *restrict t19, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k35_w3: t24[B*T, F] = t19 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_dropout_k35_w3(float *restrict t24, const float *restrict w3, const float *restrict t19, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t19, D, w3, D, 0.0f, t24, F);
@@ -5283,8 +9678,8 @@ static void lm_step_lora_dropout_k30_w3(float *restrict t24, const float *restri
     }
 }
 
-/* lm_step_lora_dropout_k31_dropout: t25 = (t19 · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
-static void lm_step_lora_dropout_k31_dropout(float *restrict t25, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w3, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k36_dropout: t25 = (t19 · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_k36_dropout(float *restrict t25, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w3, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5301,8 +9696,8 @@ static void lm_step_lora_dropout_k31_dropout(float *restrict t25, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k32_lora_a_w3: t26[B*T, R] = t25 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k32_lora_a_w3(float *restrict t26, const float *restrict lora_a_w3, const float *restrict t25, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k37_lora_a_w3: t26[B*T, R] = t25 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k37_lora_a_w3(float *restrict t26, const float *restrict lora_a_w3, const float *restrict t25, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t25, D, lora_a_w3, D, 0.0f, t26, R);
@@ -5319,10 +9714,22 @@ static void lm_step_lora_dropout_k32_lora_a_w3(float *restrict t26, const float 
     }
 }
 
-/* lm_step_lora_dropout_k33_lora_b_w3: t27[B*T, F] = t26 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k33_lora_b_w3(float *restrict t27, const float *restrict lora_b_w3, const float *restrict t26, long B, long F, long R, long T) {
+/* lm_step_lora_dropout_k38_lora: saved_lora_w3 = t26 · lora_scale_w3  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k38_lora(float *restrict saved_lora_w3, const float *restrict lora_scale_w3, const float *restrict t26, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t26[r * n + j]) * (lora_scale_w3[0]);
+            saved_lora_w3[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k39_lora_b_w3: t27[B*T, F] = saved_lora_w3 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k39_lora_b_w3(float *restrict t27, const float *restrict lora_b_w3, const float *restrict saved_lora_w3, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t26, R, lora_b_w3, R, 0.0f, t27, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, saved_lora_w3, R, lora_b_w3, R, 0.0f, t27, F);
         return;
     }
     la_blas_pool(0);
@@ -5331,26 +9738,25 @@ static void lm_step_lora_dropout_k33_lora_b_w3(float *restrict t27, const float 
         const float *restrict wr = lora_b_w3 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t26)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w3)[c];
         (t27)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k34_lora: saved_up = t24 + lora_scale_w3 · t27  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k34_lora(float *restrict saved_up, const float *restrict lora_scale_w3, const float *restrict t24, const float *restrict t27, long B, long F, long T) {
+/* lm_step_lora_dropout_k40_gate_up: saved_up = t24 + t27  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k40_gate_up(float *restrict saved_up, const float *restrict t24, const float *restrict t27, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w3[0]) * (t27[r * n + j]);
-            float v1 = t24[r * n + j] + v0;
-            saved_up[r * n + j] = v1;
+            float v0 = t24[r * n + j] + t27[r * n + j];
+            saved_up[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k35_silu: t28 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/attention/lora/dropout; layer/ffn/gate_up/silu; layer/ffn/gate_up] */
-static void lm_step_lora_dropout_k35_silu(float *restrict t28, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+/* lm_step_lora_dropout_k41_silu: t28 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/attention/lora/dropout; layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_lora_dropout_k41_silu(float *restrict t28, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5365,8 +9771,8 @@ static void lm_step_lora_dropout_k35_silu(float *restrict t28, const float *rest
     }
 }
 
-/* lm_step_lora_dropout_k36_w2: t29[B*T, D] = t28 · w2ᵀ  [layer/ffn] */
-static void lm_step_lora_dropout_k36_w2(float *restrict t29, const float *restrict w2, const float *restrict t28, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k42_w2: t29[B*T, D] = t28 · w2ᵀ  [layer/ffn] */
+static void lm_step_lora_dropout_k42_w2(float *restrict t29, const float *restrict w2, const float *restrict t28, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t28, F, w2, F, 0.0f, t29, D);
@@ -5383,8 +9789,8 @@ static void lm_step_lora_dropout_k36_w2(float *restrict t29, const float *restri
     }
 }
 
-/* lm_step_lora_dropout_k37_dropout: t30 = (t28 · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn; layer/ffn/lora/dropout] */
-static void lm_step_lora_dropout_k37_dropout(float *restrict t30, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t28, long B, long F, long T) {
+/* lm_step_lora_dropout_k43_dropout: t30 = (t28 · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn; layer/ffn/lora/dropout] */
+static void lm_step_lora_dropout_k43_dropout(float *restrict t30, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t28, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5400,8 +9806,8 @@ static void lm_step_lora_dropout_k37_dropout(float *restrict t30, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k38_lora_a_w2: t31[B*T, R] = t30 · lora_a_w2ᵀ  [layer/ffn/lora] */
-static void lm_step_lora_dropout_k38_lora_a_w2(float *restrict t31, const float *restrict lora_a_w2, const float *restrict t30, long B, long F, long R, long T) {
+/* lm_step_lora_dropout_k44_lora_a_w2: t31[B*T, R] = t30 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_dropout_k44_lora_a_w2(float *restrict t31, const float *restrict lora_a_w2, const float *restrict t30, long B, long F, long R, long T) {
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t30, F, lora_a_w2, F, 0.0f, t31, R);
         return;
@@ -5417,11 +9823,23 @@ static void lm_step_lora_dropout_k38_lora_a_w2(float *restrict t31, const float 
     }
 }
 
-/* lm_step_lora_dropout_k39_lora_b_w2: t32[B*T, D] = t31 · lora_b_w2ᵀ  [layer/ffn/lora] */
-static void lm_step_lora_dropout_k39_lora_b_w2(float *restrict t32, const float *restrict lora_b_w2, const float *restrict t31, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k45_lora: saved_lora_w2 = t31 · lora_scale_w2  [layer/ffn/lora] */
+static void lm_step_lora_dropout_k45_lora(float *restrict saved_lora_w2, const float *restrict lora_scale_w2, const float *restrict t31, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t31[r * n + j]) * (lora_scale_w2[0]);
+            saved_lora_w2[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k46_lora_b_w2: t32[B*T, D] = saved_lora_w2 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_dropout_k46_lora_b_w2(float *restrict t32, const float *restrict lora_b_w2, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t31, R, lora_b_w2, R, 0.0f, t32, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, saved_lora_w2, R, lora_b_w2, R, 0.0f, t32, D);
         return;
     }
     la_blas_pool(0);
@@ -5430,34 +9848,33 @@ static void lm_step_lora_dropout_k39_lora_b_w2(float *restrict t32, const float 
         const float *restrict wr = lora_b_w2 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t31)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w2)[c];
         (t32)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k40_lora: carry0_next = saved_h + t29 + lora_scale_w2 · t32  [layer/ffn; layer/ffn/lora; layer] */
-static void lm_step_lora_dropout_k40_lora(float *restrict carry0_next, const float *restrict lora_scale_w2, const float *restrict saved_h, const float *restrict t29, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k47_lora: carry0_next = saved_h + t29 + t32  [layer/ffn; layer/ffn/lora; layer] */
+static void lm_step_lora_dropout_k47_lora(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t29, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w2[0]) * (t32[r * n + j]);
-            float v1 = t29[r * n + j] + v0;
-            float v2 = saved_h[r * n + j] + v1;
-            carry0_next[r * n + j] = v2;
+            float v0 = t29[r * n + j] + t32[r * n + j];
+            float v1 = saved_h[r * n + j] + v0;
+            carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_lora_dropout_k41_reshape: t33 = 0 */
-static void lm_step_lora_dropout_k41_reshape(float *restrict t33) {
+/* lm_step_lora_dropout_k48_reshape: t33 = 0 */
+static void lm_step_lora_dropout_k48_reshape(float *restrict t33) {
     const long n = 1;
     t33[0] = 0.0f;
 }
 
-/* lm_step_lora_dropout_k42_expand: t34 = 0 */
-static void lm_step_lora_dropout_k42_expand(float *restrict t34, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k49_expand: t34 = 0 */
+static void lm_step_lora_dropout_k49_expand(float *restrict t34, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5468,8 +9885,8 @@ static void lm_step_lora_dropout_k42_expand(float *restrict t34, long B, long HD
     }
 }
 
-/* lm_step_lora_dropout_k43_lm_head: t35 = carry0[scored]  [lm_chunk/lm_head] */
-static void lm_step_lora_dropout_k43_lm_head(float *restrict t35, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+/* lm_step_lora_dropout_k50_lm_head: t35 = carry0[scored]  [lm_chunk/lm_head] */
+static void lm_step_lora_dropout_k50_lm_head(float *restrict t35, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5482,8 +9899,8 @@ static void lm_step_lora_dropout_k43_lm_head(float *restrict t35, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k44_rmsnorm: t36 = Σ(t35²)  [lm_chunk/lm_head/rmsnorm] */
-static void lm_step_lora_dropout_k44_rmsnorm(float *restrict t36, const float *restrict t35, long CR, long HD2, long KVH, long REP) {
+/* lm_step_lora_dropout_k51_rmsnorm: t36 = Σ(t35²)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_dropout_k51_rmsnorm(float *restrict t36, const float *restrict t35, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = CR, n = D;
@@ -5499,8 +9916,8 @@ static void lm_step_lora_dropout_k44_rmsnorm(float *restrict t36, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k45_rmsnorm: t37 = (t35 · rsqrt(t36 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
-static void lm_step_lora_dropout_k45_rmsnorm(float *restrict t37, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t35, const float *restrict t36, long CR, long HD2, long KVH, long REP) {
+/* lm_step_lora_dropout_k52_rmsnorm: t37 = (t35 · rsqrt(t36 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_dropout_k52_rmsnorm(float *restrict t37, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t35, const float *restrict t36, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5517,8 +9934,8 @@ static void lm_step_lora_dropout_k45_rmsnorm(float *restrict t37, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k46_lm_head: t38[CR, V] = t37 · lm_headᵀ  [lm_chunk/lm_head] */
-static void lm_step_lora_dropout_k46_lm_head(float *restrict t38, const float *restrict lm_head, const float *restrict t37, long CR, long HD2, long KVH, long REP, long V) {
+/* lm_step_lora_dropout_k53_lm_head: t38[CR, V] = t37 · lm_headᵀ  [lm_chunk/lm_head] */
+static void lm_step_lora_dropout_k53_lm_head(float *restrict t38, const float *restrict lm_head, const float *restrict t37, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     if (CR != 1) {
         la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t37, D, lm_head, D, 0.0f, t38, V);
@@ -5535,8 +9952,8 @@ static void lm_step_lora_dropout_k46_lm_head(float *restrict t38, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k47_log_softmax: t39 = max(t38)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
-static void lm_step_lora_dropout_k47_log_softmax(float *restrict t39, const float *restrict t38, long CR, long V) {
+/* lm_step_lora_dropout_k54_log_softmax: t39 = max(t38)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_dropout_k54_log_softmax(float *restrict t39, const float *restrict t38, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5550,8 +9967,8 @@ static void lm_step_lora_dropout_k47_log_softmax(float *restrict t39, const floa
     }
 }
 
-/* lm_step_lora_dropout_k48_log_softmax: t40 = Σ(exp(t38 - t39))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
-static void lm_step_lora_dropout_k48_log_softmax(float *restrict t40, const float *restrict t38, const float *restrict t39, long CR, long V) {
+/* lm_step_lora_dropout_k55_log_softmax: t40 = Σ(exp(t38 - t39))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_dropout_k55_log_softmax(float *restrict t40, const float *restrict t38, const float *restrict t39, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5569,8 +9986,8 @@ static void lm_step_lora_dropout_k48_log_softmax(float *restrict t40, const floa
     }
 }
 
-/* lm_step_lora_dropout_k49_cross_entropy: t41 = Σ((t38 - t39 - log(t40)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
-static void lm_step_lora_dropout_k49_cross_entropy(float *restrict t41, const float *restrict t38, const int32_t *restrict targets, const float *restrict t39, const float *restrict t40, long CR, long V) {
+/* lm_step_lora_dropout_k56_cross_entropy: t41 = Σ((t38 - t39 - log(t40)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void lm_step_lora_dropout_k56_cross_entropy(float *restrict t41, const float *restrict t38, const int32_t *restrict targets, const float *restrict t39, const float *restrict t40, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5592,8 +10009,8 @@ static void lm_step_lora_dropout_k49_cross_entropy(float *restrict t41, const fl
     }
 }
 
-/* lm_step_lora_dropout_k50_cross_entropy: t42 = Σ((-t41) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_lora_dropout_k50_cross_entropy(float *restrict t42, const float *restrict weights, const float *restrict t41, long CR) {
+/* lm_step_lora_dropout_k57_cross_entropy: t42 = Σ((-t41) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_dropout_k57_cross_entropy(float *restrict t42, const float *restrict weights, const float *restrict t41, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
@@ -5607,8 +10024,8 @@ static void lm_step_lora_dropout_k50_cross_entropy(float *restrict t42, const fl
     t42[r] = acc0;
 }
 
-/* lm_step_lora_dropout_k51_log_softmax: t43 = Σ(exp(t38 - t39 - log(t40)) · (t38 - t39 - log(t40)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
-static void lm_step_lora_dropout_k51_log_softmax(float *restrict t43, const float *restrict t38, const float *restrict t39, const float *restrict t40, long CR, long V) {
+/* lm_step_lora_dropout_k58_log_softmax: t43 = Σ(exp(t38 - t39 - log(t40)) · (t38 - t39 - log(t40)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_dropout_k58_log_softmax(float *restrict t43, const float *restrict t38, const float *restrict t39, const float *restrict t40, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5629,8 +10046,8 @@ static void lm_step_lora_dropout_k51_log_softmax(float *restrict t43, const floa
     }
 }
 
-/* lm_step_lora_dropout_k52_cross_entropy: t44 = Σ(t38 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
-static void lm_step_lora_dropout_k52_cross_entropy(float *restrict t44, const float *restrict t38, const int32_t *restrict targets, long CR, long V) {
+/* lm_step_lora_dropout_k59_cross_entropy: t44 = Σ(t38 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_dropout_k59_cross_entropy(float *restrict t44, const float *restrict t38, const int32_t *restrict targets, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5648,8 +10065,8 @@ static void lm_step_lora_dropout_k52_cross_entropy(float *restrict t44, const fl
     }
 }
 
-/* lm_step_lora_dropout_k53_token_stats: t45 = Σ((-t43) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_lora_dropout_k53_token_stats(float *restrict t45, const float *restrict weights, const float *restrict t43, long CR) {
+/* lm_step_lora_dropout_k60_token_stats: t45 = Σ((-t43) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_dropout_k60_token_stats(float *restrict t45, const float *restrict weights, const float *restrict t43, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
@@ -5663,8 +10080,8 @@ static void lm_step_lora_dropout_k53_token_stats(float *restrict t45, const floa
     t45[r] = acc0;
 }
 
-/* lm_step_lora_dropout_k54_token_stats: t46 = Σ([t39 ≤ t44] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_lora_dropout_k54_token_stats(float *restrict t46, const float *restrict weights, const float *restrict t39, const float *restrict t44, long CR) {
+/* lm_step_lora_dropout_k61_token_stats: t46 = Σ([t39 ≤ t44] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_dropout_k61_token_stats(float *restrict t46, const float *restrict weights, const float *restrict t39, const float *restrict t44, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
@@ -5678,8 +10095,8 @@ static void lm_step_lora_dropout_k54_token_stats(float *restrict t46, const floa
     t46[r] = acc0;
 }
 
-/* lm_step_lora_dropout_k55_log_softmax_grad: t47 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t40) · exp(t38 - t39)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_lora_dropout_k55_log_softmax_grad(float *t47, const float *t38, const int32_t *targets, const float *weights, const float *t39, const float *t40, long CR, long V) {
+/* lm_step_lora_dropout_k62_log_softmax_grad: t47 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t40) · exp(t38 - t39)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_lora_dropout_k62_log_softmax_grad(float *t47, const float *t38, const int32_t *targets, const float *weights, const float *t39, const float *t40, long CR, long V) {
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5710,14 +10127,14 @@ static void lm_step_lora_dropout_k55_log_softmax_grad(float *t47, const float *t
     }
 }
 
-/* lm_step_lora_dropout_k56_lm_head_grad_in: t48[CR, D] = t47 · lm_head  [lm_chunk/lm_head/grad] */
-static void lm_step_lora_dropout_k56_lm_head_grad_in(float *restrict t48, const float *restrict lm_head, const float *restrict t47, long CR, long HD2, long KVH, long REP, long V) {
+/* lm_step_lora_dropout_k63_lm_head_grad_in: t48[CR, D] = t47 · lm_head  [lm_chunk/lm_head/grad] */
+static void lm_step_lora_dropout_k63_lm_head_grad_in(float *restrict t48, const float *restrict lm_head, const float *restrict t47, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t47, V, lm_head, D, 0.0f, t48, D);
 }
 
-/* lm_step_lora_dropout_k57_rmsnorm_grad: t49 = Σ((t48 · final_norm) · t35)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
-static void lm_step_lora_dropout_k57_rmsnorm_grad(float *restrict t49, const float *restrict final_norm, const float *restrict t35, const float *restrict t48, long CR, long HD2, long KVH, long REP) {
+/* lm_step_lora_dropout_k64_rmsnorm_grad: t49 = Σ((t48 · final_norm) · t35)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_lora_dropout_k64_rmsnorm_grad(float *restrict t49, const float *restrict final_norm, const float *restrict t35, const float *restrict t48, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = CR, n = D;
@@ -5734,8 +10151,8 @@ static void lm_step_lora_dropout_k57_rmsnorm_grad(float *restrict t49, const flo
     }
 }
 
-/* lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
-static void lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add(float *restrict t50, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t35, const float *restrict t36, const float *restrict t48, const float *restrict t49, long B, long CR, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k65_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
+static void lm_step_lora_dropout_k65_rmsnorm_grad_scatter_add(float *restrict t50, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t35, const float *restrict t36, const float *restrict t48, const float *restrict t49, long B, long CR, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     memset(t50, 0, sizeof(float) * (size_t)(B*T*D));
     const long rows = CR, n = D;
@@ -5760,8 +10177,8 @@ static void lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add(float *restrict t5
     }
 }
 
-/* lm_step_lora_dropout_k59_lm_chunk: carry1_next = carry1 + t50  [lm_chunk/lm_head/grad; lm_chunk] */
-static void lm_step_lora_dropout_k59_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k66_lm_chunk: carry1_next = carry1 + t50  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_lora_dropout_k66_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5773,29 +10190,29 @@ static void lm_step_lora_dropout_k59_lm_chunk(float *restrict carry1_next, const
     }
 }
 
-/* lm_step_lora_dropout_k60_lm_chunk: carry2_next = carry2 + t42  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_lora_dropout_k60_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t42) {
+/* lm_step_lora_dropout_k67_lm_chunk: carry2_next = carry2 + t42  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_dropout_k67_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t42) {
     const long n = 1;
     float v0 = carry2[0] + t42[0];
     carry2_next[0] = v0;
 }
 
-/* lm_step_lora_dropout_k61_lm_chunk: carry3_next = carry3 + t45  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_lora_dropout_k61_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t45) {
+/* lm_step_lora_dropout_k68_lm_chunk: carry3_next = carry3 + t45  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_dropout_k68_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t45) {
     const long n = 1;
     float v0 = carry3[0] + t45[0];
     carry3_next[0] = v0;
 }
 
-/* lm_step_lora_dropout_k62_lm_chunk: carry4_next = carry4 + t46  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_lora_dropout_k62_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t46) {
+/* lm_step_lora_dropout_k69_lm_chunk: carry4_next = carry4 + t46  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_dropout_k69_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t46) {
     const long n = 1;
     float v0 = carry4[0] + t46[0];
     carry4_next[0] = v0;
 }
 
-/* lm_step_lora_dropout_k63_rmsnorm: t51 = Σ(saved_x²)  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k63_rmsnorm(float *restrict t51, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k70_rmsnorm: t51 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k70_rmsnorm(float *restrict t51, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -5811,8 +10228,8 @@ static void lm_step_lora_dropout_k63_rmsnorm(float *restrict t51, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k64_rmsnorm: t52 = (saved_x · rsqrt(t51 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k64_rmsnorm(float *restrict t52, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k71_rmsnorm: t52 = (saved_x · rsqrt(t51 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k71_rmsnorm(float *restrict t52, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5830,8 +10247,8 @@ static void lm_step_lora_dropout_k64_rmsnorm(float *restrict t52, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k65_dropout: t53 = (t52 · [lora_dropout ≤ uniform(lora_dropout_key_wq, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
-static void lm_step_lora_dropout_k65_dropout(float *restrict t53, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k72_dropout: t53 = (t52 · [lora_dropout ≤ uniform(lora_dropout_key_wq, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_k72_dropout(float *restrict t53, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5848,26 +10265,8 @@ static void lm_step_lora_dropout_k65_dropout(float *restrict t53, const int32_t 
     }
 }
 
-/* lm_step_lora_dropout_k66_lora_a_wq: t54[B*T, R] = t53 · lora_a_wqᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_dropout_k66_lora_a_wq(float *restrict t54, const float *restrict lora_a_wq, const float *restrict t53, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t53, D, lora_a_wq, D, 0.0f, t54, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wq + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t53)[c];
-        (t54)[r] = acc;
-    }
-}
-
-/* lm_step_lora_dropout_k67_dropout: t55 = (t52 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
-static void lm_step_lora_dropout_k67_dropout(float *restrict t55, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k73_dropout: t54 = (t52 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_k73_dropout(float *restrict t54, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5879,31 +10278,13 @@ static void lm_step_lora_dropout_k67_dropout(float *restrict t55, const float *r
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
             float v2 = (t52[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t55[r * n + j] = v5;
+            t54[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k68_lora_a_wk: t56[B*T, R] = t55 · lora_a_wkᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_dropout_k68_lora_a_wk(float *restrict t56, const float *restrict lora_a_wk, const float *restrict t55, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t55, D, lora_a_wk, D, 0.0f, t56, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wk + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t55)[c];
-        (t56)[r] = acc;
-    }
-}
-
-/* lm_step_lora_dropout_k69_dropout: t57 = (t52 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
-static void lm_step_lora_dropout_k69_dropout(float *restrict t57, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k74_dropout: t55 = (t52 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_k74_dropout(float *restrict t55, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5915,31 +10296,13 @@ static void lm_step_lora_dropout_k69_dropout(float *restrict t57, const float *r
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
             float v2 = (t52[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t57[r * n + j] = v5;
+            t55[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k70_lora_a_wv: t58[B*T, R] = t57 · lora_a_wvᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_dropout_k70_lora_a_wv(float *restrict t58, const float *restrict lora_a_wv, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t57, D, lora_a_wv, D, 0.0f, t58, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wv + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t57)[c];
-        (t58)[r] = acc;
-    }
-}
-
-/* lm_step_lora_dropout_k71_dropout: t59 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/attention] */
-static void lm_step_lora_dropout_k71_dropout(float *restrict t59, const float *restrict saved_attn, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k75_dropout: t56 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/attention] */
+static void lm_step_lora_dropout_k75_dropout(float *restrict t56, const float *restrict saved_attn, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5951,31 +10314,13 @@ static void lm_step_lora_dropout_k71_dropout(float *restrict t59, const float *r
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
             float v2 = (saved_attn[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t59[r * n + j] = v5;
+            t56[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k72_lora_a_wo: t60[B*T, R] = t59 · lora_a_woᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_dropout_k72_lora_a_wo(float *restrict t60, const float *restrict lora_a_wo, const float *restrict t59, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t59, D, lora_a_wo, D, 0.0f, t60, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wo + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t59)[c];
-        (t60)[r] = acc;
-    }
-}
-
-/* lm_step_lora_dropout_k73_rmsnorm: t61 = Σ(saved_h²)  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k73_rmsnorm(float *restrict t61, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k76_rmsnorm: t57 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k76_rmsnorm(float *restrict t57, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -5987,12 +10332,12 @@ static void lm_step_lora_dropout_k73_rmsnorm(float *restrict t61, const float *r
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t61[r] = acc0;
+        t57[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k74_rmsnorm: t62 = rsqrt(t61 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k74_rmsnorm(float *t62, const float *norm_eps, const float *t61, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k77_rmsnorm: t58 = rsqrt(t57 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k77_rmsnorm(float *t58, const float *norm_eps, const float *t57, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6000,16 +10345,16 @@ static void lm_step_lora_dropout_k74_rmsnorm(float *t62, const float *norm_eps, 
         const long i0 = r;
         #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t61[(i0) * T + j / 1]) / ((float)(D));
+            float v0 = (t57[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t62[r * n + j] = v2;
+            t58[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_lora_dropout_k75_dropout: t63 = (((saved_h · t62) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
-static void lm_step_lora_dropout_k75_dropout(float *restrict t63, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const float *restrict t62, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k78_dropout: t59 = (((saved_h · t58) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_k78_dropout(float *restrict t59, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6018,37 +10363,19 @@ static void lm_step_lora_dropout_k75_dropout(float *restrict t63, const float *r
         float v5 = 1.0f - (lora_dropout[0]);
         float v6 = 1.0f / v5;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t62[(i0 / T) * T + (i0) % T]);
+            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t58[(i0 / T) * T + (i0) % T]);
             float v1 = v0 * (ffn_norm[j]);
             float v2 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), r * n + j);
             float v3 = lora_dropout[0] <= v2 ? 1.0f : 0.0f;
             float v4 = v1 * v3;
             float v7 = v4 * v6;
-            t63[r * n + j] = v7;
+            t59[r * n + j] = v7;
         }
     }
 }
 
-/* lm_step_lora_dropout_k76_lora_a_w1: t64[B*T, R] = t63 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k76_lora_a_w1(float *restrict t64, const float *restrict lora_a_w1, const float *restrict t63, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t63, D, lora_a_w1, D, 0.0f, t64, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w1 + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t63)[c];
-        (t64)[r] = acc;
-    }
-}
-
-/* lm_step_lora_dropout_k77_silu: t65 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu] */
-static void lm_step_lora_dropout_k77_silu(float *restrict t65, const float *restrict saved_gate, long B, long F, long T) {
+/* lm_step_lora_dropout_k79_silu: t60 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu] */
+static void lm_step_lora_dropout_k79_silu(float *restrict t60, const float *restrict saved_gate, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -6057,13 +10384,13 @@ static void lm_step_lora_dropout_k77_silu(float *restrict t65, const float *rest
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            t65[r * n + j] = v3;
+            t60[r * n + j] = v3;
         }
     }
 }
 
-/* lm_step_lora_dropout_k78_dropout: t66 = (((saved_h · t62) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
-static void lm_step_lora_dropout_k78_dropout(float *restrict t66, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w3, const float *restrict t62, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k80_dropout: t61 = (((saved_h · t58) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_k80_dropout(float *restrict t61, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w3, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6072,37 +10399,19 @@ static void lm_step_lora_dropout_k78_dropout(float *restrict t66, const float *r
         float v5 = 1.0f - (lora_dropout[0]);
         float v6 = 1.0f / v5;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t62[(i0 / T) * T + (i0) % T]);
+            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t58[(i0 / T) * T + (i0) % T]);
             float v1 = v0 * (ffn_norm[j]);
             float v2 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), r * n + j);
             float v3 = lora_dropout[0] <= v2 ? 1.0f : 0.0f;
             float v4 = v1 * v3;
             float v7 = v4 * v6;
-            t66[r * n + j] = v7;
+            t61[r * n + j] = v7;
         }
     }
 }
 
-/* lm_step_lora_dropout_k79_lora_a_w3: t67[B*T, R] = t66 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k79_lora_a_w3(float *restrict t67, const float *restrict lora_a_w3, const float *restrict t66, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t66, D, lora_a_w3, D, 0.0f, t67, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w3 + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t66)[c];
-        (t67)[r] = acc;
-    }
-}
-
-/* lm_step_lora_dropout_k80_dropout: t68 = ((t65 · saved_up) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up; layer_backward/ffn; layer_backward/ffn/lora/dropout] */
-static void lm_step_lora_dropout_k80_dropout(float *restrict t68, const float *restrict saved_up, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t65, long B, long F, long T) {
+/* lm_step_lora_dropout_k81_dropout: t62 = ((t60 · saved_up) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up; layer_backward/ffn; layer_backward/ffn/lora/dropout] */
+static void lm_step_lora_dropout_k81_dropout(float *restrict t62, const float *restrict saved_up, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t60, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -6110,65 +10419,48 @@ static void lm_step_lora_dropout_k80_dropout(float *restrict t68, const float *r
         float v4 = 1.0f - (lora_dropout[0]);
         float v5 = 1.0f / v4;
         for (long j = 0; j < n; j++) {
-            float v0 = (t65[((i0 / T) * T + (i0) % T) * F + j]) * (saved_up[((i0 / T) * T + (i0) % T) * F + j]);
+            float v0 = (t60[((i0 / T) * T + (i0) % T) * F + j]) * (saved_up[((i0 / T) * T + (i0) % T) * F + j]);
             float v1 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), r * n + j);
             float v2 = lora_dropout[0] <= v1 ? 1.0f : 0.0f;
             float v3 = v0 * v2;
             float v6 = v3 * v5;
-            t68[r * n + j] = v6;
+            t62[r * n + j] = v6;
         }
     }
 }
 
-/* lm_step_lora_dropout_k81_lora_a_w2: t69[B*T, R] = t68 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
-static void lm_step_lora_dropout_k81_lora_a_w2(float *restrict t69, const float *restrict lora_a_w2, const float *restrict t68, long B, long F, long R, long T) {
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t68, F, lora_a_w2, F, 0.0f, t69, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * F >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w2 + r * F;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t68)[c];
-        (t69)[r] = acc;
-    }
+/* lm_step_lora_dropout_k82_lora_b_w2_grad_in: t63[B*T, R] = carry5 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_k82_lora_b_w2_grad_in(float *restrict t63, const float *restrict carry5, const float *restrict lora_b_w2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, carry5, D, lora_b_w2, R, 0.0f, t63, R);
 }
 
-/* lm_step_lora_dropout_k82_lora: t70 = carry5 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
-static void lm_step_lora_dropout_k82_lora(float *restrict t70, const float *restrict carry5, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+/* lm_step_lora_dropout_k83_lora: t64 = t63 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_k83_lora(float *t64, const float *lora_scale_w2, const float *t63, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (carry5[r * n + j]) * (lora_scale_w2[0]);
-            t70[r * n + j] = v0;
+            float v0 = (t63[r * n + j]) * (lora_scale_w2[0]);
+            t64[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k83_lora_b_w2_grad_in: t71[B*T, R] = t70 · lora_b_w2  [layer_backward/ffn/lora/grad] */
-static void lm_step_lora_dropout_k83_lora_b_w2_grad_in(float *restrict t71, const float *restrict lora_b_w2, const float *restrict t70, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k84_lora_a_w2_grad_in: t65[B*T, F] = t64 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_k84_lora_a_w2_grad_in(float *restrict t65, const float *restrict lora_a_w2, const float *restrict t64, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t64, R, lora_a_w2, F, 0.0f, t65, F);
+}
+
+/* lm_step_lora_dropout_k85_w2_grad_in: t66[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
+static void lm_step_lora_dropout_k85_w2_grad_in(float *restrict t66, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t70, D, lora_b_w2, R, 0.0f, t71, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry5, D, w2, F, 0.0f, t66, F);
 }
 
-/* lm_step_lora_dropout_k84_lora_a_w2_grad_in: t72[B*T, F] = t71 · lora_a_w2  [layer_backward/ffn/lora/grad] */
-static void lm_step_lora_dropout_k84_lora_a_w2_grad_in(float *restrict t72, const float *restrict lora_a_w2, const float *restrict t71, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t71, R, lora_a_w2, F, 0.0f, t72, F);
-}
-
-/* lm_step_lora_dropout_k85_w2_grad_in: t73[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
-static void lm_step_lora_dropout_k85_w2_grad_in(float *restrict t73, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry5, D, w2, F, 0.0f, t73, F);
-}
-
-/* lm_step_lora_dropout_k86_dropout: t74 = ((t72 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)] + t73) · t65  [layer_backward/attention/lora/dropout; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_dropout_k86_dropout(float *restrict t74, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t65, const float *restrict t72, const float *restrict t73, long B, long F, long T) {
+/* lm_step_lora_dropout_k86_dropout: t67 = ((t65 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)] + t66) · t60  [layer_backward/attention/lora/dropout; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_k86_dropout(float *restrict t67, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t60, const float *restrict t65, const float *restrict t66, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -6177,48 +10469,49 @@ static void lm_step_lora_dropout_k86_dropout(float *restrict t74, const float *r
         float v0 = 1.0f - (lora_dropout[0]);
         float v1 = 1.0f / v0;
         for (long j = 0; j < n; j++) {
-            float v2 = (t72[((i0) * T + i1) * F + j]) * v1;
+            float v2 = (t65[((i0) * T + i1) * F + j]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t73[r * n + j];
-            float v7 = v6 * (t65[r * n + j]);
-            t74[r * n + j] = v7;
+            float v6 = v5 + t66[r * n + j];
+            float v7 = v6 * (t60[r * n + j]);
+            t67[r * n + j] = v7;
         }
     }
 }
 
-/* lm_step_lora_dropout_k87_lora: t75 = t74 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k87_lora(float *restrict t75, const float *restrict lora_scale_w3, const float *restrict t74, long B, long F, long T) {
-    const long rows = B*T, n = F;
+/* lm_step_lora_dropout_k87_lora_b_w3_grad_in: t68[B*T, R] = t67 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k87_lora_b_w3_grad_in(float *restrict t68, const float *restrict lora_b_w3, const float *restrict t67, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t67, F, lora_b_w3, R, 0.0f, t68, R);
+}
+
+/* lm_step_lora_dropout_k88_lora: t69 = t68 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k88_lora(float *t69, const float *lora_scale_w3, const float *t68, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t74[r * n + j]) * (lora_scale_w3[0]);
-            t75[r * n + j] = v0;
+            float v0 = (t68[r * n + j]) * (lora_scale_w3[0]);
+            t69[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k88_lora_b_w3_grad_in: t76[B*T, R] = t75 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k88_lora_b_w3_grad_in(float *restrict t76, const float *restrict lora_b_w3, const float *restrict t75, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t75, F, lora_b_w3, R, 0.0f, t76, R);
+/* lm_step_lora_dropout_k89_lora_a_w3_grad_in: t70[B*T, D] = t69 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k89_lora_a_w3_grad_in(float *restrict t70, const float *restrict lora_a_w3, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t69, R, lora_a_w3, D, 0.0f, t70, D);
 }
 
-/* lm_step_lora_dropout_k89_lora_a_w3_grad_in: t77[B*T, D] = t76 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k89_lora_a_w3_grad_in(float *restrict t77, const float *restrict lora_a_w3, const float *restrict t76, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k90_w3_grad_in: t71[B*T, D] = t67 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_k90_w3_grad_in(float *restrict t71, const float *restrict w3, const float *restrict t67, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t76, R, lora_a_w3, D, 0.0f, t77, D);
-}
-
-/* lm_step_lora_dropout_k90_w3_grad_in: t78[B*T, D] = t74 · w3  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_dropout_k90_w3_grad_in(float *restrict t78, const float *restrict w3, const float *restrict t74, long B, long F, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t74, F, w3, D, 0.0f, t78, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t67, F, w3, D, 0.0f, t71, D);
 }
 
 /* lm_step_lora_dropout_k91_dropout: sub, div, neg, exp, add, random, cmple, mul, mul, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_lora_dropout_k91_dropout(float *t79, const float *saved_gate, const float *saved_up, const float *lora_dropout, const int32_t *lora_dropout_key_w2, const float *t65, const float *t72, const float *t73, long B, long F, long T) {
+static void lm_step_lora_dropout_k91_dropout(float *t72, const float *saved_gate, const float *saved_up, const float *lora_dropout, const int32_t *lora_dropout_key_w2, const float *t60, const float *t65, const float *t66, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -6228,58 +10521,59 @@ static void lm_step_lora_dropout_k91_dropout(float *t79, const float *saved_gate
         float v1 = 1.0f / v0;
         #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v2 = (t72[((i0) * T + i1) * F + j]) * v1;
+            float v2 = (t65[((i0) * T + i1) * F + j]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t73[r * n + j];
+            float v6 = v5 + t66[r * n + j];
             float v7 = v6 * (saved_up[r * n + j]);
             float v8 = -(saved_gate[r * n + j]);
             float v9 = la_expf(v8);
             float v10 = 1.0f + v9;
             float v11 = v7 / v10;
-            float v12 = v7 * (t65[r * n + j]);
+            float v12 = v7 * (t60[r * n + j]);
             float v13 = v12 / v10;
             float v14 = -v13;
             float v15 = v14 * v9;
             float v16 = -v15;
             float v17 = v11 + v16;
-            t79[r * n + j] = v17;
+            t72[r * n + j] = v17;
         }
     }
 }
 
-/* lm_step_lora_dropout_k92_lora: t80 = t79 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k92_lora(float *restrict t80, const float *restrict lora_scale_w1, const float *restrict t79, long B, long F, long T) {
-    const long rows = B*T, n = F;
+/* lm_step_lora_dropout_k92_lora_b_w1_grad_in: t73[B*T, R] = t72 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k92_lora_b_w1_grad_in(float *restrict t73, const float *restrict lora_b_w1, const float *restrict t72, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t72, F, lora_b_w1, R, 0.0f, t73, R);
+}
+
+/* lm_step_lora_dropout_k93_lora: t74 = t73 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k93_lora(float *t74, const float *lora_scale_w1, const float *t73, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t79[r * n + j]) * (lora_scale_w1[0]);
-            t80[r * n + j] = v0;
+            float v0 = (t73[r * n + j]) * (lora_scale_w1[0]);
+            t74[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k93_lora_b_w1_grad_in: t81[B*T, R] = t80 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k93_lora_b_w1_grad_in(float *restrict t81, const float *restrict lora_b_w1, const float *restrict t80, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t80, F, lora_b_w1, R, 0.0f, t81, R);
+/* lm_step_lora_dropout_k94_lora_a_w1_grad_in: t75[B*T, D] = t74 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k94_lora_a_w1_grad_in(float *restrict t75, const float *restrict lora_a_w1, const float *restrict t74, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t74, R, lora_a_w1, D, 0.0f, t75, D);
 }
 
-/* lm_step_lora_dropout_k94_lora_a_w1_grad_in: t82[B*T, D] = t81 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k94_lora_a_w1_grad_in(float *restrict t82, const float *restrict lora_a_w1, const float *restrict t81, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k95_w1_grad_in: t76[B*T, D] = t72 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_k95_w1_grad_in(float *restrict t76, const float *restrict w1, const float *restrict t72, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t81, R, lora_a_w1, D, 0.0f, t82, D);
-}
-
-/* lm_step_lora_dropout_k95_w1_grad_in: t83[B*T, D] = t79 · w1  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_dropout_k95_w1_grad_in(float *restrict t83, const float *restrict w1, const float *restrict t79, long B, long F, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t79, F, w1, D, 0.0f, t83, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t72, F, w1, D, 0.0f, t76, D);
 }
 
 /* lm_step_lora_dropout_k96_rmsnorm_grad: sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/lora/dropout; layer_backward/ffn/gate_up/lora/dropout/grad; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_lora_dropout_k96_rmsnorm_grad(float *restrict t84, const float *restrict carry5, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const int32_t *restrict lora_dropout_key_w3, const float *restrict t62, const float *restrict t77, const float *restrict t78, const float *restrict t82, const float *restrict t83, long B, long HD2, long KVH, long REP, long T) {
+static void lm_step_lora_dropout_k96_rmsnorm_grad(float *restrict t77, const float *restrict carry5, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const int32_t *restrict lora_dropout_key_w3, const float *restrict t58, const float *restrict t70, const float *restrict t71, const float *restrict t75, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6291,82 +10585,82 @@ static void lm_step_lora_dropout_k96_rmsnorm_grad(float *restrict t84, const flo
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v2 = (t77[((i0) * T + i1) * D + j0]) * v1;
+            float v2 = (t70[((i0) * T + i1) * D + j0]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), ((i0) * T + i1) * D + j0);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t78[r * n + j0];
-            float v7 = (t82[((i0) * T + i1) * D + j0]) * v1;
+            float v6 = v5 + t71[r * n + j0];
+            float v7 = (t75[((i0) * T + i1) * D + j0]) * v1;
             float v8 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), ((i0) * T + i1) * D + j0);
             float v9 = lora_dropout[0] <= v8 ? 1.0f : 0.0f;
             float v10 = v7 * v9;
             float v11 = v6 + v10;
-            float v12 = v11 + t83[r * n + j0];
+            float v12 = v11 + t76[r * n + j0];
             float v13 = v12 * (ffn_norm[j0]);
             float v14 = v13 * (saved_h[r * n + j0]);
             acc0 += v14;
         }
-        float v29 = acc0 * (t62[(i0) * T + i1]);
-        float v30 = v29 * (t62[(i0) * T + i1]);
-        float v31 = v30 * (t62[(i0) * T + i1]);
+        float v29 = acc0 * (t58[(i0) * T + i1]);
+        float v30 = v29 * (t58[(i0) * T + i1]);
+        float v31 = v30 * (t58[(i0) * T + i1]);
         float v32 = v31 * (-0.5f);
         float v33 = v32 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v15 = (t77[((i0) * T + i1) * D + j]) * v1;
+            float v15 = (t70[((i0) * T + i1) * D + j]) * v1;
             float v16 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), ((i0) * T + i1) * D + j);
             float v17 = lora_dropout[0] <= v16 ? 1.0f : 0.0f;
             float v18 = v15 * v17;
-            float v19 = v18 + t78[r * n + j];
-            float v20 = (t82[((i0) * T + i1) * D + j]) * v1;
+            float v19 = v18 + t71[r * n + j];
+            float v20 = (t75[((i0) * T + i1) * D + j]) * v1;
             float v21 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), ((i0) * T + i1) * D + j);
             float v22 = lora_dropout[0] <= v21 ? 1.0f : 0.0f;
             float v23 = v20 * v22;
             float v24 = v19 + v23;
-            float v25 = v24 + t83[r * n + j];
+            float v25 = v24 + t76[r * n + j];
             float v26 = v25 * (ffn_norm[j]);
-            float v27 = v26 * (t62[(i0) * T + i1]);
+            float v27 = v26 * (t58[(i0) * T + i1]);
             float v28 = carry5[r * n + j] + v27;
             float v34 = v33 * (saved_h[r * n + j]);
             float v35 = v28 + v34;
             float v36 = v35 + v34;
-            t84[r * n + j] = v36;
+            t77[r * n + j] = v36;
         }
     }
 }
 
-/* lm_step_lora_dropout_k97_lora: t85 = t84 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k97_lora(float *restrict t85, const float *restrict lora_scale_wo, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k97_lora_b_wo_grad_in: t78[B*T, R] = t77 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k97_lora_b_wo_grad_in(float *restrict t78, const float *restrict lora_b_wo, const float *restrict t77, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t77, D, lora_b_wo, R, 0.0f, t78, R);
+}
+
+/* lm_step_lora_dropout_k98_lora: t79 = t78 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k98_lora(float *t79, const float *lora_scale_wo, const float *t78, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t84[r * n + j]) * (lora_scale_wo[0]);
-            t85[r * n + j] = v0;
+            float v0 = (t78[r * n + j]) * (lora_scale_wo[0]);
+            t79[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k98_lora_b_wo_grad_in: t86[B*T, R] = t85 · lora_b_wo  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k98_lora_b_wo_grad_in(float *restrict t86, const float *restrict lora_b_wo, const float *restrict t85, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k99_lora_a_wo_grad_in: t80[B*T, D] = t79 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k99_lora_a_wo_grad_in(float *restrict t80, const float *restrict lora_a_wo, const float *restrict t79, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t85, D, lora_b_wo, R, 0.0f, t86, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t79, R, lora_a_wo, D, 0.0f, t80, D);
 }
 
-/* lm_step_lora_dropout_k99_lora_a_wo_grad_in: t87[B*T, D] = t86 · lora_a_wo  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k99_lora_a_wo_grad_in(float *restrict t87, const float *restrict lora_a_wo, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k100_wo_grad_in: t81[B*T, D] = t77 · wo  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k100_wo_grad_in(float *restrict t81, const float *restrict wo, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t86, R, lora_a_wo, D, 0.0f, t87, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t77, D, wo, D, 0.0f, t81, D);
 }
 
-/* lm_step_lora_dropout_k100_wo_grad_in: t88[B*T, D] = t84 · wo  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k100_wo_grad_in(float *restrict t88, const float *restrict wo, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t84, D, wo, D, 0.0f, t88, D);
-}
-
-/* lm_step_lora_dropout_k101_dropout: t89 = (t87 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)] + t88  [layer_backward/attention/lora/dropout; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k101_dropout(float *restrict t89, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict t87, const float *restrict t88, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k101_dropout: t82 = (t80 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)] + t81  [layer_backward/attention/lora/dropout; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k101_dropout(float *restrict t82, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict t80, const float *restrict t81, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -6379,18 +10673,18 @@ static void lm_step_lora_dropout_k101_dropout(float *restrict t89, const float *
         float v0 = 1.0f - (lora_dropout[0]);
         float v1 = 1.0f / v0;
         for (long j = 0; j < n; j++) {
-            float v2 = (t87[((i0) * T + i1) * D + (i2) * HD + j]) * v1;
+            float v2 = (t80[((i0) * T + i1) * D + (i2) * HD + j]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_wo[0]), ((i0) * T + i1) * D + (i2) * HD + j);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t88[((i0) * T + i1) * D + (i2) * HD + j];
-            t89[r * n + j] = v6;
+            float v6 = v5 + t81[((i0) * T + i1) * D + (i2) * HD + j];
+            t82[r * n + j] = v6;
         }
     }
 }
 
-/* lm_step_lora_dropout_k102_causal_attention_backward: causal attention (s ≤ t): grad_q → t90, grad_k → t91, grad_v → t92  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_dropout_k102_causal_attention_backward(float *restrict t90, float *restrict t91, float *restrict t92, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k102_causal_attention_backward: causal attention (s ≤ t): grad_q → t83, grad_k → t84, grad_v → t85  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_dropout_k102_causal_attention_backward(float *restrict t83, float *restrict t84, float *restrict t85, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t82, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -6417,7 +10711,7 @@ static void lm_step_lora_dropout_k102_causal_attention_backward(float *restrict 
     const float *lp = saved_lse;
     const long lsb = T*H;
     const long lsh = T;
-    const float *gp = t89;
+    const float *gp = t82;
     const long gsb = T*D;
     const long gst = D;
     const long gsh = HD;
@@ -6426,15 +10720,15 @@ static void lm_step_lora_dropout_k102_causal_attention_backward(float *restrict 
         for (long g = 0; g < nkv; g++) {
             float kt[hd * 16], vt[hd * 16], qs[16 * hd], gs[16 * hd], sc[16 * 16], dps[16 * 16], rowd[nt];
             for (long s = 0; s < ns; s++) {
-                float *dks = t91 + ((b * ns + s) * nkv + g) * hd;
+                float *dks = t84 + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dks[d] = 0.0f;
-                float *dvs = t92 + ((b * ns + s) * nkv + g) * hd;
+                float *dvs = t85 + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
             }
             for (long r = 0; r < rep; r++) {
                 const long h = g * rep + r;
                 for (long t = 0; t < nt; t++) {
-                    float *dqt = t90 + ((b * nt + t) * nh + h) * hd;
+                    float *dqt = t83 + ((b * nt + t) * nh + h) * hd;
                     for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
                 }
                 /* D_t = dO·out */
@@ -6490,7 +10784,7 @@ static void lm_step_lora_dropout_k102_causal_attention_backward(float *restrict 
                         }
                         /* dq[r] += Σ_c ds[r][c]·k_c */
                         for (long r = 0; r < rows; r++) {
-                            float *dqt = t90 + ((b * nt + row0 + r) * nh + h) * hd;
+                            float *dqt = t83 + ((b * nt + row0 + r) * nh + h) * hd;
                             const float *x = dps + r * 16;
                             #pragma omp simd
                             for (long d = 0; d < hd; d++) {
@@ -6501,7 +10795,7 @@ static void lm_step_lora_dropout_k102_causal_attention_backward(float *restrict 
                         }
                         /* dk[c] += Σ_r ds[r][c]·q_r */
                         for (long c = 0; c < cols; c++) {
-                            float *dst = t91 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            float *dst = t84 + ((b * ns + key0 + c) * nkv + g) * hd;
                             #pragma omp simd
                             for (long d = 0; d < hd; d++) {
                                 float a = dst[d];
@@ -6511,7 +10805,7 @@ static void lm_step_lora_dropout_k102_causal_attention_backward(float *restrict 
                         }
                         /* dv[c] += Σ_r p[r][c]·dO_r */
                         for (long c = 0; c < cols; c++) {
-                            float *dst = t92 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            float *dst = t85 + ((b * ns + key0 + c) * nkv + g) * hd;
                             #pragma omp simd
                             for (long d = 0; d < hd; d++) {
                                 float a = dst[d];
@@ -6526,40 +10820,40 @@ static void lm_step_lora_dropout_k102_causal_attention_backward(float *restrict 
     }
 }
 
-/* lm_step_lora_dropout_k103_lora: t93 = t92 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k103_lora(float *restrict t93, const float *restrict lora_scale_wv, const float *restrict t92, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k103_lora_b_wv_grad_in: t86[B*T, R] = t85 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k103_lora_b_wv_grad_in(float *restrict t86, const float *restrict lora_b_wv, const float *restrict t85, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    const long rows = B*T, n = KVD;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t85, KVD, lora_b_wv, R, 0.0f, t86, R);
+}
+
+/* lm_step_lora_dropout_k104_lora: t87 = t86 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k104_lora(float *t87, const float *lora_scale_wv, const float *t86, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t92[r * n + j]) * (lora_scale_wv[0]);
-            t93[r * n + j] = v0;
+            float v0 = (t86[r * n + j]) * (lora_scale_wv[0]);
+            t87[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k104_lora_b_wv_grad_in: t94[B*T, R] = t93 · lora_b_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k104_lora_b_wv_grad_in(float *restrict t94, const float *restrict lora_b_wv, const float *restrict t93, long B, long HD2, long KVH, long R, long T) {
-    const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t93, KVD, lora_b_wv, R, 0.0f, t94, R);
+/* lm_step_lora_dropout_k105_lora_a_wv_grad_in: t88[B*T, D] = t87 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k105_lora_a_wv_grad_in(float *restrict t88, const float *restrict lora_a_wv, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t87, R, lora_a_wv, D, 0.0f, t88, D);
 }
 
-/* lm_step_lora_dropout_k105_lora_a_wv_grad_in: t95[B*T, D] = t94 · lora_a_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k105_lora_a_wv_grad_in(float *restrict t95, const float *restrict lora_a_wv, const float *restrict t94, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t94, R, lora_a_wv, D, 0.0f, t95, D);
-}
-
-/* lm_step_lora_dropout_k106_wv_grad_in: t96[B*T, D] = t92 · wv  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k106_wv_grad_in(float *restrict t96, const float *restrict wv, const float *restrict t92, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k106_wv_grad_in: t89[B*T, D] = t85 · wv  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k106_wv_grad_in(float *restrict t89, const float *restrict wv, const float *restrict t85, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t92, KVD, wv, D, 0.0f, t96, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t85, KVD, wv, D, 0.0f, t89, D);
 }
 
 /* lm_step_lora_dropout_k107_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_dropout_k107_rope_grad(float *restrict t97, const float *restrict t0, const float *restrict t1, const float *restrict t91, long B, long HD2, long KVH, long T) {
+static void lm_step_lora_dropout_k107_rope_grad(float *restrict t90, const float *restrict t0, const float *restrict t1, const float *restrict t84, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6573,16 +10867,16 @@ static void lm_step_lora_dropout_k107_rope_grad(float *restrict t97, const float
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t91[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t91[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]);
+                float v1 = (t84[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t84[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t91[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t91[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t84[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t84[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -6590,45 +10884,45 @@ static void lm_step_lora_dropout_k107_rope_grad(float *restrict t97, const float
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t97[r * n + j] = v9;
+            t90[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_lora_dropout_k108_lora: t98 = t97 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k108_lora(float *restrict t98, const float *restrict lora_scale_wk, const float *restrict t97, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k108_lora_b_wk_grad_in: t91[B*T, R] = t90 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k108_lora_b_wk_grad_in(float *restrict t91, const float *restrict lora_b_wk, const float *restrict t90, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    const long rows = B*T, n = KVD;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t90, KVD, lora_b_wk, R, 0.0f, t91, R);
+}
+
+/* lm_step_lora_dropout_k109_lora: t92 = t91 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k109_lora(float *t92, const float *lora_scale_wk, const float *t91, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t97[r * n + j]) * (lora_scale_wk[0]);
-            t98[r * n + j] = v0;
+            float v0 = (t91[r * n + j]) * (lora_scale_wk[0]);
+            t92[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k109_lora_b_wk_grad_in: t99[B*T, R] = t98 · lora_b_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k109_lora_b_wk_grad_in(float *restrict t99, const float *restrict lora_b_wk, const float *restrict t98, long B, long HD2, long KVH, long R, long T) {
-    const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t98, KVD, lora_b_wk, R, 0.0f, t99, R);
+/* lm_step_lora_dropout_k110_lora_a_wk_grad_in: t93[B*T, D] = t92 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k110_lora_a_wk_grad_in(float *restrict t93, const float *restrict lora_a_wk, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t92, R, lora_a_wk, D, 0.0f, t93, D);
 }
 
-/* lm_step_lora_dropout_k110_lora_a_wk_grad_in: t100[B*T, D] = t99 · lora_a_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k110_lora_a_wk_grad_in(float *restrict t100, const float *restrict lora_a_wk, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t99, R, lora_a_wk, D, 0.0f, t100, D);
-}
-
-/* lm_step_lora_dropout_k111_wk_grad_in: t101[B*T, D] = t97 · wk  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k111_wk_grad_in(float *restrict t101, const float *restrict wk, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k111_wk_grad_in: t94[B*T, D] = t90 · wk  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k111_wk_grad_in(float *restrict t94, const float *restrict wk, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t97, KVD, wk, D, 0.0f, t101, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t90, KVD, wk, D, 0.0f, t94, D);
 }
 
 /* lm_step_lora_dropout_k112_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_dropout_k112_rope_grad(float *restrict t102, const float *restrict t0, const float *restrict t1, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
+static void lm_step_lora_dropout_k112_rope_grad(float *restrict t95, const float *restrict t0, const float *restrict t1, const float *restrict t83, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -6643,16 +10937,16 @@ static void lm_step_lora_dropout_k112_rope_grad(float *restrict t102, const floa
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t90[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t90[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]);
+                float v1 = (t83[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t83[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t90[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t90[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t83[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t83[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -6660,44 +10954,44 @@ static void lm_step_lora_dropout_k112_rope_grad(float *restrict t102, const floa
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t102[r * n + j] = v9;
+            t95[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_lora_dropout_k113_lora: t103 = t102 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k113_lora(float *restrict t103, const float *restrict lora_scale_wq, const float *restrict t102, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k113_lora_b_wq_grad_in: t96[B*T, R] = t95 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k113_lora_b_wq_grad_in(float *restrict t96, const float *restrict lora_b_wq, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t95, D, lora_b_wq, R, 0.0f, t96, R);
+}
+
+/* lm_step_lora_dropout_k114_lora: t97 = t96 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k114_lora(float *t97, const float *lora_scale_wq, const float *t96, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t102[r * n + j]) * (lora_scale_wq[0]);
-            t103[r * n + j] = v0;
+            float v0 = (t96[r * n + j]) * (lora_scale_wq[0]);
+            t97[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k114_lora_b_wq_grad_in: t104[B*T, R] = t103 · lora_b_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k114_lora_b_wq_grad_in(float *restrict t104, const float *restrict lora_b_wq, const float *restrict t103, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k115_lora_a_wq_grad_in: t98[B*T, D] = t97 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k115_lora_a_wq_grad_in(float *restrict t98, const float *restrict lora_a_wq, const float *restrict t97, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t103, D, lora_b_wq, R, 0.0f, t104, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t97, R, lora_a_wq, D, 0.0f, t98, D);
 }
 
-/* lm_step_lora_dropout_k115_lora_a_wq_grad_in: t105[B*T, D] = t104 · lora_a_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k115_lora_a_wq_grad_in(float *restrict t105, const float *restrict lora_a_wq, const float *restrict t104, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k116_wq_grad_in: t99[B*T, D] = t95 · wq  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k116_wq_grad_in(float *restrict t99, const float *restrict wq, const float *restrict t95, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t104, R, lora_a_wq, D, 0.0f, t105, D);
-}
-
-/* lm_step_lora_dropout_k116_wq_grad_in: t106[B*T, D] = t102 · wq  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k116_wq_grad_in(float *restrict t106, const float *restrict wq, const float *restrict t102, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t102, D, wq, D, 0.0f, t106, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t95, D, wq, D, 0.0f, t99, D);
 }
 
 /* lm_step_lora_dropout_k117_dropout: div, add, rsqrt, random, cmple, sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/rmsnorm/grad; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k117_dropout(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const int32_t *restrict lora_dropout_key_wv, const float *restrict t51, const float *restrict t84, const float *restrict t95, const float *restrict t96, const float *restrict t100, const float *restrict t101, const float *restrict t105, const float *restrict t106, long B, long HD2, long KVH, long REP, long T) {
+static void lm_step_lora_dropout_k117_dropout(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const int32_t *restrict lora_dropout_key_wv, const float *restrict t51, const float *restrict t77, const float *restrict t88, const float *restrict t89, const float *restrict t93, const float *restrict t94, const float *restrict t98, const float *restrict t99, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6709,23 +11003,23 @@ static void lm_step_lora_dropout_k117_dropout(float *restrict carry5_next, const
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v2 = (t95[((i0) * T + i1) * D + j0]) * v1;
+            float v2 = (t88[((i0) * T + i1) * D + j0]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), ((i0) * T + i1) * D + j0);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t96[r * n + j0];
-            float v7 = (t100[((i0) * T + i1) * D + j0]) * v1;
+            float v6 = v5 + t89[r * n + j0];
+            float v7 = (t93[((i0) * T + i1) * D + j0]) * v1;
             float v8 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), ((i0) * T + i1) * D + j0);
             float v9 = lora_dropout[0] <= v8 ? 1.0f : 0.0f;
             float v10 = v7 * v9;
             float v11 = v6 + v10;
-            float v12 = v11 + t101[r * n + j0];
-            float v13 = (t105[((i0) * T + i1) * D + j0]) * v1;
+            float v12 = v11 + t94[r * n + j0];
+            float v13 = (t98[((i0) * T + i1) * D + j0]) * v1;
             float v14 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), ((i0) * T + i1) * D + j0);
             float v15 = lora_dropout[0] <= v14 ? 1.0f : 0.0f;
             float v16 = v13 * v15;
             float v17 = v12 + v16;
-            float v18 = v17 + t106[r * n + j0];
+            float v18 = v17 + t99[r * n + j0];
             float v19 = v18 * (attn_norm[j0]);
             float v20 = v19 * (saved_x[r * n + j0]);
             acc0 += v20;
@@ -6739,26 +11033,26 @@ static void lm_step_lora_dropout_k117_dropout(float *restrict carry5_next, const
         float v47 = v46 * (-0.5f);
         float v48 = v47 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v21 = (t95[((i0) * T + i1) * D + j]) * v1;
+            float v21 = (t88[((i0) * T + i1) * D + j]) * v1;
             float v22 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), ((i0) * T + i1) * D + j);
             float v23 = lora_dropout[0] <= v22 ? 1.0f : 0.0f;
             float v24 = v21 * v23;
-            float v25 = v24 + t96[r * n + j];
-            float v26 = (t100[((i0) * T + i1) * D + j]) * v1;
+            float v25 = v24 + t89[r * n + j];
+            float v26 = (t93[((i0) * T + i1) * D + j]) * v1;
             float v27 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), ((i0) * T + i1) * D + j);
             float v28 = lora_dropout[0] <= v27 ? 1.0f : 0.0f;
             float v29 = v26 * v28;
             float v30 = v25 + v29;
-            float v31 = v30 + t101[r * n + j];
-            float v32 = (t105[((i0) * T + i1) * D + j]) * v1;
+            float v31 = v30 + t94[r * n + j];
+            float v32 = (t98[((i0) * T + i1) * D + j]) * v1;
             float v33 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), ((i0) * T + i1) * D + j);
             float v34 = lora_dropout[0] <= v33 ? 1.0f : 0.0f;
             float v35 = v32 * v34;
             float v36 = v31 + v35;
-            float v37 = v36 + t106[r * n + j];
+            float v37 = v36 + t99[r * n + j];
             float v38 = v37 * (attn_norm[j]);
             float v42 = v38 * v41;
-            float v43 = t84[r * n + j] + v42;
+            float v43 = t77[r * n + j] + v42;
             float v49 = v48 * (saved_x[r * n + j]);
             float v50 = v43 + v49;
             float v51 = v50 + v49;
@@ -6767,88 +11061,88 @@ static void lm_step_lora_dropout_k117_dropout(float *restrict carry5_next, const
     }
 }
 
-/* lm_step_lora_dropout_k118_grad_lora_a_wq: grad_lora_a_wq[R, D] += t104ᵀ · t53  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k118_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t53, const float *restrict t104, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k118_grad_lora_a_wq: grad_lora_a_wq[R, D] += t97ᵀ · t53  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k118_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t53, const float *restrict t97, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t104, R, t53, D, 1.0f, grad_lora_a_wq, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t97, R, t53, D, 1.0f, grad_lora_a_wq, D);
 }
 
-/* lm_step_lora_dropout_k119_grad_lora_b_wq: grad_lora_b_wq[D, R] += t103ᵀ · t54  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k119_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t54, const float *restrict t103, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k119_grad_lora_b_wq: grad_lora_b_wq[D, R] += t95ᵀ · saved_lora_wq  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k119_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict saved_lora_wq, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t103, D, t54, R, 1.0f, grad_lora_b_wq, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t95, D, saved_lora_wq, R, 1.0f, grad_lora_b_wq, R);
 }
 
-/* lm_step_lora_dropout_k120_grad_lora_a_wk: grad_lora_a_wk[R, D] += t99ᵀ · t55  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k120_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t55, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k120_grad_lora_a_wk: grad_lora_a_wk[R, D] += t92ᵀ · t54  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k120_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t54, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t99, R, t55, D, 1.0f, grad_lora_a_wk, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t92, R, t54, D, 1.0f, grad_lora_a_wk, D);
 }
 
-/* lm_step_lora_dropout_k121_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t98ᵀ · t56  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k121_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t56, const float *restrict t98, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k121_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t90ᵀ · saved_lora_wk  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k121_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict saved_lora_wk, const float *restrict t90, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t98, KVD, t56, R, 1.0f, grad_lora_b_wk, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t90, KVD, saved_lora_wk, R, 1.0f, grad_lora_b_wk, R);
 }
 
-/* lm_step_lora_dropout_k122_grad_lora_a_wv: grad_lora_a_wv[R, D] += t94ᵀ · t57  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k122_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t57, const float *restrict t94, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k122_grad_lora_a_wv: grad_lora_a_wv[R, D] += t87ᵀ · t55  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k122_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t55, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t94, R, t57, D, 1.0f, grad_lora_a_wv, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t87, R, t55, D, 1.0f, grad_lora_a_wv, D);
 }
 
-/* lm_step_lora_dropout_k123_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t93ᵀ · t58  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k123_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t58, const float *restrict t93, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k123_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t85ᵀ · saved_lora_wv  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k123_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict saved_lora_wv, const float *restrict t85, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t93, KVD, t58, R, 1.0f, grad_lora_b_wv, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t85, KVD, saved_lora_wv, R, 1.0f, grad_lora_b_wv, R);
 }
 
-/* lm_step_lora_dropout_k124_grad_lora_a_wo: grad_lora_a_wo[R, D] += t86ᵀ · t59  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k124_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict t59, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k124_grad_lora_a_wo: grad_lora_a_wo[R, D] += t79ᵀ · t56  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k124_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict t56, const float *restrict t79, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t86, R, t59, D, 1.0f, grad_lora_a_wo, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t79, R, t56, D, 1.0f, grad_lora_a_wo, D);
 }
 
-/* lm_step_lora_dropout_k125_grad_lora_b_wo: grad_lora_b_wo[D, R] += t85ᵀ · t60  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k125_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t60, const float *restrict t85, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k125_grad_lora_b_wo: grad_lora_b_wo[D, R] += t77ᵀ · saved_lora_wo  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k125_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict saved_lora_wo, const float *restrict t77, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t85, D, t60, R, 1.0f, grad_lora_b_wo, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t77, D, saved_lora_wo, R, 1.0f, grad_lora_b_wo, R);
 }
 
-/* lm_step_lora_dropout_k126_grad_lora_a_w1: grad_lora_a_w1[R, D] += t81ᵀ · t63  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k126_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t63, const float *restrict t81, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k126_grad_lora_a_w1: grad_lora_a_w1[R, D] += t74ᵀ · t59  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k126_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t59, const float *restrict t74, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t81, R, t63, D, 1.0f, grad_lora_a_w1, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t74, R, t59, D, 1.0f, grad_lora_a_w1, D);
 }
 
-/* lm_step_lora_dropout_k127_grad_lora_b_w1: grad_lora_b_w1[F, R] += t80ᵀ · t64  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k127_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t64, const float *restrict t80, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t80, F, t64, R, 1.0f, grad_lora_b_w1, R);
+/* lm_step_lora_dropout_k127_grad_lora_b_w1: grad_lora_b_w1[F, R] += t72ᵀ · saved_lora_w1  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k127_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict saved_lora_w1, const float *restrict t72, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t72, F, saved_lora_w1, R, 1.0f, grad_lora_b_w1, R);
 }
 
-/* lm_step_lora_dropout_k128_grad_lora_a_w2: grad_lora_a_w2[R, F] += t71ᵀ · t68  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k128_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t68, const float *restrict t71, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t71, R, t68, F, 1.0f, grad_lora_a_w2, F);
+/* lm_step_lora_dropout_k128_grad_lora_a_w2: grad_lora_a_w2[R, F] += t64ᵀ · t62  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k128_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t62, const float *restrict t64, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t64, R, t62, F, 1.0f, grad_lora_a_w2, F);
 }
 
-/* lm_step_lora_dropout_k129_grad_lora_b_w2: grad_lora_b_w2[D, R] += t70ᵀ · t69  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k129_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t69, const float *restrict t70, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k129_grad_lora_b_w2: grad_lora_b_w2[D, R] += carry5ᵀ · saved_lora_w2  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k129_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict carry5, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t70, D, t69, R, 1.0f, grad_lora_b_w2, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, carry5, D, saved_lora_w2, R, 1.0f, grad_lora_b_w2, R);
 }
 
-/* lm_step_lora_dropout_k130_grad_lora_a_w3: grad_lora_a_w3[R, D] += t76ᵀ · t66  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k130_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t66, const float *restrict t76, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k130_grad_lora_a_w3: grad_lora_a_w3[R, D] += t69ᵀ · t61  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k130_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t61, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t76, R, t66, D, 1.0f, grad_lora_a_w3, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t69, R, t61, D, 1.0f, grad_lora_a_w3, D);
 }
 
-/* lm_step_lora_dropout_k131_grad_lora_b_w3: grad_lora_b_w3[F, R] += t75ᵀ · t67  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k131_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t67, const float *restrict t75, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t75, F, t67, R, 1.0f, grad_lora_b_w3, R);
+/* lm_step_lora_dropout_k131_grad_lora_b_w3: grad_lora_b_w3[F, R] += t67ᵀ · saved_lora_w3  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k131_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict saved_lora_w3, const float *restrict t67, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t67, F, saved_lora_w3, R, 1.0f, grad_lora_b_w3, R);
 }
 
-/* Arena: 51 slots planned for 132 kernels. */
+/* Arena: 41 slots planned for 132 kernels. */
 static long llama_train_lm_step_lora_dropout_layout(const llama_train_lm_step_lora_dropout_args *args, long *off) {
     const long B = args->B;
     const long CR = args->CR;
@@ -6862,61 +11156,51 @@ static long llama_train_lm_step_lora_dropout_layout(const llama_train_lm_step_lo
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
-    off[2] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), 2*CR*HD2*KVH*REP));
-    off[3] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), B*F*T));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*F*T), CR));
+    off[2] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*F*T), CR));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), 2*CR*HD2*KVH*REP));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
     off[5] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 1));
-    off[6] = total; total += la_round16(la_max(la_max(2*CR*HD2*KVH*REP, CR), 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(2*CR*HD2*KVH*REP, CR), B*T), B*R*T));
     off[7] = total; total += la_round16(la_max(CR*V, B*T));
     off[8] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
-    off[9] = total; total += la_round16(la_max(la_max(CR, 1), 2*B*HD2*KVH*REP*T));
-    off[10] = total; total += la_round16(la_max(1, B*R*T));
+    off[9] = total; total += la_round16(la_max(la_max(CR, 1), B*R*T));
+    off[10] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
     off[11] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
-    off[12] = total; total += la_round16(la_max(la_max(1, B*T), B*R*T));
-    off[13] = total; total += la_round16(B*R*T);
-    off[14] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
-    off[15] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[12] = total; total += la_round16(la_max(1, B*F*T));
+    off[13] = total; total += la_round16(la_max(B*F*T, B*R*T));
+    off[14] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), B*R*T));
+    off[15] = total; total += la_round16(B*F*T);
     off[16] = total; total += la_round16(B*R*T);
-    off[17] = total; total += la_round16(B*F*T);
-    off[18] = total; total += la_round16(B*R*T);
-    off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[20] = total; total += la_round16(B*R*T);
-    off[21] = total; total += la_round16(la_max(B*F*T, B*R*T));
-    off[22] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), 2*B*HD2*KVH*T));
-    off[23] = total; total += la_round16(B*F*T);
-    off[24] = total; total += la_round16(B*F*T);
-    off[25] = total; total += la_round16(B*R*T);
+    off[17] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T));
+    off[18] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
+    off[19] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
+    off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[21] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[22] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[23] = total; total += la_round16(2*B*HD2*KVH*T);
+    off[24] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[25] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[26] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[27] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[28] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
-    off[29] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
-    off[30] = total; total += la_round16(B*R*T);
+    off[28] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[29] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[30] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[31] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[32] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[33] = total; total += la_round16(B*R*T);
-    off[34] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[35] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[36] = total; total += la_round16(B*R*T);
-    off[37] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[38] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[33] = total; total += la_round16(1);
+    off[34] = total; total += la_round16(1);
+    off[35] = total; total += la_round16(1);
+    off[36] = total; total += la_round16(1);
+    off[37] = total; total += la_round16(1);
+    off[38] = total; total += la_round16(1);
     off[39] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[40] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[41] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[42] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[43] = total; total += la_round16(1);
-    off[44] = total; total += la_round16(1);
-    off[45] = total; total += la_round16(1);
-    off[46] = total; total += la_round16(1);
-    off[47] = total; total += la_round16(1);
-    off[48] = total; total += la_round16(1);
-    off[49] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[50] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
     return total;
 }
 
 long llama_train_lm_step_lora_dropout_arena_floats(const llama_train_lm_step_lora_dropout_args *args) {
-    long off[51];
+    long off[41];
     return llama_train_lm_step_lora_dropout_layout(args, off);
 }
 
@@ -6932,7 +11216,7 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[51];
+    long off[41];
     llama_train_lm_step_lora_dropout_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -6949,29 +11233,29 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
     float *t11 = args->arena + off[5];
     float *t12 = args->arena + off[4];
     float *t13 = args->arena + off[3];
-    float *t14 = args->arena + off[2];
-    float *t15 = args->arena + off[4];
-    float *t16 = args->arena + off[3];
+    float *t14 = args->arena + off[3];
+    float *t15 = args->arena + off[2];
+    float *t16 = args->arena + off[4];
     float *t17 = args->arena + off[5];
-    float *t18 = args->arena + off[2];
-    float *t19 = args->arena + off[3];
+    float *t18 = args->arena + off[3];
+    float *t19 = args->arena + off[4];
     float *t20 = args->arena + off[5];
-    float *t21 = args->arena + off[4];
-    float *t22 = args->arena + off[2];
-    float *t23 = args->arena + off[4];
+    float *t21 = args->arena + off[2];
+    float *t22 = args->arena + off[3];
+    float *t23 = args->arena + off[2];
     float *t24 = args->arena + off[5];
-    float *t25 = args->arena + off[2];
+    float *t25 = args->arena + off[3];
     float *t26 = args->arena + off[4];
-    float *t27 = args->arena + off[3];
-    float *t28 = args->arena + off[4];
-    float *t29 = args->arena + off[2];
-    float *t30 = args->arena + off[5];
-    float *t31 = args->arena + off[3];
-    float *t32 = args->arena + off[4];
+    float *t27 = args->arena + off[2];
+    float *t28 = args->arena + off[5];
+    float *t29 = args->arena + off[3];
+    float *t30 = args->arena + off[2];
+    float *t31 = args->arena + off[4];
+    float *t32 = args->arena + off[2];
     float *t33 = args->arena + off[5];
-    float *t34 = args->arena + off[3];
-    float *t35 = args->arena + off[2];
-    float *t36 = args->arena + off[4];
+    float *t34 = args->arena + off[4];
+    float *t35 = args->arena + off[3];
+    float *t36 = args->arena + off[2];
     float *t37 = args->arena + off[6];
     float *t38 = args->arena + off[7];
     float *t39 = args->arena + off[6];
@@ -6987,61 +11271,54 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
     float *t49 = args->arena + off[11];
     float *t50 = args->arena + off[8];
     float *t51 = args->arena + off[7];
-    float *t52 = args->arena + off[2];
-    float *t53 = args->arena + off[4];
-    float *t54 = args->arena + off[5];
-    float *t55 = args->arena + off[8];
+    float *t52 = args->arena + off[3];
+    float *t53 = args->arena + off[2];
+    float *t54 = args->arena + off[8];
+    float *t55 = args->arena + off[4];
     float *t56 = args->arena + off[3];
     float *t57 = args->arena + off[6];
-    float *t58 = args->arena + off[2];
+    float *t58 = args->arena + off[6];
     float *t59 = args->arena + off[11];
-    float *t60 = args->arena + off[10];
-    float *t61 = args->arena + off[12];
+    float *t60 = args->arena + off[5];
+    float *t61 = args->arena + off[10];
     float *t62 = args->arena + off[12];
     float *t63 = args->arena + off[9];
-    float *t64 = args->arena + off[13];
-    float *t65 = args->arena + off[14];
-    float *t66 = args->arena + off[15];
-    float *t67 = args->arena + off[16];
-    float *t68 = args->arena + off[17];
-    float *t69 = args->arena + off[18];
-    float *t70 = args->arena + off[19];
-    float *t71 = args->arena + off[20];
-    float *t72 = args->arena + off[21];
-    float *t73 = args->arena + off[22];
-    float *t74 = args->arena + off[23];
-    float *t75 = args->arena + off[24];
-    float *t76 = args->arena + off[25];
-    float *t77 = args->arena + off[26];
-    float *t78 = args->arena + off[27];
-    float *t79 = args->arena + off[14];
-    float *t80 = args->arena + off[23];
-    float *t81 = args->arena + off[21];
-    float *t82 = args->arena + off[22];
-    float *t83 = args->arena + off[28];
-    float *t84 = args->arena + off[14];
-    float *t85 = args->arena + off[26];
-    float *t86 = args->arena + off[12];
-    float *t87 = args->arena + off[27];
-    float *t88 = args->arena + off[22];
-    float *t89 = args->arena + off[28];
-    float *t90 = args->arena + off[27];
-    float *t91 = args->arena + off[22];
-    float *t92 = args->arena + off[29];
-    float *t93 = args->arena + off[28];
-    float *t94 = args->arena + off[30];
-    float *t95 = args->arena + off[31];
-    float *t96 = args->arena + off[32];
-    float *t97 = args->arena + off[29];
-    float *t98 = args->arena + off[22];
-    float *t99 = args->arena + off[33];
-    float *t100 = args->arena + off[34];
-    float *t101 = args->arena + off[35];
-    float *t102 = args->arena + off[29];
-    float *t103 = args->arena + off[27];
-    float *t104 = args->arena + off[36];
-    float *t105 = args->arena + off[37];
-    float *t106 = args->arena + off[38];
+    float *t64 = args->arena + off[9];
+    float *t65 = args->arena + off[13];
+    float *t66 = args->arena + off[14];
+    float *t67 = args->arena + off[15];
+    float *t68 = args->arena + off[16];
+    float *t69 = args->arena + off[16];
+    float *t70 = args->arena + off[17];
+    float *t71 = args->arena + off[18];
+    float *t72 = args->arena + off[5];
+    float *t73 = args->arena + off[13];
+    float *t74 = args->arena + off[13];
+    float *t75 = args->arena + off[14];
+    float *t76 = args->arena + off[19];
+    float *t77 = args->arena + off[20];
+    float *t78 = args->arena + off[6];
+    float *t79 = args->arena + off[6];
+    float *t80 = args->arena + off[17];
+    float *t81 = args->arena + off[18];
+    float *t82 = args->arena + off[14];
+    float *t83 = args->arena + off[19];
+    float *t84 = args->arena + off[17];
+    float *t85 = args->arena + off[18];
+    float *t86 = args->arena + off[14];
+    float *t87 = args->arena + off[14];
+    float *t88 = args->arena + off[21];
+    float *t89 = args->arena + off[22];
+    float *t90 = args->arena + off[23];
+    float *t91 = args->arena + off[17];
+    float *t92 = args->arena + off[17];
+    float *t93 = args->arena + off[24];
+    float *t94 = args->arena + off[25];
+    float *t95 = args->arena + off[26];
+    float *t96 = args->arena + off[19];
+    float *t97 = args->arena + off[19];
+    float *t98 = args->arena + off[27];
+    float *t99 = args->arena + off[28];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -7065,7 +11342,7 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
     LA_TIMED(prof, 1, 132, lm_step_lora_dropout_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
-    float *carry0_buf[2] = { args->arena + off[39], args->arena + off[40] };
+    float *carry0_buf[2] = { args->arena + off[29], args->arena + off[30] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -7097,68 +11374,82 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
         const int32_t *lora_dropout_key_w1 = args->lora_dropout_key_w1 + l * 1;
         const int32_t *lora_dropout_key_w2 = args->lora_dropout_key_w2 + l * 1;
         const int32_t *lora_dropout_key_w3 = args->lora_dropout_key_w3 + l * 1;
+        float *saved_lora_wq = args->saved_lora_wq + l * (B*R*T);
         float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + l * (B*R*T);
         float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + l * (B*R*T);
         float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
         float *saved_lse = args->saved_lse + l * (B*KVH*REP*T);
         float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + l * (B*R*T);
         float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + l * (B*R*T);
         float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + l * (B*R*T);
         float *saved_up = args->saved_up + l * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + l * (B*R*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
         LA_TIMED(prof, 2, 132, lm_step_lora_dropout_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
         LA_TIMED(prof, 3, 132, lm_step_lora_dropout_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
         LA_TIMED(prof, 4, 132, lm_step_lora_dropout_k4_dropout(t4, lora_dropout_key_wq, lora_dropout, t2, B, HD2, KVH, REP, T));
         LA_TIMED(prof, 5, 132, lm_step_lora_dropout_k5_lora_a_wq(t5, lora_a_wq, t4, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 6, 132, lm_step_lora_dropout_k6_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 7, 132, lm_step_lora_dropout_k7_rope(saved_q, t0, t1, lora_scale_wq, t3, t6, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 132, lm_step_lora_dropout_k8_wk(t7, wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 132, lm_step_lora_dropout_k9_dropout(t8, lora_dropout, lora_dropout_key_wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 132, lm_step_lora_dropout_k10_lora_a_wk(t9, lora_a_wk, t8, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 11, 132, lm_step_lora_dropout_k11_lora_b_wk(t10, lora_b_wk, t9, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 12, 132, lm_step_lora_dropout_k12_rope(saved_k, t0, t1, lora_scale_wk, t7, t10, B, HD2, KVH, T));
-        LA_TIMED(prof, 13, 132, lm_step_lora_dropout_k13_wv(t11, wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 132, lm_step_lora_dropout_k14_dropout(t12, lora_dropout, lora_dropout_key_wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 132, lm_step_lora_dropout_k15_lora_a_wv(t13, lora_a_wv, t12, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 16, 132, lm_step_lora_dropout_k16_lora_b_wv(t14, lora_b_wv, t13, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 17, 132, lm_step_lora_dropout_k17_lora(saved_v, lora_scale_wv, t11, t14, B, HD2, KVH, T));
-        LA_TIMED(prof, 18, 132, lm_step_lora_dropout_k18_causal_attention_forward(saved_attn, saved_lse, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 132, lm_step_lora_dropout_k19_wo(t15, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 20, 132, lm_step_lora_dropout_k20_dropout(t16, lora_dropout, lora_dropout_key_wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 21, 132, lm_step_lora_dropout_k21_lora_a_wo(t17, lora_a_wo, t16, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 22, 132, lm_step_lora_dropout_k22_lora_b_wo(t18, lora_b_wo, t17, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 23, 132, lm_step_lora_dropout_k23_lora(saved_h, carry0, lora_scale_wo, t15, t18, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 24, 132, lm_step_lora_dropout_k24_rmsnorm(t19, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 25, 132, lm_step_lora_dropout_k25_w1(t20, w1, t19, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 26, 132, lm_step_lora_dropout_k26_dropout(t21, lora_dropout, lora_dropout_key_w1, t19, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 27, 132, lm_step_lora_dropout_k27_lora_a_w1(t22, lora_a_w1, t21, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 28, 132, lm_step_lora_dropout_k28_lora_b_w1(t23, lora_b_w1, t22, B, F, R, T));
-        LA_TIMED(prof, 29, 132, lm_step_lora_dropout_k29_lora(saved_gate, lora_scale_w1, t20, t23, B, F, T));
-        LA_TIMED(prof, 30, 132, lm_step_lora_dropout_k30_w3(t24, w3, t19, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 31, 132, lm_step_lora_dropout_k31_dropout(t25, lora_dropout, lora_dropout_key_w3, t19, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 32, 132, lm_step_lora_dropout_k32_lora_a_w3(t26, lora_a_w3, t25, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 33, 132, lm_step_lora_dropout_k33_lora_b_w3(t27, lora_b_w3, t26, B, F, R, T));
-        LA_TIMED(prof, 34, 132, lm_step_lora_dropout_k34_lora(saved_up, lora_scale_w3, t24, t27, B, F, T));
-        LA_TIMED(prof, 35, 132, lm_step_lora_dropout_k35_silu(t28, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 36, 132, lm_step_lora_dropout_k36_w2(t29, w2, t28, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 37, 132, lm_step_lora_dropout_k37_dropout(t30, lora_dropout, lora_dropout_key_w2, t28, B, F, T));
-        LA_TIMED(prof, 38, 132, lm_step_lora_dropout_k38_lora_a_w2(t31, lora_a_w2, t30, B, F, R, T));
-        LA_TIMED(prof, 39, 132, lm_step_lora_dropout_k39_lora_b_w2(t32, lora_b_w2, t31, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 40, 132, lm_step_lora_dropout_k40_lora(carry0_next, lora_scale_w2, saved_h, t29, t32, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 132, lm_step_lora_dropout_k6_lora(saved_lora_wq, lora_scale_wq, t5, B, R, T));
+        LA_TIMED(prof, 7, 132, lm_step_lora_dropout_k7_lora_b_wq(t6, lora_b_wq, saved_lora_wq, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 8, 132, lm_step_lora_dropout_k8_rope(saved_q, t0, t1, t3, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 132, lm_step_lora_dropout_k9_wk(t7, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 132, lm_step_lora_dropout_k10_dropout(t8, lora_dropout, lora_dropout_key_wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 132, lm_step_lora_dropout_k11_lora_a_wk(t9, lora_a_wk, t8, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 12, 132, lm_step_lora_dropout_k12_lora(saved_lora_wk, lora_scale_wk, t9, B, R, T));
+        LA_TIMED(prof, 13, 132, lm_step_lora_dropout_k13_lora_b_wk(t10, lora_b_wk, saved_lora_wk, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 14, 132, lm_step_lora_dropout_k14_rope(saved_k, t0, t1, t7, t10, B, HD2, KVH, T));
+        LA_TIMED(prof, 15, 132, lm_step_lora_dropout_k15_wv(t11, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 132, lm_step_lora_dropout_k16_dropout(t12, lora_dropout, lora_dropout_key_wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 132, lm_step_lora_dropout_k17_lora_a_wv(t13, lora_a_wv, t12, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 18, 132, lm_step_lora_dropout_k18_lora(saved_lora_wv, lora_scale_wv, t13, B, R, T));
+        LA_TIMED(prof, 19, 132, lm_step_lora_dropout_k19_lora_b_wv(t14, lora_b_wv, saved_lora_wv, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 20, 132, lm_step_lora_dropout_k20_attention(saved_v, t11, t14, B, HD2, KVH, T));
+        LA_TIMED(prof, 21, 132, lm_step_lora_dropout_k21_causal_attention_forward(saved_attn, saved_lse, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 132, lm_step_lora_dropout_k22_wo(t15, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 23, 132, lm_step_lora_dropout_k23_dropout(t16, lora_dropout, lora_dropout_key_wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 132, lm_step_lora_dropout_k24_lora_a_wo(t17, lora_a_wo, t16, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 25, 132, lm_step_lora_dropout_k25_lora(saved_lora_wo, lora_scale_wo, t17, B, R, T));
+        LA_TIMED(prof, 26, 132, lm_step_lora_dropout_k26_lora_b_wo(t18, lora_b_wo, saved_lora_wo, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 27, 132, lm_step_lora_dropout_k27_layer(saved_h, carry0, t15, t18, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 132, lm_step_lora_dropout_k28_rmsnorm(t19, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 29, 132, lm_step_lora_dropout_k29_w1(t20, w1, t19, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 30, 132, lm_step_lora_dropout_k30_dropout(t21, lora_dropout, lora_dropout_key_w1, t19, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 31, 132, lm_step_lora_dropout_k31_lora_a_w1(t22, lora_a_w1, t21, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 32, 132, lm_step_lora_dropout_k32_lora(saved_lora_w1, lora_scale_w1, t22, B, R, T));
+        LA_TIMED(prof, 33, 132, lm_step_lora_dropout_k33_lora_b_w1(t23, lora_b_w1, saved_lora_w1, B, F, R, T));
+        LA_TIMED(prof, 34, 132, lm_step_lora_dropout_k34_gate_up(saved_gate, t20, t23, B, F, T));
+        LA_TIMED(prof, 35, 132, lm_step_lora_dropout_k35_w3(t24, w3, t19, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 36, 132, lm_step_lora_dropout_k36_dropout(t25, lora_dropout, lora_dropout_key_w3, t19, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 37, 132, lm_step_lora_dropout_k37_lora_a_w3(t26, lora_a_w3, t25, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 38, 132, lm_step_lora_dropout_k38_lora(saved_lora_w3, lora_scale_w3, t26, B, R, T));
+        LA_TIMED(prof, 39, 132, lm_step_lora_dropout_k39_lora_b_w3(t27, lora_b_w3, saved_lora_w3, B, F, R, T));
+        LA_TIMED(prof, 40, 132, lm_step_lora_dropout_k40_gate_up(saved_up, t24, t27, B, F, T));
+        LA_TIMED(prof, 41, 132, lm_step_lora_dropout_k41_silu(t28, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 42, 132, lm_step_lora_dropout_k42_w2(t29, w2, t28, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 43, 132, lm_step_lora_dropout_k43_dropout(t30, lora_dropout, lora_dropout_key_w2, t28, B, F, T));
+        LA_TIMED(prof, 44, 132, lm_step_lora_dropout_k44_lora_a_w2(t31, lora_a_w2, t30, B, F, R, T));
+        LA_TIMED(prof, 45, 132, lm_step_lora_dropout_k45_lora(saved_lora_w2, lora_scale_w2, t31, B, R, T));
+        LA_TIMED(prof, 46, 132, lm_step_lora_dropout_k46_lora_b_w2(t32, lora_b_w2, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 47, 132, lm_step_lora_dropout_k47_lora(carry0_next, saved_h, t29, t32, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 41, 132, lm_step_lora_dropout_k41_reshape(t33));
-    LA_TIMED(prof, 42, 132, lm_step_lora_dropout_k42_expand(t34, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 48, 132, lm_step_lora_dropout_k48_reshape(t33));
+    LA_TIMED(prof, 49, 132, lm_step_lora_dropout_k49_expand(t34, B, HD2, KVH, REP, T));
     /* stage 'lm_chunk', repeated NC times */
     const float *carry1 = t34;
-    float *carry1_buf[2] = { args->arena + off[41], args->arena + off[42] };
+    float *carry1_buf[2] = { args->arena + off[31], args->arena + off[32] };
     const float *carry2 = t33;
-    float *carry2_buf[2] = { args->arena + off[43], args->arena + off[44] };
+    float *carry2_buf[2] = { args->arena + off[33], args->arena + off[34] };
     const float *carry3 = t33;
-    float *carry3_buf[2] = { args->arena + off[45], args->arena + off[46] };
+    float *carry3_buf[2] = { args->arena + off[35], args->arena + off[36] };
     const float *carry4 = t33;
-    float *carry4_buf[2] = { args->arena + off[47], args->arena + off[48] };
+    float *carry4_buf[2] = { args->arena + off[37], args->arena + off[38] };
     for (long l = 0; l < NC; l++) {
         const int32_t *scored = args->scored + l * CR;
         const int32_t *targets = args->targets + l * CR;
@@ -7167,26 +11458,26 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
         float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
         float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
         float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
-        LA_TIMED(prof, 43, 132, lm_step_lora_dropout_k43_lm_head(t35, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 44, 132, lm_step_lora_dropout_k44_rmsnorm(t36, t35, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 45, 132, lm_step_lora_dropout_k45_rmsnorm(t37, norm_eps, final_norm, t35, t36, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 46, 132, lm_step_lora_dropout_k46_lm_head(t38, lm_head, t37, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 47, 132, lm_step_lora_dropout_k47_log_softmax(t39, t38, CR, V));
-        LA_TIMED(prof, 48, 132, lm_step_lora_dropout_k48_log_softmax(t40, t38, t39, CR, V));
-        LA_TIMED(prof, 49, 132, lm_step_lora_dropout_k49_cross_entropy(t41, t38, targets, t39, t40, CR, V));
-        LA_TIMED(prof, 50, 132, lm_step_lora_dropout_k50_cross_entropy(t42, weights, t41, CR));
-        LA_TIMED(prof, 51, 132, lm_step_lora_dropout_k51_log_softmax(t43, t38, t39, t40, CR, V));
-        LA_TIMED(prof, 52, 132, lm_step_lora_dropout_k52_cross_entropy(t44, t38, targets, CR, V));
-        LA_TIMED(prof, 53, 132, lm_step_lora_dropout_k53_token_stats(t45, weights, t43, CR));
-        LA_TIMED(prof, 54, 132, lm_step_lora_dropout_k54_token_stats(t46, weights, t39, t44, CR));
-        LA_TIMED(prof, 55, 132, lm_step_lora_dropout_k55_log_softmax_grad(t47, t38, targets, weights, t39, t40, CR, V));
-        LA_TIMED(prof, 56, 132, lm_step_lora_dropout_k56_lm_head_grad_in(t48, lm_head, t47, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 57, 132, lm_step_lora_dropout_k57_rmsnorm_grad(t49, final_norm, t35, t48, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 58, 132, lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add(t50, norm_eps, final_norm, scored, t35, t36, t48, t49, B, CR, HD2, KVH, REP, T));
-        LA_TIMED(prof, 59, 132, lm_step_lora_dropout_k59_lm_chunk(carry1_next, carry1, t50, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 60, 132, lm_step_lora_dropout_k60_lm_chunk(carry2_next, carry2, t42));
-        LA_TIMED(prof, 61, 132, lm_step_lora_dropout_k61_lm_chunk(carry3_next, carry3, t45));
-        LA_TIMED(prof, 62, 132, lm_step_lora_dropout_k62_lm_chunk(carry4_next, carry4, t46));
+        LA_TIMED(prof, 50, 132, lm_step_lora_dropout_k50_lm_head(t35, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 51, 132, lm_step_lora_dropout_k51_rmsnorm(t36, t35, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 52, 132, lm_step_lora_dropout_k52_rmsnorm(t37, norm_eps, final_norm, t35, t36, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 53, 132, lm_step_lora_dropout_k53_lm_head(t38, lm_head, t37, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 54, 132, lm_step_lora_dropout_k54_log_softmax(t39, t38, CR, V));
+        LA_TIMED(prof, 55, 132, lm_step_lora_dropout_k55_log_softmax(t40, t38, t39, CR, V));
+        LA_TIMED(prof, 56, 132, lm_step_lora_dropout_k56_cross_entropy(t41, t38, targets, t39, t40, CR, V));
+        LA_TIMED(prof, 57, 132, lm_step_lora_dropout_k57_cross_entropy(t42, weights, t41, CR));
+        LA_TIMED(prof, 58, 132, lm_step_lora_dropout_k58_log_softmax(t43, t38, t39, t40, CR, V));
+        LA_TIMED(prof, 59, 132, lm_step_lora_dropout_k59_cross_entropy(t44, t38, targets, CR, V));
+        LA_TIMED(prof, 60, 132, lm_step_lora_dropout_k60_token_stats(t45, weights, t43, CR));
+        LA_TIMED(prof, 61, 132, lm_step_lora_dropout_k61_token_stats(t46, weights, t39, t44, CR));
+        LA_TIMED(prof, 62, 132, lm_step_lora_dropout_k62_log_softmax_grad(t47, t38, targets, weights, t39, t40, CR, V));
+        LA_TIMED(prof, 63, 132, lm_step_lora_dropout_k63_lm_head_grad_in(t48, lm_head, t47, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 64, 132, lm_step_lora_dropout_k64_rmsnorm_grad(t49, final_norm, t35, t48, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 65, 132, lm_step_lora_dropout_k65_rmsnorm_grad_scatter_add(t50, norm_eps, final_norm, scored, t35, t36, t48, t49, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 132, lm_step_lora_dropout_k66_lm_chunk(carry1_next, carry1, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 67, 132, lm_step_lora_dropout_k67_lm_chunk(carry2_next, carry2, t42));
+        LA_TIMED(prof, 68, 132, lm_step_lora_dropout_k68_lm_chunk(carry3_next, carry3, t45));
+        LA_TIMED(prof, 69, 132, lm_step_lora_dropout_k69_lm_chunk(carry4_next, carry4, t46));
         carry1 = carry1_next;
         carry2 = carry2_next;
         carry3 = carry3_next;
@@ -7194,7 +11485,7 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
     }
     /* stage 'layer_backward', repeated L times, last layer first */
     const float *carry5 = carry1;
-    float *carry5_buf[2] = { args->arena + off[49], args->arena + off[50] };
+    float *carry5_buf[2] = { args->arena + off[39], args->arena + off[40] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -7227,14 +11518,21 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
         const int32_t *lora_dropout_key_w1 = args->lora_dropout_key_w1 + (L - 1 - l) * 1;
         const int32_t *lora_dropout_key_w2 = args->lora_dropout_key_w2 + (L - 1 - l) * 1;
         const int32_t *lora_dropout_key_w3 = args->lora_dropout_key_w3 + (L - 1 - l) * 1;
+        float *saved_lora_wq = args->saved_lora_wq + (L - 1 - l) * (B*R*T);
         float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + (L - 1 - l) * (B*R*T);
         float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + (L - 1 - l) * (B*R*T);
         float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
         float *saved_lse = args->saved_lse + (L - 1 - l) * (B*KVH*REP*T);
         float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + (L - 1 - l) * (B*R*T);
         float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + (L - 1 - l) * (B*R*T);
         float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + (L - 1 - l) * (B*R*T);
         float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + (L - 1 - l) * (B*R*T);
         float *grad_lora_a_wq = args->grad_lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_wq = args->grad_lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_a_wk = args->grad_lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
@@ -7250,75 +11548,68 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
         float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
         float *carry5_next = carry5_buf[l & 1];
-        LA_TIMED(prof, 63, 132, lm_step_lora_dropout_k63_rmsnorm(t51, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 64, 132, lm_step_lora_dropout_k64_rmsnorm(t52, norm_eps, saved_x, attn_norm, t51, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 65, 132, lm_step_lora_dropout_k65_dropout(t53, lora_dropout_key_wq, lora_dropout, t52, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 66, 132, lm_step_lora_dropout_k66_lora_a_wq(t54, lora_a_wq, t53, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 67, 132, lm_step_lora_dropout_k67_dropout(t55, lora_dropout, lora_dropout_key_wk, t52, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 68, 132, lm_step_lora_dropout_k68_lora_a_wk(t56, lora_a_wk, t55, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 69, 132, lm_step_lora_dropout_k69_dropout(t57, lora_dropout, lora_dropout_key_wv, t52, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 70, 132, lm_step_lora_dropout_k70_lora_a_wv(t58, lora_a_wv, t57, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 71, 132, lm_step_lora_dropout_k71_dropout(t59, saved_attn, lora_dropout, lora_dropout_key_wo, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 72, 132, lm_step_lora_dropout_k72_lora_a_wo(t60, lora_a_wo, t59, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 73, 132, lm_step_lora_dropout_k73_rmsnorm(t61, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 74, 132, lm_step_lora_dropout_k74_rmsnorm(t62, norm_eps, t61, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 75, 132, lm_step_lora_dropout_k75_dropout(t63, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, t62, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 76, 132, lm_step_lora_dropout_k76_lora_a_w1(t64, lora_a_w1, t63, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 77, 132, lm_step_lora_dropout_k77_silu(t65, saved_gate, B, F, T));
-        LA_TIMED(prof, 78, 132, lm_step_lora_dropout_k78_dropout(t66, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w3, t62, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 79, 132, lm_step_lora_dropout_k79_lora_a_w3(t67, lora_a_w3, t66, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 80, 132, lm_step_lora_dropout_k80_dropout(t68, saved_up, lora_dropout, lora_dropout_key_w2, t65, B, F, T));
-        LA_TIMED(prof, 81, 132, lm_step_lora_dropout_k81_lora_a_w2(t69, lora_a_w2, t68, B, F, R, T));
-        LA_TIMED(prof, 82, 132, lm_step_lora_dropout_k82_lora(t70, carry5, lora_scale_w2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 83, 132, lm_step_lora_dropout_k83_lora_b_w2_grad_in(t71, lora_b_w2, t70, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 84, 132, lm_step_lora_dropout_k84_lora_a_w2_grad_in(t72, lora_a_w2, t71, B, F, R, T));
-        LA_TIMED(prof, 85, 132, lm_step_lora_dropout_k85_w2_grad_in(t73, carry5, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 86, 132, lm_step_lora_dropout_k86_dropout(t74, lora_dropout, lora_dropout_key_w2, t65, t72, t73, B, F, T));
-        LA_TIMED(prof, 87, 132, lm_step_lora_dropout_k87_lora(t75, lora_scale_w3, t74, B, F, T));
-        LA_TIMED(prof, 88, 132, lm_step_lora_dropout_k88_lora_b_w3_grad_in(t76, lora_b_w3, t75, B, F, R, T));
-        LA_TIMED(prof, 89, 132, lm_step_lora_dropout_k89_lora_a_w3_grad_in(t77, lora_a_w3, t76, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 90, 132, lm_step_lora_dropout_k90_w3_grad_in(t78, w3, t74, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 91, 132, lm_step_lora_dropout_k91_dropout(t79, saved_gate, saved_up, lora_dropout, lora_dropout_key_w2, t65, t72, t73, B, F, T));
-        LA_TIMED(prof, 92, 132, lm_step_lora_dropout_k92_lora(t80, lora_scale_w1, t79, B, F, T));
-        LA_TIMED(prof, 93, 132, lm_step_lora_dropout_k93_lora_b_w1_grad_in(t81, lora_b_w1, t80, B, F, R, T));
-        LA_TIMED(prof, 94, 132, lm_step_lora_dropout_k94_lora_a_w1_grad_in(t82, lora_a_w1, t81, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 95, 132, lm_step_lora_dropout_k95_w1_grad_in(t83, w1, t79, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 96, 132, lm_step_lora_dropout_k96_rmsnorm_grad(t84, carry5, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, lora_dropout_key_w3, t62, t77, t78, t82, t83, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 97, 132, lm_step_lora_dropout_k97_lora(t85, lora_scale_wo, t84, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 98, 132, lm_step_lora_dropout_k98_lora_b_wo_grad_in(t86, lora_b_wo, t85, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 99, 132, lm_step_lora_dropout_k99_lora_a_wo_grad_in(t87, lora_a_wo, t86, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 100, 132, lm_step_lora_dropout_k100_wo_grad_in(t88, wo, t84, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 101, 132, lm_step_lora_dropout_k101_dropout(t89, lora_dropout, lora_dropout_key_wo, t87, t88, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 102, 132, lm_step_lora_dropout_k102_causal_attention_backward(t90, t91, t92, saved_q, saved_k, saved_v, saved_lse, saved_attn, t89, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 103, 132, lm_step_lora_dropout_k103_lora(t93, lora_scale_wv, t92, B, HD2, KVH, T));
-        LA_TIMED(prof, 104, 132, lm_step_lora_dropout_k104_lora_b_wv_grad_in(t94, lora_b_wv, t93, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 105, 132, lm_step_lora_dropout_k105_lora_a_wv_grad_in(t95, lora_a_wv, t94, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 106, 132, lm_step_lora_dropout_k106_wv_grad_in(t96, wv, t92, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 107, 132, lm_step_lora_dropout_k107_rope_grad(t97, t0, t1, t91, B, HD2, KVH, T));
-        LA_TIMED(prof, 108, 132, lm_step_lora_dropout_k108_lora(t98, lora_scale_wk, t97, B, HD2, KVH, T));
-        LA_TIMED(prof, 109, 132, lm_step_lora_dropout_k109_lora_b_wk_grad_in(t99, lora_b_wk, t98, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 110, 132, lm_step_lora_dropout_k110_lora_a_wk_grad_in(t100, lora_a_wk, t99, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 111, 132, lm_step_lora_dropout_k111_wk_grad_in(t101, wk, t97, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 112, 132, lm_step_lora_dropout_k112_rope_grad(t102, t0, t1, t90, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 113, 132, lm_step_lora_dropout_k113_lora(t103, lora_scale_wq, t102, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 114, 132, lm_step_lora_dropout_k114_lora_b_wq_grad_in(t104, lora_b_wq, t103, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 115, 132, lm_step_lora_dropout_k115_lora_a_wq_grad_in(t105, lora_a_wq, t104, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 116, 132, lm_step_lora_dropout_k116_wq_grad_in(t106, wq, t102, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 117, 132, lm_step_lora_dropout_k117_dropout(carry5_next, norm_eps, saved_x, attn_norm, lora_dropout_key_wq, lora_dropout, lora_dropout_key_wk, lora_dropout_key_wv, t51, t84, t95, t96, t100, t101, t105, t106, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 118, 132, lm_step_lora_dropout_k118_grad_lora_a_wq(grad_lora_a_wq, t53, t104, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 119, 132, lm_step_lora_dropout_k119_grad_lora_b_wq(grad_lora_b_wq, t54, t103, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 120, 132, lm_step_lora_dropout_k120_grad_lora_a_wk(grad_lora_a_wk, t55, t99, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 121, 132, lm_step_lora_dropout_k121_grad_lora_b_wk(grad_lora_b_wk, t56, t98, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 122, 132, lm_step_lora_dropout_k122_grad_lora_a_wv(grad_lora_a_wv, t57, t94, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 123, 132, lm_step_lora_dropout_k123_grad_lora_b_wv(grad_lora_b_wv, t58, t93, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 124, 132, lm_step_lora_dropout_k124_grad_lora_a_wo(grad_lora_a_wo, t59, t86, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 125, 132, lm_step_lora_dropout_k125_grad_lora_b_wo(grad_lora_b_wo, t60, t85, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 126, 132, lm_step_lora_dropout_k126_grad_lora_a_w1(grad_lora_a_w1, t63, t81, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 127, 132, lm_step_lora_dropout_k127_grad_lora_b_w1(grad_lora_b_w1, t64, t80, B, F, R, T));
-        LA_TIMED(prof, 128, 132, lm_step_lora_dropout_k128_grad_lora_a_w2(grad_lora_a_w2, t68, t71, B, F, R, T));
-        LA_TIMED(prof, 129, 132, lm_step_lora_dropout_k129_grad_lora_b_w2(grad_lora_b_w2, t69, t70, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 130, 132, lm_step_lora_dropout_k130_grad_lora_a_w3(grad_lora_a_w3, t66, t76, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 131, 132, lm_step_lora_dropout_k131_grad_lora_b_w3(grad_lora_b_w3, t67, t75, B, F, R, T));
+        LA_TIMED(prof, 70, 132, lm_step_lora_dropout_k70_rmsnorm(t51, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 71, 132, lm_step_lora_dropout_k71_rmsnorm(t52, norm_eps, saved_x, attn_norm, t51, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 132, lm_step_lora_dropout_k72_dropout(t53, lora_dropout_key_wq, lora_dropout, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 73, 132, lm_step_lora_dropout_k73_dropout(t54, lora_dropout, lora_dropout_key_wk, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 74, 132, lm_step_lora_dropout_k74_dropout(t55, lora_dropout, lora_dropout_key_wv, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 132, lm_step_lora_dropout_k75_dropout(t56, saved_attn, lora_dropout, lora_dropout_key_wo, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 132, lm_step_lora_dropout_k76_rmsnorm(t57, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 77, 132, lm_step_lora_dropout_k77_rmsnorm(t58, norm_eps, t57, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 78, 132, lm_step_lora_dropout_k78_dropout(t59, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, t58, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 79, 132, lm_step_lora_dropout_k79_silu(t60, saved_gate, B, F, T));
+        LA_TIMED(prof, 80, 132, lm_step_lora_dropout_k80_dropout(t61, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w3, t58, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 81, 132, lm_step_lora_dropout_k81_dropout(t62, saved_up, lora_dropout, lora_dropout_key_w2, t60, B, F, T));
+        LA_TIMED(prof, 82, 132, lm_step_lora_dropout_k82_lora_b_w2_grad_in(t63, carry5, lora_b_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 83, 132, lm_step_lora_dropout_k83_lora(t64, lora_scale_w2, t63, B, R, T));
+        LA_TIMED(prof, 84, 132, lm_step_lora_dropout_k84_lora_a_w2_grad_in(t65, lora_a_w2, t64, B, F, R, T));
+        LA_TIMED(prof, 85, 132, lm_step_lora_dropout_k85_w2_grad_in(t66, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 86, 132, lm_step_lora_dropout_k86_dropout(t67, lora_dropout, lora_dropout_key_w2, t60, t65, t66, B, F, T));
+        LA_TIMED(prof, 87, 132, lm_step_lora_dropout_k87_lora_b_w3_grad_in(t68, lora_b_w3, t67, B, F, R, T));
+        LA_TIMED(prof, 88, 132, lm_step_lora_dropout_k88_lora(t69, lora_scale_w3, t68, B, R, T));
+        LA_TIMED(prof, 89, 132, lm_step_lora_dropout_k89_lora_a_w3_grad_in(t70, lora_a_w3, t69, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 90, 132, lm_step_lora_dropout_k90_w3_grad_in(t71, w3, t67, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 91, 132, lm_step_lora_dropout_k91_dropout(t72, saved_gate, saved_up, lora_dropout, lora_dropout_key_w2, t60, t65, t66, B, F, T));
+        LA_TIMED(prof, 92, 132, lm_step_lora_dropout_k92_lora_b_w1_grad_in(t73, lora_b_w1, t72, B, F, R, T));
+        LA_TIMED(prof, 93, 132, lm_step_lora_dropout_k93_lora(t74, lora_scale_w1, t73, B, R, T));
+        LA_TIMED(prof, 94, 132, lm_step_lora_dropout_k94_lora_a_w1_grad_in(t75, lora_a_w1, t74, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 95, 132, lm_step_lora_dropout_k95_w1_grad_in(t76, w1, t72, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 96, 132, lm_step_lora_dropout_k96_rmsnorm_grad(t77, carry5, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, lora_dropout_key_w3, t58, t70, t71, t75, t76, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 132, lm_step_lora_dropout_k97_lora_b_wo_grad_in(t78, lora_b_wo, t77, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 98, 132, lm_step_lora_dropout_k98_lora(t79, lora_scale_wo, t78, B, R, T));
+        LA_TIMED(prof, 99, 132, lm_step_lora_dropout_k99_lora_a_wo_grad_in(t80, lora_a_wo, t79, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 100, 132, lm_step_lora_dropout_k100_wo_grad_in(t81, wo, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 101, 132, lm_step_lora_dropout_k101_dropout(t82, lora_dropout, lora_dropout_key_wo, t80, t81, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 102, 132, lm_step_lora_dropout_k102_causal_attention_backward(t83, t84, t85, saved_q, saved_k, saved_v, saved_lse, saved_attn, t82, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 103, 132, lm_step_lora_dropout_k103_lora_b_wv_grad_in(t86, lora_b_wv, t85, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 104, 132, lm_step_lora_dropout_k104_lora(t87, lora_scale_wv, t86, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 105, 132, lm_step_lora_dropout_k105_lora_a_wv_grad_in(t88, lora_a_wv, t87, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 106, 132, lm_step_lora_dropout_k106_wv_grad_in(t89, wv, t85, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 107, 132, lm_step_lora_dropout_k107_rope_grad(t90, t0, t1, t84, B, HD2, KVH, T));
+        LA_TIMED(prof, 108, 132, lm_step_lora_dropout_k108_lora_b_wk_grad_in(t91, lora_b_wk, t90, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 109, 132, lm_step_lora_dropout_k109_lora(t92, lora_scale_wk, t91, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 110, 132, lm_step_lora_dropout_k110_lora_a_wk_grad_in(t93, lora_a_wk, t92, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 111, 132, lm_step_lora_dropout_k111_wk_grad_in(t94, wk, t90, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 112, 132, lm_step_lora_dropout_k112_rope_grad(t95, t0, t1, t83, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 113, 132, lm_step_lora_dropout_k113_lora_b_wq_grad_in(t96, lora_b_wq, t95, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 114, 132, lm_step_lora_dropout_k114_lora(t97, lora_scale_wq, t96, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 115, 132, lm_step_lora_dropout_k115_lora_a_wq_grad_in(t98, lora_a_wq, t97, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 116, 132, lm_step_lora_dropout_k116_wq_grad_in(t99, wq, t95, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 117, 132, lm_step_lora_dropout_k117_dropout(carry5_next, norm_eps, saved_x, attn_norm, lora_dropout_key_wq, lora_dropout, lora_dropout_key_wk, lora_dropout_key_wv, t51, t77, t88, t89, t93, t94, t98, t99, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 118, 132, lm_step_lora_dropout_k118_grad_lora_a_wq(grad_lora_a_wq, t53, t97, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 119, 132, lm_step_lora_dropout_k119_grad_lora_b_wq(grad_lora_b_wq, saved_lora_wq, t95, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 120, 132, lm_step_lora_dropout_k120_grad_lora_a_wk(grad_lora_a_wk, t54, t92, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 121, 132, lm_step_lora_dropout_k121_grad_lora_b_wk(grad_lora_b_wk, saved_lora_wk, t90, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 122, 132, lm_step_lora_dropout_k122_grad_lora_a_wv(grad_lora_a_wv, t55, t87, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 123, 132, lm_step_lora_dropout_k123_grad_lora_b_wv(grad_lora_b_wv, saved_lora_wv, t85, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 124, 132, lm_step_lora_dropout_k124_grad_lora_a_wo(grad_lora_a_wo, t56, t79, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 125, 132, lm_step_lora_dropout_k125_grad_lora_b_wo(grad_lora_b_wo, saved_lora_wo, t77, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 126, 132, lm_step_lora_dropout_k126_grad_lora_a_w1(grad_lora_a_w1, t59, t74, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 127, 132, lm_step_lora_dropout_k127_grad_lora_b_w1(grad_lora_b_w1, saved_lora_w1, t72, B, F, R, T));
+        LA_TIMED(prof, 128, 132, lm_step_lora_dropout_k128_grad_lora_a_w2(grad_lora_a_w2, t62, t64, B, F, R, T));
+        LA_TIMED(prof, 129, 132, lm_step_lora_dropout_k129_grad_lora_b_w2(grad_lora_b_w2, carry5, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 130, 132, lm_step_lora_dropout_k130_grad_lora_a_w3(grad_lora_a_w3, t61, t69, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 131, 132, lm_step_lora_dropout_k131_grad_lora_b_w3(grad_lora_b_w3, saved_lora_w3, t67, B, F, R, T));
         carry5 = carry5_next;
     }
 }
@@ -7339,115 +11630,115 @@ void llama_train_lm_step_lora_dropout_costs(const llama_train_lm_step_lora_dropo
     flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k3_wq */
     flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k4_dropout */
     flops[5] = (double)(4*B*HD2*KVH*R*REP*T); bytes[5] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k5_lora_a_wq */
-    flops[6] = (double)(4*B*HD2*KVH*R*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k6_lora_b_wq */
-    flops[7] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k7_rope */
-    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k8_wk */
-    flops[9] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k9_dropout */
-    flops[10] = (double)(4*B*HD2*KVH*R*REP*T); bytes[10] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k10_lora_a_wk */
-    flops[11] = (double)(4*B*HD2*KVH*R*T); bytes[11] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_dropout_k11_lora_b_wk */
-    flops[12] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[12] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k12_rope */
-    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k13_wv */
-    flops[14] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k14_dropout */
-    flops[15] = (double)(4*B*HD2*KVH*R*REP*T); bytes[15] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k15_lora_a_wv */
-    flops[16] = (double)(4*B*HD2*KVH*R*T); bytes[16] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_dropout_k16_lora_b_wv */
-    flops[17] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[17] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k17_lora */
-    flops[18] = (double)(4*B*HD2*KVH*REP*T*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k18_causal_attention_forward */
-    flops[19] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k19_wo */
-    flops[20] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k20_dropout */
-    flops[21] = (double)(4*B*HD2*KVH*R*REP*T); bytes[21] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k21_lora_a_wo */
-    flops[22] = (double)(4*B*HD2*KVH*R*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k22_lora_b_wo */
-    flops[23] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k23_lora */
-    flops[24] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[24] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k24_rmsnorm */
-    flops[25] = (double)(4*B*F*HD2*KVH*REP*T); bytes[25] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k25_w1 */
-    flops[26] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[26] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k26_dropout */
-    flops[27] = (double)(4*B*HD2*KVH*R*REP*T); bytes[27] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k27_lora_a_w1 */
-    flops[28] = (double)(2*B*F*R*T); bytes[28] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k28_lora_b_w1 */
-    flops[29] = (double)(B*F*T + B*F*T); bytes[29] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k29_lora */
-    flops[30] = (double)(4*B*F*HD2*KVH*REP*T); bytes[30] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k30_w3 */
-    flops[31] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[31] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k31_dropout */
-    flops[32] = (double)(4*B*HD2*KVH*R*REP*T); bytes[32] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k32_lora_a_w3 */
-    flops[33] = (double)(2*B*F*R*T); bytes[33] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k33_lora_b_w3 */
-    flops[34] = (double)(B*F*T + B*F*T); bytes[34] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k34_lora */
-    flops[35] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[35] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k35_silu */
-    flops[36] = (double)(4*B*F*HD2*KVH*REP*T); bytes[36] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k36_w2 */
-    flops[37] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T); bytes[37] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T); /* lm_step_lora_dropout_k37_dropout */
-    flops[38] = (double)(2*B*F*R*T); bytes[38] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k38_lora_a_w2 */
-    flops[39] = (double)(4*B*HD2*KVH*R*REP*T); bytes[39] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k39_lora_b_w2 */
-    flops[40] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[40] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k40_lora */
-    flops[41] = (double)(0); bytes[41] = (double)(4); /* lm_step_lora_dropout_k41_reshape */
-    flops[42] = (double)(0); bytes[42] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k42_expand */
-    flops[43] = (double)(0); bytes[43] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_lora_dropout_k43_lm_head */
-    flops[44] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[44] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k44_rmsnorm */
-    flops[45] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[45] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_dropout_k45_rmsnorm */
-    flops[46] = (double)(4*CR*HD2*KVH*REP*V); bytes[46] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k46_lm_head */
-    flops[47] = (double)(CR*V); bytes[47] = (double)(4*CR + 4*CR*V); /* lm_step_lora_dropout_k47_log_softmax */
-    flops[48] = (double)(CR + CR*V + CR*V + CR*V); bytes[48] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_dropout_k48_log_softmax */
-    flops[49] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[49] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k49_cross_entropy */
-    flops[50] = (double)(CR + CR + CR); bytes[50] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_dropout_k50_cross_entropy */
-    flops[51] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[51] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_lora_dropout_k51_log_softmax */
-    flops[52] = (double)(CR + CR*V + CR*V + CR*V); bytes[52] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_dropout_k52_cross_entropy */
-    flops[53] = (double)(CR + CR + CR); bytes[53] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_dropout_k53_token_stats */
-    flops[54] = (double)(CR + CR + CR); bytes[54] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k54_token_stats */
-    flops[55] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[55] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k55_log_softmax_grad */
-    flops[56] = (double)(4*CR*HD2*KVH*REP*V); bytes[56] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_lora_dropout_k56_lm_head_grad_in */
-    flops[57] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[57] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k57_rmsnorm_grad */
-    flops[58] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add */
-    flops[59] = (double)(2*B*HD2*KVH*REP*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k59_lm_chunk */
-    flops[60] = (double)(1); bytes[60] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_k60_lm_chunk */
-    flops[61] = (double)(1); bytes[61] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_k61_lm_chunk */
-    flops[62] = (double)(1); bytes[62] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_k62_lm_chunk */
-    flops[63] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k63_rmsnorm */
-    flops[64] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_dropout_k64_rmsnorm */
-    flops[65] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k65_dropout */
-    flops[66] = (double)(4*B*HD2*KVH*R*REP*T); bytes[66] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k66_lora_a_wq */
-    flops[67] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k67_dropout */
-    flops[68] = (double)(4*B*HD2*KVH*R*REP*T); bytes[68] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k68_lora_a_wk */
-    flops[69] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[69] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k69_dropout */
-    flops[70] = (double)(4*B*HD2*KVH*R*REP*T); bytes[70] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k70_lora_a_wv */
-    flops[71] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4); /* lm_step_lora_dropout_k71_dropout */
-    flops[72] = (double)(4*B*HD2*KVH*R*REP*T); bytes[72] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k72_lora_a_wo */
-    flops[73] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[73] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k73_rmsnorm */
-    flops[74] = (double)(B*T + B*T + B*T); bytes[74] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_lora_dropout_k74_rmsnorm */
-    flops[75] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_k75_dropout */
-    flops[76] = (double)(4*B*HD2*KVH*R*REP*T); bytes[76] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k76_lora_a_w1 */
-    flops[77] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[77] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k77_silu */
+    flops[6] = (double)(B*R*T); bytes[6] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_k6_lora */
+    flops[7] = (double)(4*B*HD2*KVH*R*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k7_lora_b_wq */
+    flops[8] = (double)(2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k8_rope */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k9_wk */
+    flops[10] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k10_dropout */
+    flops[11] = (double)(4*B*HD2*KVH*R*REP*T); bytes[11] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k11_lora_a_wk */
+    flops[12] = (double)(B*R*T); bytes[12] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_k12_lora */
+    flops[13] = (double)(4*B*HD2*KVH*R*T); bytes[13] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_dropout_k13_lora_b_wk */
+    flops[14] = (double)(2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[14] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k14_rope */
+    flops[15] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k15_wv */
+    flops[16] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k16_dropout */
+    flops[17] = (double)(4*B*HD2*KVH*R*REP*T); bytes[17] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k17_lora_a_wv */
+    flops[18] = (double)(B*R*T); bytes[18] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_k18_lora */
+    flops[19] = (double)(4*B*HD2*KVH*R*T); bytes[19] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_dropout_k19_lora_b_wv */
+    flops[20] = (double)(2*B*HD2*KVH*T); bytes[20] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k20_attention */
+    flops[21] = (double)(4*B*HD2*KVH*REP*T*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k21_causal_attention_forward */
+    flops[22] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k22_wo */
+    flops[23] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k23_dropout */
+    flops[24] = (double)(4*B*HD2*KVH*R*REP*T); bytes[24] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k24_lora_a_wo */
+    flops[25] = (double)(B*R*T); bytes[25] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_k25_lora */
+    flops[26] = (double)(4*B*HD2*KVH*R*REP*T); bytes[26] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k26_lora_b_wo */
+    flops[27] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[27] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k27_layer */
+    flops[28] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[28] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k28_rmsnorm */
+    flops[29] = (double)(4*B*F*HD2*KVH*REP*T); bytes[29] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k29_w1 */
+    flops[30] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[30] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k30_dropout */
+    flops[31] = (double)(4*B*HD2*KVH*R*REP*T); bytes[31] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k31_lora_a_w1 */
+    flops[32] = (double)(B*R*T); bytes[32] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_k32_lora */
+    flops[33] = (double)(2*B*F*R*T); bytes[33] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k33_lora_b_w1 */
+    flops[34] = (double)(B*F*T); bytes[34] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k34_gate_up */
+    flops[35] = (double)(4*B*F*HD2*KVH*REP*T); bytes[35] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k35_w3 */
+    flops[36] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[36] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k36_dropout */
+    flops[37] = (double)(4*B*HD2*KVH*R*REP*T); bytes[37] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k37_lora_a_w3 */
+    flops[38] = (double)(B*R*T); bytes[38] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_k38_lora */
+    flops[39] = (double)(2*B*F*R*T); bytes[39] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k39_lora_b_w3 */
+    flops[40] = (double)(B*F*T); bytes[40] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k40_gate_up */
+    flops[41] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[41] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k41_silu */
+    flops[42] = (double)(4*B*F*HD2*KVH*REP*T); bytes[42] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k42_w2 */
+    flops[43] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T); bytes[43] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T); /* lm_step_lora_dropout_k43_dropout */
+    flops[44] = (double)(2*B*F*R*T); bytes[44] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k44_lora_a_w2 */
+    flops[45] = (double)(B*R*T); bytes[45] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_k45_lora */
+    flops[46] = (double)(4*B*HD2*KVH*R*REP*T); bytes[46] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k46_lora_b_w2 */
+    flops[47] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[47] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k47_lora */
+    flops[48] = (double)(0); bytes[48] = (double)(4); /* lm_step_lora_dropout_k48_reshape */
+    flops[49] = (double)(0); bytes[49] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k49_expand */
+    flops[50] = (double)(0); bytes[50] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_lora_dropout_k50_lm_head */
+    flops[51] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[51] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k51_rmsnorm */
+    flops[52] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[52] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_dropout_k52_rmsnorm */
+    flops[53] = (double)(4*CR*HD2*KVH*REP*V); bytes[53] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k53_lm_head */
+    flops[54] = (double)(CR*V); bytes[54] = (double)(4*CR + 4*CR*V); /* lm_step_lora_dropout_k54_log_softmax */
+    flops[55] = (double)(CR + CR*V + CR*V + CR*V); bytes[55] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_dropout_k55_log_softmax */
+    flops[56] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[56] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k56_cross_entropy */
+    flops[57] = (double)(CR + CR + CR); bytes[57] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_dropout_k57_cross_entropy */
+    flops[58] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[58] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_lora_dropout_k58_log_softmax */
+    flops[59] = (double)(CR + CR*V + CR*V + CR*V); bytes[59] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_dropout_k59_cross_entropy */
+    flops[60] = (double)(CR + CR + CR); bytes[60] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_dropout_k60_token_stats */
+    flops[61] = (double)(CR + CR + CR); bytes[61] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k61_token_stats */
+    flops[62] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[62] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k62_log_softmax_grad */
+    flops[63] = (double)(4*CR*HD2*KVH*REP*V); bytes[63] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_lora_dropout_k63_lm_head_grad_in */
+    flops[64] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[64] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k64_rmsnorm_grad */
+    flops[65] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_dropout_k65_rmsnorm_grad_scatter_add */
+    flops[66] = (double)(2*B*HD2*KVH*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k66_lm_chunk */
+    flops[67] = (double)(1); bytes[67] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_k67_lm_chunk */
+    flops[68] = (double)(1); bytes[68] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_k68_lm_chunk */
+    flops[69] = (double)(1); bytes[69] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_k69_lm_chunk */
+    flops[70] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[70] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k70_rmsnorm */
+    flops[71] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_dropout_k71_rmsnorm */
+    flops[72] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[72] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k72_dropout */
+    flops[73] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[73] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k73_dropout */
+    flops[74] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[74] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k74_dropout */
+    flops[75] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4); /* lm_step_lora_dropout_k75_dropout */
+    flops[76] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[76] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k76_rmsnorm */
+    flops[77] = (double)(B*T + B*T + B*T); bytes[77] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_lora_dropout_k77_rmsnorm */
     flops[78] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[78] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_k78_dropout */
-    flops[79] = (double)(4*B*HD2*KVH*R*REP*T); bytes[79] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k79_lora_a_w3 */
-    flops[80] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[80] = (double)(4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T); /* lm_step_lora_dropout_k80_dropout */
-    flops[81] = (double)(2*B*F*R*T); bytes[81] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k81_lora_a_w2 */
-    flops[82] = (double)(2*B*HD2*KVH*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* lm_step_lora_dropout_k82_lora */
-    flops[83] = (double)(4*B*HD2*KVH*R*REP*T); bytes[83] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k83_lora_b_w2_grad_in */
+    flops[79] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[79] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k79_silu */
+    flops[80] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[80] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_k80_dropout */
+    flops[81] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[81] = (double)(4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T); /* lm_step_lora_dropout_k81_dropout */
+    flops[82] = (double)(4*B*HD2*KVH*R*REP*T); bytes[82] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* lm_step_lora_dropout_k82_lora_b_w2_grad_in */
+    flops[83] = (double)(B*R*T); bytes[83] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_k83_lora */
     flops[84] = (double)(2*B*F*R*T); bytes[84] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k84_lora_a_w2_grad_in */
     flops[85] = (double)(4*B*F*HD2*KVH*REP*T); bytes[85] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_dropout_k85_w2_grad_in */
     flops[86] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[86] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k86_dropout */
-    flops[87] = (double)(B*F*T); bytes[87] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_dropout_k87_lora */
-    flops[88] = (double)(2*B*F*R*T); bytes[88] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k88_lora_b_w3_grad_in */
+    flops[87] = (double)(2*B*F*R*T); bytes[87] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k87_lora_b_w3_grad_in */
+    flops[88] = (double)(B*R*T); bytes[88] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_k88_lora */
     flops[89] = (double)(4*B*HD2*KVH*R*REP*T); bytes[89] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k89_lora_a_w3_grad_in */
     flops[90] = (double)(4*B*F*HD2*KVH*REP*T); bytes[90] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k90_w3_grad_in */
     flops[91] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[91] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k91_dropout */
-    flops[92] = (double)(B*F*T); bytes[92] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_dropout_k92_lora */
-    flops[93] = (double)(2*B*F*R*T); bytes[93] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k93_lora_b_w1_grad_in */
+    flops[92] = (double)(2*B*F*R*T); bytes[92] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k92_lora_b_w1_grad_in */
+    flops[93] = (double)(B*R*T); bytes[93] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_k93_lora */
     flops[94] = (double)(4*B*HD2*KVH*R*REP*T); bytes[94] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k94_lora_a_w1_grad_in */
     flops[95] = (double)(4*B*F*HD2*KVH*REP*T); bytes[95] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k95_w1_grad_in */
     flops[96] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k96_rmsnorm_grad */
-    flops[97] = (double)(2*B*HD2*KVH*REP*T); bytes[97] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k97_lora */
-    flops[98] = (double)(4*B*HD2*KVH*R*REP*T); bytes[98] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k98_lora_b_wo_grad_in */
+    flops[97] = (double)(4*B*HD2*KVH*R*REP*T); bytes[97] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k97_lora_b_wo_grad_in */
+    flops[98] = (double)(B*R*T); bytes[98] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_k98_lora */
     flops[99] = (double)(4*B*HD2*KVH*R*REP*T); bytes[99] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k99_lora_a_wo_grad_in */
     flops[100] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[100] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k100_wo_grad_in */
     flops[101] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k101_dropout */
     flops[102] = (double)(10*B*HD2*KVH*REP*T*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k102_causal_attention_backward */
-    flops[103] = (double)(2*B*HD2*KVH*T); bytes[103] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k103_lora */
-    flops[104] = (double)(4*B*HD2*KVH*R*T); bytes[104] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k104_lora_b_wv_grad_in */
+    flops[103] = (double)(4*B*HD2*KVH*R*T); bytes[103] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k103_lora_b_wv_grad_in */
+    flops[104] = (double)(B*R*T); bytes[104] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_k104_lora */
     flops[105] = (double)(4*B*HD2*KVH*R*REP*T); bytes[105] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k105_lora_a_wv_grad_in */
     flops[106] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[106] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k106_wv_grad_in */
     flops[107] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[107] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k107_rope_grad */
-    flops[108] = (double)(2*B*HD2*KVH*T); bytes[108] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k108_lora */
-    flops[109] = (double)(4*B*HD2*KVH*R*T); bytes[109] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k109_lora_b_wk_grad_in */
+    flops[108] = (double)(4*B*HD2*KVH*R*T); bytes[108] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k108_lora_b_wk_grad_in */
+    flops[109] = (double)(B*R*T); bytes[109] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_k109_lora */
     flops[110] = (double)(4*B*HD2*KVH*R*REP*T); bytes[110] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k110_lora_a_wk_grad_in */
     flops[111] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[111] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k111_wk_grad_in */
     flops[112] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[112] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k112_rope_grad */
-    flops[113] = (double)(2*B*HD2*KVH*REP*T); bytes[113] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k113_lora */
-    flops[114] = (double)(4*B*HD2*KVH*R*REP*T); bytes[114] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k114_lora_b_wq_grad_in */
+    flops[113] = (double)(4*B*HD2*KVH*R*REP*T); bytes[113] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k113_lora_b_wq_grad_in */
+    flops[114] = (double)(B*R*T); bytes[114] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_k114_lora */
     flops[115] = (double)(4*B*HD2*KVH*R*REP*T); bytes[115] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k115_lora_a_wq_grad_in */
     flops[116] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[116] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k116_wq_grad_in */
     flops[117] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[117] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4 + 4 + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k117_dropout */
@@ -7462,7 +11753,7 @@ void llama_train_lm_step_lora_dropout_costs(const llama_train_lm_step_lora_dropo
     flops[126] = (double)(4*B*HD2*KVH*R*REP*T); bytes[126] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k126_grad_lora_a_w1 */
     flops[127] = (double)(2*B*F*R*T); bytes[127] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k127_grad_lora_b_w1 */
     flops[128] = (double)(2*B*F*R*T); bytes[128] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_dropout_k128_grad_lora_a_w2 */
-    flops[129] = (double)(4*B*HD2*KVH*R*REP*T); bytes[129] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k129_grad_lora_b_w2 */
+    flops[129] = (double)(4*B*HD2*KVH*R*REP*T); bytes[129] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k129_grad_lora_b_w2 */
     flops[130] = (double)(4*B*HD2*KVH*R*REP*T); bytes[130] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k130_grad_lora_a_w3 */
     flops[131] = (double)(2*B*F*R*T); bytes[131] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k131_grad_lora_b_w3 */
     (void)args;
@@ -7478,115 +11769,115 @@ static const char *const llama_train_lm_step_lora_dropout_kernel_names[] = {
     "lm_step_lora_dropout_k3_wq",
     "lm_step_lora_dropout_k4_dropout",
     "lm_step_lora_dropout_k5_lora_a_wq",
-    "lm_step_lora_dropout_k6_lora_b_wq",
-    "lm_step_lora_dropout_k7_rope",
-    "lm_step_lora_dropout_k8_wk",
-    "lm_step_lora_dropout_k9_dropout",
-    "lm_step_lora_dropout_k10_lora_a_wk",
-    "lm_step_lora_dropout_k11_lora_b_wk",
-    "lm_step_lora_dropout_k12_rope",
-    "lm_step_lora_dropout_k13_wv",
-    "lm_step_lora_dropout_k14_dropout",
-    "lm_step_lora_dropout_k15_lora_a_wv",
-    "lm_step_lora_dropout_k16_lora_b_wv",
-    "lm_step_lora_dropout_k17_lora",
-    "lm_step_lora_dropout_k18_causal_attention_forward",
-    "lm_step_lora_dropout_k19_wo",
-    "lm_step_lora_dropout_k20_dropout",
-    "lm_step_lora_dropout_k21_lora_a_wo",
-    "lm_step_lora_dropout_k22_lora_b_wo",
-    "lm_step_lora_dropout_k23_lora",
-    "lm_step_lora_dropout_k24_rmsnorm",
-    "lm_step_lora_dropout_k25_w1",
-    "lm_step_lora_dropout_k26_dropout",
-    "lm_step_lora_dropout_k27_lora_a_w1",
-    "lm_step_lora_dropout_k28_lora_b_w1",
-    "lm_step_lora_dropout_k29_lora",
-    "lm_step_lora_dropout_k30_w3",
-    "lm_step_lora_dropout_k31_dropout",
-    "lm_step_lora_dropout_k32_lora_a_w3",
-    "lm_step_lora_dropout_k33_lora_b_w3",
-    "lm_step_lora_dropout_k34_lora",
-    "lm_step_lora_dropout_k35_silu",
-    "lm_step_lora_dropout_k36_w2",
-    "lm_step_lora_dropout_k37_dropout",
-    "lm_step_lora_dropout_k38_lora_a_w2",
-    "lm_step_lora_dropout_k39_lora_b_w2",
-    "lm_step_lora_dropout_k40_lora",
-    "lm_step_lora_dropout_k41_reshape",
-    "lm_step_lora_dropout_k42_expand",
-    "lm_step_lora_dropout_k43_lm_head",
-    "lm_step_lora_dropout_k44_rmsnorm",
-    "lm_step_lora_dropout_k45_rmsnorm",
-    "lm_step_lora_dropout_k46_lm_head",
-    "lm_step_lora_dropout_k47_log_softmax",
-    "lm_step_lora_dropout_k48_log_softmax",
-    "lm_step_lora_dropout_k49_cross_entropy",
-    "lm_step_lora_dropout_k50_cross_entropy",
-    "lm_step_lora_dropout_k51_log_softmax",
-    "lm_step_lora_dropout_k52_cross_entropy",
-    "lm_step_lora_dropout_k53_token_stats",
-    "lm_step_lora_dropout_k54_token_stats",
-    "lm_step_lora_dropout_k55_log_softmax_grad",
-    "lm_step_lora_dropout_k56_lm_head_grad_in",
-    "lm_step_lora_dropout_k57_rmsnorm_grad",
-    "lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add",
-    "lm_step_lora_dropout_k59_lm_chunk",
-    "lm_step_lora_dropout_k60_lm_chunk",
-    "lm_step_lora_dropout_k61_lm_chunk",
-    "lm_step_lora_dropout_k62_lm_chunk",
-    "lm_step_lora_dropout_k63_rmsnorm",
-    "lm_step_lora_dropout_k64_rmsnorm",
-    "lm_step_lora_dropout_k65_dropout",
-    "lm_step_lora_dropout_k66_lora_a_wq",
-    "lm_step_lora_dropout_k67_dropout",
-    "lm_step_lora_dropout_k68_lora_a_wk",
-    "lm_step_lora_dropout_k69_dropout",
-    "lm_step_lora_dropout_k70_lora_a_wv",
-    "lm_step_lora_dropout_k71_dropout",
-    "lm_step_lora_dropout_k72_lora_a_wo",
-    "lm_step_lora_dropout_k73_rmsnorm",
-    "lm_step_lora_dropout_k74_rmsnorm",
+    "lm_step_lora_dropout_k6_lora",
+    "lm_step_lora_dropout_k7_lora_b_wq",
+    "lm_step_lora_dropout_k8_rope",
+    "lm_step_lora_dropout_k9_wk",
+    "lm_step_lora_dropout_k10_dropout",
+    "lm_step_lora_dropout_k11_lora_a_wk",
+    "lm_step_lora_dropout_k12_lora",
+    "lm_step_lora_dropout_k13_lora_b_wk",
+    "lm_step_lora_dropout_k14_rope",
+    "lm_step_lora_dropout_k15_wv",
+    "lm_step_lora_dropout_k16_dropout",
+    "lm_step_lora_dropout_k17_lora_a_wv",
+    "lm_step_lora_dropout_k18_lora",
+    "lm_step_lora_dropout_k19_lora_b_wv",
+    "lm_step_lora_dropout_k20_attention",
+    "lm_step_lora_dropout_k21_causal_attention_forward",
+    "lm_step_lora_dropout_k22_wo",
+    "lm_step_lora_dropout_k23_dropout",
+    "lm_step_lora_dropout_k24_lora_a_wo",
+    "lm_step_lora_dropout_k25_lora",
+    "lm_step_lora_dropout_k26_lora_b_wo",
+    "lm_step_lora_dropout_k27_layer",
+    "lm_step_lora_dropout_k28_rmsnorm",
+    "lm_step_lora_dropout_k29_w1",
+    "lm_step_lora_dropout_k30_dropout",
+    "lm_step_lora_dropout_k31_lora_a_w1",
+    "lm_step_lora_dropout_k32_lora",
+    "lm_step_lora_dropout_k33_lora_b_w1",
+    "lm_step_lora_dropout_k34_gate_up",
+    "lm_step_lora_dropout_k35_w3",
+    "lm_step_lora_dropout_k36_dropout",
+    "lm_step_lora_dropout_k37_lora_a_w3",
+    "lm_step_lora_dropout_k38_lora",
+    "lm_step_lora_dropout_k39_lora_b_w3",
+    "lm_step_lora_dropout_k40_gate_up",
+    "lm_step_lora_dropout_k41_silu",
+    "lm_step_lora_dropout_k42_w2",
+    "lm_step_lora_dropout_k43_dropout",
+    "lm_step_lora_dropout_k44_lora_a_w2",
+    "lm_step_lora_dropout_k45_lora",
+    "lm_step_lora_dropout_k46_lora_b_w2",
+    "lm_step_lora_dropout_k47_lora",
+    "lm_step_lora_dropout_k48_reshape",
+    "lm_step_lora_dropout_k49_expand",
+    "lm_step_lora_dropout_k50_lm_head",
+    "lm_step_lora_dropout_k51_rmsnorm",
+    "lm_step_lora_dropout_k52_rmsnorm",
+    "lm_step_lora_dropout_k53_lm_head",
+    "lm_step_lora_dropout_k54_log_softmax",
+    "lm_step_lora_dropout_k55_log_softmax",
+    "lm_step_lora_dropout_k56_cross_entropy",
+    "lm_step_lora_dropout_k57_cross_entropy",
+    "lm_step_lora_dropout_k58_log_softmax",
+    "lm_step_lora_dropout_k59_cross_entropy",
+    "lm_step_lora_dropout_k60_token_stats",
+    "lm_step_lora_dropout_k61_token_stats",
+    "lm_step_lora_dropout_k62_log_softmax_grad",
+    "lm_step_lora_dropout_k63_lm_head_grad_in",
+    "lm_step_lora_dropout_k64_rmsnorm_grad",
+    "lm_step_lora_dropout_k65_rmsnorm_grad_scatter_add",
+    "lm_step_lora_dropout_k66_lm_chunk",
+    "lm_step_lora_dropout_k67_lm_chunk",
+    "lm_step_lora_dropout_k68_lm_chunk",
+    "lm_step_lora_dropout_k69_lm_chunk",
+    "lm_step_lora_dropout_k70_rmsnorm",
+    "lm_step_lora_dropout_k71_rmsnorm",
+    "lm_step_lora_dropout_k72_dropout",
+    "lm_step_lora_dropout_k73_dropout",
+    "lm_step_lora_dropout_k74_dropout",
     "lm_step_lora_dropout_k75_dropout",
-    "lm_step_lora_dropout_k76_lora_a_w1",
-    "lm_step_lora_dropout_k77_silu",
+    "lm_step_lora_dropout_k76_rmsnorm",
+    "lm_step_lora_dropout_k77_rmsnorm",
     "lm_step_lora_dropout_k78_dropout",
-    "lm_step_lora_dropout_k79_lora_a_w3",
+    "lm_step_lora_dropout_k79_silu",
     "lm_step_lora_dropout_k80_dropout",
-    "lm_step_lora_dropout_k81_lora_a_w2",
-    "lm_step_lora_dropout_k82_lora",
-    "lm_step_lora_dropout_k83_lora_b_w2_grad_in",
+    "lm_step_lora_dropout_k81_dropout",
+    "lm_step_lora_dropout_k82_lora_b_w2_grad_in",
+    "lm_step_lora_dropout_k83_lora",
     "lm_step_lora_dropout_k84_lora_a_w2_grad_in",
     "lm_step_lora_dropout_k85_w2_grad_in",
     "lm_step_lora_dropout_k86_dropout",
-    "lm_step_lora_dropout_k87_lora",
-    "lm_step_lora_dropout_k88_lora_b_w3_grad_in",
+    "lm_step_lora_dropout_k87_lora_b_w3_grad_in",
+    "lm_step_lora_dropout_k88_lora",
     "lm_step_lora_dropout_k89_lora_a_w3_grad_in",
     "lm_step_lora_dropout_k90_w3_grad_in",
     "lm_step_lora_dropout_k91_dropout",
-    "lm_step_lora_dropout_k92_lora",
-    "lm_step_lora_dropout_k93_lora_b_w1_grad_in",
+    "lm_step_lora_dropout_k92_lora_b_w1_grad_in",
+    "lm_step_lora_dropout_k93_lora",
     "lm_step_lora_dropout_k94_lora_a_w1_grad_in",
     "lm_step_lora_dropout_k95_w1_grad_in",
     "lm_step_lora_dropout_k96_rmsnorm_grad",
-    "lm_step_lora_dropout_k97_lora",
-    "lm_step_lora_dropout_k98_lora_b_wo_grad_in",
+    "lm_step_lora_dropout_k97_lora_b_wo_grad_in",
+    "lm_step_lora_dropout_k98_lora",
     "lm_step_lora_dropout_k99_lora_a_wo_grad_in",
     "lm_step_lora_dropout_k100_wo_grad_in",
     "lm_step_lora_dropout_k101_dropout",
     "lm_step_lora_dropout_k102_causal_attention_backward",
-    "lm_step_lora_dropout_k103_lora",
-    "lm_step_lora_dropout_k104_lora_b_wv_grad_in",
+    "lm_step_lora_dropout_k103_lora_b_wv_grad_in",
+    "lm_step_lora_dropout_k104_lora",
     "lm_step_lora_dropout_k105_lora_a_wv_grad_in",
     "lm_step_lora_dropout_k106_wv_grad_in",
     "lm_step_lora_dropout_k107_rope_grad",
-    "lm_step_lora_dropout_k108_lora",
-    "lm_step_lora_dropout_k109_lora_b_wk_grad_in",
+    "lm_step_lora_dropout_k108_lora_b_wk_grad_in",
+    "lm_step_lora_dropout_k109_lora",
     "lm_step_lora_dropout_k110_lora_a_wk_grad_in",
     "lm_step_lora_dropout_k111_wk_grad_in",
     "lm_step_lora_dropout_k112_rope_grad",
-    "lm_step_lora_dropout_k113_lora",
-    "lm_step_lora_dropout_k114_lora_b_wq_grad_in",
+    "lm_step_lora_dropout_k113_lora_b_wq_grad_in",
+    "lm_step_lora_dropout_k114_lora",
     "lm_step_lora_dropout_k115_lora_a_wq_grad_in",
     "lm_step_lora_dropout_k116_wq_grad_in",
     "lm_step_lora_dropout_k117_dropout",
@@ -7605,7 +11896,7 @@ static const char *const llama_train_lm_step_lora_dropout_kernel_names[] = {
     "lm_step_lora_dropout_k130_grad_lora_a_w3",
     "lm_step_lora_dropout_k131_grad_lora_b_w3",
 };
-const la_program_info llama_train_lm_step_lora_dropout_info = { "llama_train.lm_step_lora_dropout", 86, 132, llama_train_lm_step_lora_dropout_kernel_names, llama_train_lm_step_lora_dropout_run, llama_train_lm_step_lora_dropout_arena, llama_train_lm_step_lora_dropout_cost };
+const la_program_info llama_train_lm_step_lora_dropout_info = { "llama_train.lm_step_lora_dropout", 93, 132, llama_train_lm_step_lora_dropout_kernel_names, llama_train_lm_step_lora_dropout_run, llama_train_lm_step_lora_dropout_arena, llama_train_lm_step_lora_dropout_cost };
 
 /* ===== program 'eval_loss' ===== */
 
@@ -8027,34 +12318,37 @@ static void eval_loss_k15_layer(float *restrict carry0_next, const float *restri
     }
 }
 
-/* eval_loss_k16_rmsnorm: t17 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void eval_loss_k16_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k16_rmsnorm: t17 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head; lm_chunk/lm_head/rmsnorm] */
+static void eval_loss_k16_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[(long)scored[i0] * D + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        float v1 = acc0 / ((float)(D));
-        float v2 = v1 + norm_eps[0];
-        float v3 = 1.0f / sqrtf(v2);
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (final_norm[j]);
-            t17[r * n + j] = v5;
+            float v2 = carry0[(long)scored[i0] * D + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t17[r * n + j] = v7;
         }
     }
 }
 
-/* eval_loss_k17_lm_head: t18[B*T, V] = t17 · lm_headᵀ  [lm_head] */
-static void eval_loss_k17_lm_head(float *restrict t18, const float *restrict lm_head, const float *restrict t17, long B, long HD2, long KVH, long REP, long T, long V) {
+/* eval_loss_k17_lm_head: t18[CR, V] = t17 · lm_headᵀ  [lm_chunk/lm_head] */
+static void eval_loss_k17_lm_head(float *restrict t18, const float *restrict lm_head, const float *restrict t17, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t17, D, lm_head, D, 0.0f, t18, V);
+    if (CR != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t17, D, lm_head, D, 0.0f, t18, V);
         return;
     }
     la_blas_pool(0);
@@ -8068,10 +12362,10 @@ static void eval_loss_k17_lm_head(float *restrict t18, const float *restrict lm_
     }
 }
 
-/* eval_loss_k18_lm_head: t19 = max(t18)  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void eval_loss_k18_lm_head(float *restrict t19, const float *restrict t18, long B, long T, long V) {
+/* eval_loss_k18_log_softmax: t19 = max(t18)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void eval_loss_k18_log_softmax(float *restrict t19, const float *restrict t18, long CR, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = -INFINITY;
@@ -8083,15 +12377,14 @@ static void eval_loss_k18_lm_head(float *restrict t19, const float *restrict t18
     }
 }
 
-/* eval_loss_k19_log_softmax: t20 = Σ((t18 - t19 - log(Σ(exp(t18 - t19)))) · [i2 = targets])  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void eval_loss_k19_log_softmax(float *restrict t20, const int32_t *restrict targets, const float *restrict t18, const float *restrict t19, long B, long T, long V) {
+/* eval_loss_k19_log_softmax: t20 = Σ((t18 - t19 - log(Σ(exp(t18 - t19)))) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void eval_loss_k19_log_softmax(float *restrict t20, const int32_t *restrict targets, const float *restrict t18, const float *restrict t19, long CR, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = t19[(i0) * T + i1];
+        const long i0 = r;
+        float v0 = t19[i0];
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
@@ -8100,7 +12393,7 @@ static void eval_loss_k19_log_softmax(float *restrict t20, const int32_t *restri
             acc1 += v3;
         }
         float v4 = logf(acc1);
-        float v6 = (float)targets[(i0) * T + i1];
+        float v6 = (float)targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -8114,21 +12407,20 @@ static void eval_loss_k19_log_softmax(float *restrict t20, const int32_t *restri
     }
 }
 
-/* eval_loss_k20_cross_entropy: nll = -t20  [lm_head/cross_entropy] */
-static void eval_loss_k20_cross_entropy(float *restrict nll, const float *restrict t20, long B, long T) {
-    const long rows = B, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t20[r * n + j]);
-            nll[r * n + j] = v0;
-        }
+/* eval_loss_k20_cross_entropy: nll = -t20  [lm_chunk/lm_head/cross_entropy; lm_chunk] */
+static void eval_loss_k20_cross_entropy(float *restrict nll, const float *restrict t20, long CR) {
+    const long n = CR;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t20[j]);
+        nll[j] = v0;
     }
 }
 
 /* Arena: 10 slots planned for 21 kernels. */
 static long llama_train_eval_loss_layout(const llama_train_eval_loss_args *args, long *off) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
@@ -8136,14 +12428,14 @@ static long llama_train_eval_loss_layout(const llama_train_eval_loss_args *args,
     const long T = args->T;
     const long V = args->V;
     long total = 0;
-    off[0] = total; total += la_round16(la_max(HD2*T, B*T));
+    off[0] = total; total += la_round16(la_max(HD2*T, CR));
     off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
+    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*F*T), CR));
     off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
     off[5] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T*V));
-    off[7] = total; total += la_round16(la_max(la_max(B*KVH*REP*T, B*F*T), B*T));
+    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), 2*CR*HD2*KVH*REP));
+    off[7] = total; total += la_round16(la_max(la_max(B*KVH*REP*T, B*F*T), CR*V));
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
@@ -8157,10 +12449,12 @@ long llama_train_eval_loss_arena_floats(const llama_train_eval_loss_args *args) 
 
 void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
+    const long NC = args->NC;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
@@ -8184,18 +12478,16 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
     float *t14 = args->arena + off[7];
     float *t15 = args->arena + off[3];
     float *t16 = args->arena + off[4];
-    float *t17 = args->arena + off[3];
-    float *t18 = args->arena + off[6];
-    float *t19 = args->arena + off[7];
+    float *t17 = args->arena + off[6];
+    float *t18 = args->arena + off[7];
+    float *t19 = args->arena + off[3];
     float *t20 = args->arena + off[0];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
     const int32_t *ids = args->ids;
-    const int32_t *targets = args->targets;
     const float *norm_eps = args->norm_eps;
     const float *rope_theta = args->rope_theta;
-    float *nll = args->nll;
     /* stage 'main' */
     LA_TIMED(prof, 0, 21, eval_loss_k0_rope_tables(t0, t1, rope_theta, HD2, T));
     LA_TIMED(prof, 1, 21, eval_loss_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
@@ -8229,16 +12521,22 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
         LA_TIMED(prof, 15, 21, eval_loss_k15_layer(carry0_next, carry0, t11, t16, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
-    /* stage 'after_layer' */
-    LA_TIMED(prof, 16, 21, eval_loss_k16_rmsnorm(t17, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 17, 21, eval_loss_k17_lm_head(t18, lm_head, t17, B, HD2, KVH, REP, T, V));
-    LA_TIMED(prof, 18, 21, eval_loss_k18_lm_head(t19, t18, B, T, V));
-    LA_TIMED(prof, 19, 21, eval_loss_k19_log_softmax(t20, targets, t18, t19, B, T, V));
-    LA_TIMED(prof, 20, 21, eval_loss_k20_cross_entropy(nll, t20, B, T));
+    /* stage 'lm_chunk', repeated NC times */
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *targets = args->targets + l * CR;
+        float *nll = args->nll + l * CR;
+        LA_TIMED(prof, 16, 21, eval_loss_k16_rmsnorm(t17, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 17, 21, eval_loss_k17_lm_head(t18, lm_head, t17, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 18, 21, eval_loss_k18_log_softmax(t19, t18, CR, V));
+        LA_TIMED(prof, 19, 21, eval_loss_k19_log_softmax(t20, targets, t18, t19, CR, V));
+        LA_TIMED(prof, 20, 21, eval_loss_k20_cross_entropy(nll, t20, CR));
+    }
 }
 
 void llama_train_eval_loss_costs(const llama_train_eval_loss_args *args, double *flops, double *bytes) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
@@ -8261,11 +12559,11 @@ void llama_train_eval_loss_costs(const llama_train_eval_loss_args *args, double 
     flops[13] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[13] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_k13_silu */
     flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_k14_w2 */
     flops[15] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k15_layer */
-    flops[16] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k16_rmsnorm */
-    flops[17] = (double)(4*B*HD2*KVH*REP*T*V); bytes[17] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_k17_lm_head */
-    flops[18] = (double)(B*T*V); bytes[18] = (double)(4*B*T + 4*B*T*V); /* eval_loss_k18_lm_head */
-    flops[19] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[19] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_k19_log_softmax */
-    flops[20] = (double)(B*T); bytes[20] = (double)(4*B*T + 4*B*T); /* eval_loss_k20_cross_entropy */
+    flops[16] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[16] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* eval_loss_k16_rmsnorm */
+    flops[17] = (double)(4*CR*HD2*KVH*REP*V); bytes[17] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* eval_loss_k17_lm_head */
+    flops[18] = (double)(CR*V); bytes[18] = (double)(4*CR + 4*CR*V); /* eval_loss_k18_log_softmax */
+    flops[19] = (double)(CR + CR*V + CR*V + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[19] = (double)(4*CR + 4*CR + 4*CR*V + 4*CR); /* eval_loss_k19_log_softmax */
+    flops[20] = (double)(CR); bytes[20] = (double)(4*CR + 4*CR + 4*CR); /* eval_loss_k20_cross_entropy */
     (void)args;
 }
 
@@ -8291,11 +12589,11 @@ static const char *const llama_train_eval_loss_kernel_names[] = {
     "eval_loss_k15_layer",
     "eval_loss_k16_rmsnorm",
     "eval_loss_k17_lm_head",
-    "eval_loss_k18_lm_head",
+    "eval_loss_k18_log_softmax",
     "eval_loss_k19_log_softmax",
     "eval_loss_k20_cross_entropy",
 };
-const la_program_info llama_train_eval_loss_info = { "llama_train.eval_loss", 27, 21, llama_train_eval_loss_kernel_names, llama_train_eval_loss_run, llama_train_eval_loss_arena, llama_train_eval_loss_cost };
+const la_program_info llama_train_eval_loss_info = { "llama_train.eval_loss", 30, 21, llama_train_eval_loss_kernel_names, llama_train_eval_loss_run, llama_train_eval_loss_arena, llama_train_eval_loss_cost };
 
 /* ===== program 'eval_loss_lora' ===== */
 
@@ -8395,11 +12693,24 @@ static void eval_loss_lora_k4_lora_a_wq(float *restrict t5, const float *restric
     }
 }
 
-/* eval_loss_lora_k5_lora_b_wq: t6[B*T, D] = t5 · lora_b_wqᵀ  [layer/attention/lora] */
-static void eval_loss_lora_k5_lora_b_wq(float *restrict t6, const float *restrict lora_b_wq, const float *restrict t5, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k5_lora: t6 = t5 · lora_scale_wq  [layer/attention/lora] */
+static void eval_loss_lora_k5_lora(float *t6, const float *lora_scale_wq, const float *t5, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t5[r * n + j]) * (lora_scale_wq[0]);
+            t6[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k6_lora_b_wq: t7[B*T, D] = t6 · lora_b_wqᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k6_lora_b_wq(float *restrict t7, const float *restrict lora_b_wq, const float *restrict t6, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t5, R, lora_b_wq, R, 0.0f, t6, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t6, R, lora_b_wq, R, 0.0f, t7, D);
         return;
     }
     la_blas_pool(0);
@@ -8408,13 +12719,13 @@ static void eval_loss_lora_k5_lora_b_wq(float *restrict t6, const float *restric
         const float *restrict wr = lora_b_wq + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t5)[c];
-        (t6)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t6)[c];
+        (t7)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k6_rope: mul, add, mul, mul, sub, mul, mul, add, concat  [layer/attention; layer/attention/lora; layer/attention/rope] */
-static void eval_loss_lora_k6_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wq, const float *restrict t4, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k7_rope: add, mul, mul, sub, mul, mul, add, concat  [layer/attention; layer/attention/lora; layer/attention/rope] */
+static void eval_loss_lora_k7_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t4, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -8427,36 +12738,32 @@ static void eval_loss_lora_k6_rope(float *restrict t7, const float *restrict t0,
         for (long j = 0; j < n; j++) {
             float v0;
             if (j % 2 < 1) {
-                float v1 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
-                float v2 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v1;
-                float v3 = v2 * (t0[(i1) * HD2 + j / 2]);
-                float v4 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v5 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
-                float v6 = v5 * (t1[(i1) * HD2 + j / 2]);
-                float v7 = v3 - v6;
-                v0 = v7;
+                float v1 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t7[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[(i1) * HD2 + j / 2]);
+                float v3 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t7[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[(i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
             }
             else {
-                float v8 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
-                float v9 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v8;
-                float v10 = v9 * (t1[(i1) * HD2 + j / 2]);
-                float v11 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v12 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
-                float v13 = v12 * (t0[(i1) * HD2 + j / 2]);
-                float v14 = v10 + v13;
-                v0 = v14;
+                float v6 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t7[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[(i1) * HD2 + j / 2]);
+                float v8 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t7[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[(i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
             }
-            t7[r * n + j] = v0;
+            t8[r * n + j] = v0;
         }
     }
 }
 
-/* eval_loss_lora_k7_wk: t8[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
-static void eval_loss_lora_k7_wk(float *restrict t8, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k8_wk: t9[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void eval_loss_lora_k8_wk(float *restrict t9, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t8, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t9, KVD);
         return;
     }
     la_blas_pool(0);
@@ -8466,15 +12773,15 @@ static void eval_loss_lora_k7_wk(float *restrict t8, const float *restrict wk, c
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t8)[r] = acc;
+        (t9)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k8_lora_a_wk: t9[B*T, R] = t3 · lora_a_wkᵀ  [layer/attention/lora] */
-static void eval_loss_lora_k8_lora_a_wk(float *restrict t9, const float *restrict lora_a_wk, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k9_lora_a_wk: t10[B*T, R] = t3 · lora_a_wkᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k9_lora_a_wk(float *restrict t10, const float *restrict lora_a_wk, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wk, D, 0.0f, t9, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wk, D, 0.0f, t10, R);
         return;
     }
     la_blas_pool(0);
@@ -8484,15 +12791,28 @@ static void eval_loss_lora_k8_lora_a_wk(float *restrict t9, const float *restric
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t9)[r] = acc;
+        (t10)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k9_lora_b_wk: t10[B*T, KVD] = t9 · lora_b_wkᵀ  [layer/attention/lora] */
-static void eval_loss_lora_k9_lora_b_wk(float *restrict t10, const float *restrict lora_b_wk, const float *restrict t9, long B, long HD2, long KVH, long R, long T) {
+/* eval_loss_lora_k10_lora: t11 = t10 · lora_scale_wk  [layer/attention/lora] */
+static void eval_loss_lora_k10_lora(float *t11, const float *lora_scale_wk, const float *t10, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t10[r * n + j]) * (lora_scale_wk[0]);
+            t11[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k11_lora_b_wk: t12[B*T, KVD] = t11 · lora_b_wkᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k11_lora_b_wk(float *restrict t12, const float *restrict lora_b_wk, const float *restrict t11, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t9, R, lora_b_wk, R, 0.0f, t10, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t11, R, lora_b_wk, R, 0.0f, t12, KVD);
         return;
     }
     la_blas_pool(0);
@@ -8501,13 +12821,13 @@ static void eval_loss_lora_k9_lora_b_wk(float *restrict t10, const float *restri
         const float *restrict wr = lora_b_wk + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t9)[c];
-        (t10)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t11)[c];
+        (t12)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k10_rope: mul, add, mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention; layer/attention/lora] */
-static void eval_loss_lora_k10_rope(float *restrict t11, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wk, const float *restrict t8, const float *restrict t10, long B, long HD2, long KVH, long T) {
+/* eval_loss_lora_k12_rope: add, mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention; layer/attention/lora] */
+static void eval_loss_lora_k12_rope(float *restrict t13, const float *restrict t0, const float *restrict t1, const float *restrict t9, const float *restrict t12, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
@@ -8519,36 +12839,32 @@ static void eval_loss_lora_k10_rope(float *restrict t11, const float *restrict t
         for (long j = 0; j < n; j++) {
             float v0;
             if (j % 2 < 1) {
-                float v1 = (lora_scale_wk[0]) * (t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
-                float v2 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v1;
-                float v3 = v2 * (t0[(i1) * HD2 + j / 2]);
-                float v4 = (lora_scale_wk[0]) * (t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v5 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
-                float v6 = v5 * (t1[(i1) * HD2 + j / 2]);
-                float v7 = v3 - v6;
-                v0 = v7;
+                float v1 = t9[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t12[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[(i1) * HD2 + j / 2]);
+                float v3 = t9[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t12[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[(i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
             }
             else {
-                float v8 = (lora_scale_wk[0]) * (t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
-                float v9 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v8;
-                float v10 = v9 * (t1[(i1) * HD2 + j / 2]);
-                float v11 = (lora_scale_wk[0]) * (t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v12 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
-                float v13 = v12 * (t0[(i1) * HD2 + j / 2]);
-                float v14 = v10 + v13;
-                v0 = v14;
+                float v6 = t9[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t12[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[(i1) * HD2 + j / 2]);
+                float v8 = t9[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t12[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[(i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
             }
-            t11[r * n + j] = v0;
+            t13[r * n + j] = v0;
         }
     }
 }
 
-/* eval_loss_lora_k11_wv: t12[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
-static void eval_loss_lora_k11_wv(float *restrict t12, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k13_wv: t14[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void eval_loss_lora_k13_wv(float *restrict t14, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t12, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t14, KVD);
         return;
     }
     la_blas_pool(0);
@@ -8558,15 +12874,15 @@ static void eval_loss_lora_k11_wv(float *restrict t12, const float *restrict wv,
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t12)[r] = acc;
+        (t14)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k12_lora_a_wv: t13[B*T, R] = t3 · lora_a_wvᵀ  [layer/attention/lora] */
-static void eval_loss_lora_k12_lora_a_wv(float *restrict t13, const float *restrict lora_a_wv, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k14_lora_a_wv: t15[B*T, R] = t3 · lora_a_wvᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k14_lora_a_wv(float *restrict t15, const float *restrict lora_a_wv, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wv, D, 0.0f, t13, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wv, D, 0.0f, t15, R);
         return;
     }
     la_blas_pool(0);
@@ -8576,15 +12892,28 @@ static void eval_loss_lora_k12_lora_a_wv(float *restrict t13, const float *restr
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t13)[r] = acc;
+        (t15)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k13_lora_b_wv: t14[B*T, KVD] = t13 · lora_b_wvᵀ  [layer/attention/lora] */
-static void eval_loss_lora_k13_lora_b_wv(float *restrict t14, const float *restrict lora_b_wv, const float *restrict t13, long B, long HD2, long KVH, long R, long T) {
+/* eval_loss_lora_k15_lora: t16 = t15 · lora_scale_wv  [layer/attention/lora] */
+static void eval_loss_lora_k15_lora(float *t16, const float *lora_scale_wv, const float *t15, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t15[r * n + j]) * (lora_scale_wv[0]);
+            t16[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k16_lora_b_wv: t17[B*T, KVD] = t16 · lora_b_wvᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k16_lora_b_wv(float *restrict t17, const float *restrict lora_b_wv, const float *restrict t16, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t13, R, lora_b_wv, R, 0.0f, t14, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t16, R, lora_b_wv, R, 0.0f, t17, KVD);
         return;
     }
     la_blas_pool(0);
@@ -8593,13 +12922,13 @@ static void eval_loss_lora_k13_lora_b_wv(float *restrict t14, const float *restr
         const float *restrict wr = lora_b_wv + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t13)[c];
-        (t14)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t16)[c];
+        (t17)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k14_lora: t15 = t12 + lora_scale_wv · t14  [layer/attention; layer/attention/lora] */
-static void eval_loss_lora_k14_lora(float *restrict t15, const float *restrict lora_scale_wv, const float *restrict t12, const float *restrict t14, long B, long HD2, long KVH, long T) {
+/* eval_loss_lora_k17_attention: t18 = t14 + t17  [layer/attention; layer/attention/lora] */
+static void eval_loss_lora_k17_attention(float *restrict t18, const float *restrict t14, const float *restrict t17, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
@@ -8609,15 +12938,14 @@ static void eval_loss_lora_k14_lora(float *restrict t15, const float *restrict l
         const long i1 = (r / (KVH)) % T;
         const long i2 = (r) % KVH;
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wv[0]) * (t14[((i0) * T + i1) * KVD + (i2) * HD + j]);
-            float v1 = t12[((i0) * T + i1) * KVD + (i2) * HD + j] + v0;
-            t15[r * n + j] = v1;
+            float v0 = t14[((i0) * T + i1) * KVD + (i2) * HD + j] + t17[((i0) * T + i1) * KVD + (i2) * HD + j];
+            t18[r * n + j] = v0;
         }
     }
 }
 
-/* eval_loss_lora_k15_causal_attention_forward: causal attention (s ≤ t): lse → t17, out → t16  [layer/attention/attention] */
-static void eval_loss_lora_k15_causal_attention_forward(float *restrict t16, float *restrict t17, const float *restrict t7, const float *restrict t11, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k18_causal_attention_forward: causal attention (s ≤ t): lse → t20, out → t19  [layer/attention/attention] */
+static void eval_loss_lora_k18_causal_attention_forward(float *restrict t19, float *restrict t20, const float *restrict t8, const float *restrict t13, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -8625,15 +12953,15 @@ static void eval_loss_lora_k15_causal_attention_forward(float *restrict t16, flo
     const long nb = B, nt = T, nh = H, hd = HD;
     const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
     const float scale = 1.0f / sqrtf((float)hd);
-    const float *qp = t7;
+    const float *qp = t8;
     const long qsb = T*D;
     const long qst = D;
     const long qsh = HD;
-    const float *kp = t11;
+    const float *kp = t13;
     const long ksb = T*KVD;
     const long kss = KVD;
     const long ksh = HD;
-    const float *vp = t15;
+    const float *vp = t18;
     const long vsb = T*KVD;
     const long vss = KVD;
     const long vsh = HD;
@@ -8723,22 +13051,22 @@ static void eval_loss_lora_k15_causal_attention_forward(float *restrict t16, flo
                 for (long r = 0; r < rows; r++) {
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
-                    float *ot = t16 + ((b * nt + t) * nh + h) * hd;
+                    float *ot = t19 + ((b * nt + t) * nh + h) * hd;
                     const float lr = l[r];
                     #pragma omp simd
                     for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
-                    t17[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+                    t20[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
     }
 }
 
-/* eval_loss_lora_k16_wo: t18[B*T, D] = t16 · woᵀ  [layer/attention] */
-static void eval_loss_lora_k16_wo(float *restrict t18, const float *restrict wo, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k19_wo: t21[B*T, D] = t19 · woᵀ  [layer/attention] */
+static void eval_loss_lora_k19_wo(float *restrict t21, const float *restrict wo, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t16, D, wo, D, 0.0f, t18, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t19, D, wo, D, 0.0f, t21, D);
         return;
     }
     la_blas_pool(0);
@@ -8747,16 +13075,16 @@ static void eval_loss_lora_k16_wo(float *restrict t18, const float *restrict wo,
         const float *restrict wr = wo + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t16)[c];
-        (t18)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t19)[c];
+        (t21)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k17_lora_a_wo: t19[B*T, R] = t16 · lora_a_woᵀ  [layer/attention/lora] */
-static void eval_loss_lora_k17_lora_a_wo(float *restrict t19, const float *restrict lora_a_wo, const float *restrict t16, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k20_lora_a_wo: t22[B*T, R] = t19 · lora_a_woᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k20_lora_a_wo(float *restrict t22, const float *restrict lora_a_wo, const float *restrict t19, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t16, D, lora_a_wo, D, 0.0f, t19, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t19, D, lora_a_wo, D, 0.0f, t22, R);
         return;
     }
     la_blas_pool(0);
@@ -8765,16 +13093,29 @@ static void eval_loss_lora_k17_lora_a_wo(float *restrict t19, const float *restr
         const float *restrict wr = lora_a_wo + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t16)[c];
-        (t19)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t19)[c];
+        (t22)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k18_lora_b_wo: t20[B*T, D] = t19 · lora_b_woᵀ  [layer/attention/lora] */
-static void eval_loss_lora_k18_lora_b_wo(float *restrict t20, const float *restrict lora_b_wo, const float *restrict t19, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k21_lora: t23 = t22 · lora_scale_wo  [layer/attention/lora] */
+static void eval_loss_lora_k21_lora(float *t23, const float *lora_scale_wo, const float *t22, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t22[r * n + j]) * (lora_scale_wo[0]);
+            t23[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k22_lora_b_wo: t24[B*T, D] = t23 · lora_b_woᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k22_lora_b_wo(float *restrict t24, const float *restrict lora_b_wo, const float *restrict t23, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t19, R, lora_b_wo, R, 0.0f, t20, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t23, R, lora_b_wo, R, 0.0f, t24, D);
         return;
     }
     la_blas_pool(0);
@@ -8783,13 +13124,13 @@ static void eval_loss_lora_k18_lora_b_wo(float *restrict t20, const float *restr
         const float *restrict wr = lora_b_wo + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t19)[c];
-        (t20)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t23)[c];
+        (t24)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k19_rmsnorm: t21 = ((carry0 + t18 + lora_scale_wo · t20) · rsqrt(Σ((carry0 + t18 + lora_scale_wo · t20)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer/attention/lora; layer] */
-static void eval_loss_lora_k19_rmsnorm(float *restrict t21, const float *restrict norm_eps, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict ffn_norm, const float *restrict t18, const float *restrict t20, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k23_rmsnorm: t25 = ((carry0 + t21 + t24) · rsqrt(Σ((carry0 + t21 + t24)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer/attention/lora; layer] */
+static void eval_loss_lora_k23_rmsnorm(float *restrict t25, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t21, const float *restrict t24, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -8797,31 +13138,29 @@ static void eval_loss_lora_k19_rmsnorm(float *restrict t21, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (lora_scale_wo[0]) * (t20[r * n + j0]);
-            float v1 = t18[r * n + j0] + v0;
-            float v2 = carry0[r * n + j0] + v1;
-            float v3 = v2 * v2;
-            acc0 += v3;
+            float v0 = t21[r * n + j0] + t24[r * n + j0];
+            float v1 = carry0[r * n + j0] + v0;
+            float v2 = v1 * v1;
+            acc0 += v2;
         }
-        float v7 = acc0 / ((float)(D));
-        float v8 = v7 + norm_eps[0];
-        float v9 = 1.0f / sqrtf(v8);
+        float v5 = acc0 / ((float)(D));
+        float v6 = v5 + norm_eps[0];
+        float v7 = 1.0f / sqrtf(v6);
         for (long j = 0; j < n; j++) {
-            float v4 = (lora_scale_wo[0]) * (t20[r * n + j]);
-            float v5 = t18[r * n + j] + v4;
-            float v6 = carry0[r * n + j] + v5;
-            float v10 = v6 * v9;
-            float v11 = v10 * (ffn_norm[j]);
-            t21[r * n + j] = v11;
+            float v3 = t21[r * n + j] + t24[r * n + j];
+            float v4 = carry0[r * n + j] + v3;
+            float v8 = v4 * v7;
+            float v9 = v8 * (ffn_norm[j]);
+            t25[r * n + j] = v9;
         }
     }
 }
 
-/* eval_loss_lora_k20_w1: t22[B*T, F] = t21 · w1ᵀ  [layer/ffn/gate_up] */
-static void eval_loss_lora_k20_w1(float *restrict t22, const float *restrict w1, const float *restrict t21, long B, long F, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k24_w1: t26[B*T, F] = t25 · w1ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_lora_k24_w1(float *restrict t26, const float *restrict w1, const float *restrict t25, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t21, D, w1, D, 0.0f, t22, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t25, D, w1, D, 0.0f, t26, F);
         return;
     }
     la_blas_pool(0);
@@ -8830,16 +13169,16 @@ static void eval_loss_lora_k20_w1(float *restrict t22, const float *restrict w1,
         const float *restrict wr = w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t21)[c];
-        (t22)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t25)[c];
+        (t26)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k21_lora_a_w1: t23[B*T, R] = t21 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void eval_loss_lora_k21_lora_a_w1(float *restrict t23, const float *restrict lora_a_w1, const float *restrict t21, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k25_lora_a_w1: t27[B*T, R] = t25 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k25_lora_a_w1(float *restrict t27, const float *restrict lora_a_w1, const float *restrict t25, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t21, D, lora_a_w1, D, 0.0f, t23, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t25, D, lora_a_w1, D, 0.0f, t27, R);
         return;
     }
     la_blas_pool(0);
@@ -8848,15 +13187,28 @@ static void eval_loss_lora_k21_lora_a_w1(float *restrict t23, const float *restr
         const float *restrict wr = lora_a_w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t21)[c];
-        (t23)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t25)[c];
+        (t27)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k22_lora_b_w1: t24[B*T, F] = t23 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void eval_loss_lora_k22_lora_b_w1(float *restrict t24, const float *restrict lora_b_w1, const float *restrict t23, long B, long F, long R, long T) {
+/* eval_loss_lora_k26_lora: t28 = t27 · lora_scale_w1  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k26_lora(float *t28, const float *lora_scale_w1, const float *t27, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t27[r * n + j]) * (lora_scale_w1[0]);
+            t28[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k27_lora_b_w1: t29[B*T, F] = t28 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k27_lora_b_w1(float *restrict t29, const float *restrict lora_b_w1, const float *restrict t28, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t23, R, lora_b_w1, R, 0.0f, t24, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t28, R, lora_b_w1, R, 0.0f, t29, F);
         return;
     }
     la_blas_pool(0);
@@ -8865,16 +13217,16 @@ static void eval_loss_lora_k22_lora_b_w1(float *restrict t24, const float *restr
         const float *restrict wr = lora_b_w1 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t23)[c];
-        (t24)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t28)[c];
+        (t29)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k23_w3: t25[B*T, F] = t21 · w3ᵀ  [layer/ffn/gate_up] */
-static void eval_loss_lora_k23_w3(float *restrict t25, const float *restrict w3, const float *restrict t21, long B, long F, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k28_w3: t30[B*T, F] = t25 · w3ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_lora_k28_w3(float *restrict t30, const float *restrict w3, const float *restrict t25, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t21, D, w3, D, 0.0f, t25, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t25, D, w3, D, 0.0f, t30, F);
         return;
     }
     la_blas_pool(0);
@@ -8883,16 +13235,16 @@ static void eval_loss_lora_k23_w3(float *restrict t25, const float *restrict w3,
         const float *restrict wr = w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t21)[c];
-        (t25)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t25)[c];
+        (t30)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k24_lora_a_w3: t26[B*T, R] = t21 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void eval_loss_lora_k24_lora_a_w3(float *restrict t26, const float *restrict lora_a_w3, const float *restrict t21, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k29_lora_a_w3: t31[B*T, R] = t25 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k29_lora_a_w3(float *restrict t31, const float *restrict lora_a_w3, const float *restrict t25, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t21, D, lora_a_w3, D, 0.0f, t26, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t25, D, lora_a_w3, D, 0.0f, t31, R);
         return;
     }
     la_blas_pool(0);
@@ -8901,15 +13253,28 @@ static void eval_loss_lora_k24_lora_a_w3(float *restrict t26, const float *restr
         const float *restrict wr = lora_a_w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t21)[c];
-        (t26)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t25)[c];
+        (t31)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k25_lora_b_w3: t27[B*T, F] = t26 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void eval_loss_lora_k25_lora_b_w3(float *restrict t27, const float *restrict lora_b_w3, const float *restrict t26, long B, long F, long R, long T) {
+/* eval_loss_lora_k30_lora: t32 = t31 · lora_scale_w3  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k30_lora(float *t32, const float *lora_scale_w3, const float *t31, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t31[r * n + j]) * (lora_scale_w3[0]);
+            t32[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k31_lora_b_w3: t33[B*T, F] = t32 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k31_lora_b_w3(float *restrict t33, const float *restrict lora_b_w3, const float *restrict t32, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t26, R, lora_b_w3, R, 0.0f, t27, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t32, R, lora_b_w3, R, 0.0f, t33, F);
         return;
     }
     la_blas_pool(0);
@@ -8918,36 +13283,34 @@ static void eval_loss_lora_k25_lora_b_w3(float *restrict t27, const float *restr
         const float *restrict wr = lora_b_w3 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t26)[c];
-        (t27)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t32)[c];
+        (t33)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k26_lora: t28 = ((t22 + lora_scale_w1 · t24) / (1 + exp(-(t22 + lora_scale_w1 · t24)))) · (t25 + lora_scale_w3 · t27)  [layer/ffn/gate_up; layer/ffn/gate_up/lora; layer/ffn/gate_up/silu] */
-static void eval_loss_lora_k26_lora(float *restrict t28, const float *restrict lora_scale_w1, const float *restrict lora_scale_w3, const float *restrict t22, const float *restrict t24, const float *restrict t25, const float *restrict t27, long B, long F, long T) {
+/* eval_loss_lora_k32_silu: t34 = ((t26 + t29) / (1 + exp(-(t26 + t29)))) · (t30 + t33)  [layer/ffn/gate_up; layer/ffn/gate_up/lora; layer/ffn/gate_up/silu] */
+static void eval_loss_lora_k32_silu(float *restrict t34, const float *restrict t26, const float *restrict t29, const float *restrict t30, const float *restrict t33, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w1[0]) * (t24[r * n + j]);
-            float v1 = t22[r * n + j] + v0;
-            float v2 = -v1;
-            float v3 = la_expf(v2);
-            float v4 = 1.0f + v3;
-            float v5 = v1 / v4;
-            float v6 = (lora_scale_w3[0]) * (t27[r * n + j]);
-            float v7 = t25[r * n + j] + v6;
-            float v8 = v5 * v7;
-            t28[r * n + j] = v8;
+            float v0 = t26[r * n + j] + t29[r * n + j];
+            float v1 = -v0;
+            float v2 = la_expf(v1);
+            float v3 = 1.0f + v2;
+            float v4 = v0 / v3;
+            float v5 = t30[r * n + j] + t33[r * n + j];
+            float v6 = v4 * v5;
+            t34[r * n + j] = v6;
         }
     }
 }
 
-/* eval_loss_lora_k27_w2: t29[B*T, D] = t28 · w2ᵀ  [layer/ffn] */
-static void eval_loss_lora_k27_w2(float *restrict t29, const float *restrict w2, const float *restrict t28, long B, long F, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k33_w2: t35[B*T, D] = t34 · w2ᵀ  [layer/ffn] */
+static void eval_loss_lora_k33_w2(float *restrict t35, const float *restrict w2, const float *restrict t34, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t28, F, w2, F, 0.0f, t29, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t34, F, w2, F, 0.0f, t35, D);
         return;
     }
     la_blas_pool(0);
@@ -8956,15 +13319,15 @@ static void eval_loss_lora_k27_w2(float *restrict t29, const float *restrict w2,
         const float *restrict wr = w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t28)[c];
-        (t29)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t34)[c];
+        (t35)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k28_lora_a_w2: t30[B*T, R] = t28 · lora_a_w2ᵀ  [layer/ffn/lora] */
-static void eval_loss_lora_k28_lora_a_w2(float *restrict t30, const float *restrict lora_a_w2, const float *restrict t28, long B, long F, long R, long T) {
+/* eval_loss_lora_k34_lora_a_w2: t36[B*T, R] = t34 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void eval_loss_lora_k34_lora_a_w2(float *restrict t36, const float *restrict lora_a_w2, const float *restrict t34, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t28, F, lora_a_w2, F, 0.0f, t30, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t34, F, lora_a_w2, F, 0.0f, t36, R);
         return;
     }
     la_blas_pool(0);
@@ -8973,16 +13336,29 @@ static void eval_loss_lora_k28_lora_a_w2(float *restrict t30, const float *restr
         const float *restrict wr = lora_a_w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t28)[c];
-        (t30)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t34)[c];
+        (t36)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k29_lora_b_w2: t31[B*T, D] = t30 · lora_b_w2ᵀ  [layer/ffn/lora] */
-static void eval_loss_lora_k29_lora_b_w2(float *restrict t31, const float *restrict lora_b_w2, const float *restrict t30, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k35_lora: t37 = t36 · lora_scale_w2  [layer/ffn/lora] */
+static void eval_loss_lora_k35_lora(float *t37, const float *lora_scale_w2, const float *t36, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t36[r * n + j]) * (lora_scale_w2[0]);
+            t37[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k36_lora_b_w2: t38[B*T, D] = t37 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void eval_loss_lora_k36_lora_b_w2(float *restrict t38, const float *restrict lora_b_w2, const float *restrict t37, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t30, R, lora_b_w2, R, 0.0f, t31, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t37, R, lora_b_w2, R, 0.0f, t38, D);
         return;
     }
     la_blas_pool(0);
@@ -8991,57 +13367,58 @@ static void eval_loss_lora_k29_lora_b_w2(float *restrict t31, const float *restr
         const float *restrict wr = lora_b_w2 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t30)[c];
-        (t31)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t37)[c];
+        (t38)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k30_lora: carry0_next = carry0 + t18 + lora_scale_wo · t20 + t29 + lora_scale_w2 · t31  [layer/attention; layer/attention/lora; layer; layer/ffn; layer/ffn/lora] */
-static void eval_loss_lora_k30_lora(float *restrict carry0_next, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict lora_scale_w2, const float *restrict t18, const float *restrict t20, const float *restrict t29, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k37_lora: carry0_next = carry0 + t21 + t24 + t35 + t38  [layer/attention; layer/attention/lora; layer; layer/ffn; layer/ffn/lora] */
+static void eval_loss_lora_k37_lora(float *restrict carry0_next, const float *restrict carry0, const float *restrict t21, const float *restrict t24, const float *restrict t35, const float *restrict t38, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wo[0]) * (t20[r * n + j]);
-            float v1 = t18[r * n + j] + v0;
-            float v2 = carry0[r * n + j] + v1;
-            float v3 = (lora_scale_w2[0]) * (t31[r * n + j]);
-            float v4 = t29[r * n + j] + v3;
-            float v5 = v2 + v4;
-            carry0_next[r * n + j] = v5;
+            float v0 = t21[r * n + j] + t24[r * n + j];
+            float v1 = carry0[r * n + j] + v0;
+            float v2 = t35[r * n + j] + t38[r * n + j];
+            float v3 = v1 + v2;
+            carry0_next[r * n + j] = v3;
         }
     }
 }
 
-/* eval_loss_lora_k31_rmsnorm: t32 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void eval_loss_lora_k31_rmsnorm(float *restrict t32, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k38_rmsnorm: t39 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head; lm_chunk/lm_head/rmsnorm] */
+static void eval_loss_lora_k38_rmsnorm(float *restrict t39, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[(long)scored[i0] * D + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        float v1 = acc0 / ((float)(D));
-        float v2 = v1 + norm_eps[0];
-        float v3 = 1.0f / sqrtf(v2);
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (final_norm[j]);
-            t32[r * n + j] = v5;
+            float v2 = carry0[(long)scored[i0] * D + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t39[r * n + j] = v7;
         }
     }
 }
 
-/* eval_loss_lora_k32_lm_head: t33[B*T, V] = t32 · lm_headᵀ  [lm_head] */
-static void eval_loss_lora_k32_lm_head(float *restrict t33, const float *restrict lm_head, const float *restrict t32, long B, long HD2, long KVH, long REP, long T, long V) {
+/* eval_loss_lora_k39_lm_head: t40[CR, V] = t39 · lm_headᵀ  [lm_chunk/lm_head] */
+static void eval_loss_lora_k39_lm_head(float *restrict t40, const float *restrict lm_head, const float *restrict t39, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t32, D, lm_head, D, 0.0f, t33, V);
+    if (CR != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t39, D, lm_head, D, 0.0f, t40, V);
         return;
     }
     la_blas_pool(0);
@@ -9050,72 +13427,70 @@ static void eval_loss_lora_k32_lm_head(float *restrict t33, const float *restric
         const float *restrict wr = lm_head + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t32)[c];
-        (t33)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t39)[c];
+        (t40)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k33_lm_head: t34 = max(t33)  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void eval_loss_lora_k33_lm_head(float *restrict t34, const float *restrict t33, long B, long T, long V) {
+/* eval_loss_lora_k40_log_softmax: t41 = max(t40)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void eval_loss_lora_k40_log_softmax(float *restrict t41, const float *restrict t40, long CR, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t33[r * n + j0]);
+            acc0 = fmaxf(acc0, t40[r * n + j0]);
         }
-        t34[r] = acc0;
+        t41[r] = acc0;
     }
 }
 
-/* eval_loss_lora_k34_log_softmax: t35 = Σ((t33 - t34 - log(Σ(exp(t33 - t34)))) · [i2 = targets])  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void eval_loss_lora_k34_log_softmax(float *restrict t35, const int32_t *restrict targets, const float *restrict t33, const float *restrict t34, long B, long T, long V) {
+/* eval_loss_lora_k41_log_softmax: t42 = Σ((t40 - t41 - log(Σ(exp(t40 - t41)))) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void eval_loss_lora_k41_log_softmax(float *restrict t42, const int32_t *restrict targets, const float *restrict t40, const float *restrict t41, long CR, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = t34[(i0) * T + i1];
+        const long i0 = r;
+        float v0 = t41[i0];
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v2 = t33[r * n + j1] - v0;
+            float v2 = t40[r * n + j1] - v0;
             float v3 = la_expf(v2);
             acc1 += v3;
         }
         float v4 = logf(acc1);
-        float v6 = (float)targets[(i0) * T + i1];
+        float v6 = (float)targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t33[r * n + j0] - v0;
+            float v1 = t40[r * n + j0] - v0;
             float v5 = v1 - v4;
             float v7 = (float)j0 == v6 ? 1.0f : 0.0f;
             float v8 = v5 * v7;
             acc0 += v8;
         }
-        t35[r] = acc0;
+        t42[r] = acc0;
     }
 }
 
-/* eval_loss_lora_k35_cross_entropy: nll = -t35  [lm_head/cross_entropy] */
-static void eval_loss_lora_k35_cross_entropy(float *restrict nll, const float *restrict t35, long B, long T) {
-    const long rows = B, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t35[r * n + j]);
-            nll[r * n + j] = v0;
-        }
+/* eval_loss_lora_k42_cross_entropy: nll = -t42  [lm_chunk/lm_head/cross_entropy; lm_chunk] */
+static void eval_loss_lora_k42_cross_entropy(float *restrict nll, const float *restrict t42, long CR) {
+    const long n = CR;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t42[j]);
+        nll[j] = v0;
     }
 }
 
-/* Arena: 12 slots planned for 36 kernels. */
+/* Arena: 12 slots planned for 43 kernels. */
 static long llama_train_eval_loss_lora_layout(const llama_train_eval_loss_lora_args *args, long *off) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
@@ -9124,16 +13499,16 @@ static long llama_train_eval_loss_lora_layout(const llama_train_eval_loss_lora_a
     const long T = args->T;
     const long V = args->V;
     long total = 0;
-    off[0] = total; total += la_round16(HD2*T);
+    off[0] = total; total += la_round16(la_max(HD2*T, CR));
     off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T));
     off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T));
     off[5] = total; total += la_round16(la_max(B*R*T, 2*B*HD2*KVH*REP*T));
     off[6] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), 2*B*HD2*KVH*T), B*F*T));
-    off[7] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*R*T), B*F*T), B*T));
-    off[8] = total; total += la_round16(la_max(B*F*T, B*T*V));
-    off[9] = total; total += la_round16(la_max(la_max(B*R*T, B*F*T), B*T));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*R*T), B*F*T), CR));
+    off[8] = total; total += la_round16(la_max(B*F*T, 2*CR*HD2*KVH*REP));
+    off[9] = total; total += la_round16(la_max(la_max(B*R*T, B*F*T), CR*V));
     off[10] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[11] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
@@ -9147,10 +13522,12 @@ long llama_train_eval_loss_lora_arena_floats(const llama_train_eval_loss_lora_ar
 
 void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
+    const long NC = args->NC;
     const long R = args->R;
     const long REP = args->REP;
     const long T = args->T;
@@ -9164,41 +13541,47 @@ void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args) {
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[6];
-    float *t7 = args->arena + off[5];
-    float *t8 = args->arena + off[4];
-    float *t9 = args->arena + off[6];
-    float *t10 = args->arena + off[7];
+    float *t6 = args->arena + off[5];
+    float *t7 = args->arena + off[6];
+    float *t8 = args->arena + off[5];
+    float *t9 = args->arena + off[4];
+    float *t10 = args->arena + off[6];
     float *t11 = args->arena + off[6];
-    float *t12 = args->arena + off[4];
-    float *t13 = args->arena + off[7];
-    float *t14 = args->arena + off[3];
+    float *t12 = args->arena + off[7];
+    float *t13 = args->arena + off[6];
+    float *t14 = args->arena + off[4];
     float *t15 = args->arena + off[7];
-    float *t16 = args->arena + off[4];
+    float *t16 = args->arena + off[7];
     float *t17 = args->arena + off[3];
-    float *t18 = args->arena + off[5];
-    float *t19 = args->arena + off[6];
+    float *t18 = args->arena + off[7];
+    float *t19 = args->arena + off[4];
     float *t20 = args->arena + off[3];
-    float *t21 = args->arena + off[4];
-    float *t22 = args->arena + off[7];
+    float *t21 = args->arena + off[5];
+    float *t22 = args->arena + off[6];
     float *t23 = args->arena + off[6];
-    float *t24 = args->arena + off[8];
-    float *t25 = args->arena + off[6];
-    float *t26 = args->arena + off[9];
-    float *t27 = args->arena + off[4];
-    float *t28 = args->arena + off[9];
-    float *t29 = args->arena + off[6];
-    float *t30 = args->arena + off[7];
-    float *t31 = args->arena + off[4];
-    float *t32 = args->arena + off[2];
-    float *t33 = args->arena + off[8];
+    float *t24 = args->arena + off[3];
+    float *t25 = args->arena + off[4];
+    float *t26 = args->arena + off[7];
+    float *t27 = args->arena + off[6];
+    float *t28 = args->arena + off[6];
+    float *t29 = args->arena + off[8];
+    float *t30 = args->arena + off[6];
+    float *t31 = args->arena + off[9];
+    float *t32 = args->arena + off[9];
+    float *t33 = args->arena + off[4];
     float *t34 = args->arena + off[9];
-    float *t35 = args->arena + off[7];
+    float *t35 = args->arena + off[6];
+    float *t36 = args->arena + off[7];
+    float *t37 = args->arena + off[7];
+    float *t38 = args->arena + off[4];
+    float *t39 = args->arena + off[8];
+    float *t40 = args->arena + off[9];
+    float *t41 = args->arena + off[7];
+    float *t42 = args->arena + off[0];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
     const int32_t *ids = args->ids;
-    const int32_t *targets = args->targets;
     const float *norm_eps = args->norm_eps;
     const float *rope_theta = args->rope_theta;
     const float *lora_scale_wq = args->lora_scale_wq;
@@ -9208,10 +13591,9 @@ void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args) {
     const float *lora_scale_w1 = args->lora_scale_w1;
     const float *lora_scale_w2 = args->lora_scale_w2;
     const float *lora_scale_w3 = args->lora_scale_w3;
-    float *nll = args->nll;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 36, eval_loss_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 36, eval_loss_lora_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 43, eval_loss_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 43, eval_loss_lora_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = t2;
     float *carry0_buf[2] = { args->arena + off[10], args->arena + off[11] };
@@ -9240,47 +13622,60 @@ void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args) {
         const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
         const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 36, eval_loss_lora_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 36, eval_loss_lora_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 36, eval_loss_lora_k4_lora_a_wq(t5, lora_a_wq, t3, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 5, 36, eval_loss_lora_k5_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 6, 36, eval_loss_lora_k6_rope(t7, t0, t1, lora_scale_wq, t4, t6, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 36, eval_loss_lora_k7_wk(t8, wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 36, eval_loss_lora_k8_lora_a_wk(t9, lora_a_wk, t3, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 9, 36, eval_loss_lora_k9_lora_b_wk(t10, lora_b_wk, t9, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 10, 36, eval_loss_lora_k10_rope(t11, t0, t1, lora_scale_wk, t8, t10, B, HD2, KVH, T));
-        LA_TIMED(prof, 11, 36, eval_loss_lora_k11_wv(t12, wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 36, eval_loss_lora_k12_lora_a_wv(t13, lora_a_wv, t3, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 13, 36, eval_loss_lora_k13_lora_b_wv(t14, lora_b_wv, t13, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 14, 36, eval_loss_lora_k14_lora(t15, lora_scale_wv, t12, t14, B, HD2, KVH, T));
-        LA_TIMED(prof, 15, 36, eval_loss_lora_k15_causal_attention_forward(t16, t17, t7, t11, t15, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 36, eval_loss_lora_k16_wo(t18, wo, t16, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 36, eval_loss_lora_k17_lora_a_wo(t19, lora_a_wo, t16, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 18, 36, eval_loss_lora_k18_lora_b_wo(t20, lora_b_wo, t19, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 19, 36, eval_loss_lora_k19_rmsnorm(t21, norm_eps, carry0, lora_scale_wo, ffn_norm, t18, t20, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 20, 36, eval_loss_lora_k20_w1(t22, w1, t21, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 21, 36, eval_loss_lora_k21_lora_a_w1(t23, lora_a_w1, t21, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 22, 36, eval_loss_lora_k22_lora_b_w1(t24, lora_b_w1, t23, B, F, R, T));
-        LA_TIMED(prof, 23, 36, eval_loss_lora_k23_w3(t25, w3, t21, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 24, 36, eval_loss_lora_k24_lora_a_w3(t26, lora_a_w3, t21, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 25, 36, eval_loss_lora_k25_lora_b_w3(t27, lora_b_w3, t26, B, F, R, T));
-        LA_TIMED(prof, 26, 36, eval_loss_lora_k26_lora(t28, lora_scale_w1, lora_scale_w3, t22, t24, t25, t27, B, F, T));
-        LA_TIMED(prof, 27, 36, eval_loss_lora_k27_w2(t29, w2, t28, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 28, 36, eval_loss_lora_k28_lora_a_w2(t30, lora_a_w2, t28, B, F, R, T));
-        LA_TIMED(prof, 29, 36, eval_loss_lora_k29_lora_b_w2(t31, lora_b_w2, t30, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 30, 36, eval_loss_lora_k30_lora(carry0_next, carry0, lora_scale_wo, lora_scale_w2, t18, t20, t29, t31, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 43, eval_loss_lora_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 43, eval_loss_lora_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 43, eval_loss_lora_k4_lora_a_wq(t5, lora_a_wq, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 5, 43, eval_loss_lora_k5_lora(t6, lora_scale_wq, t5, B, R, T));
+        LA_TIMED(prof, 6, 43, eval_loss_lora_k6_lora_b_wq(t7, lora_b_wq, t6, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 7, 43, eval_loss_lora_k7_rope(t8, t0, t1, t4, t7, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 43, eval_loss_lora_k8_wk(t9, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 43, eval_loss_lora_k9_lora_a_wk(t10, lora_a_wk, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 10, 43, eval_loss_lora_k10_lora(t11, lora_scale_wk, t10, B, R, T));
+        LA_TIMED(prof, 11, 43, eval_loss_lora_k11_lora_b_wk(t12, lora_b_wk, t11, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 12, 43, eval_loss_lora_k12_rope(t13, t0, t1, t9, t12, B, HD2, KVH, T));
+        LA_TIMED(prof, 13, 43, eval_loss_lora_k13_wv(t14, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 43, eval_loss_lora_k14_lora_a_wv(t15, lora_a_wv, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 15, 43, eval_loss_lora_k15_lora(t16, lora_scale_wv, t15, B, R, T));
+        LA_TIMED(prof, 16, 43, eval_loss_lora_k16_lora_b_wv(t17, lora_b_wv, t16, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 17, 43, eval_loss_lora_k17_attention(t18, t14, t17, B, HD2, KVH, T));
+        LA_TIMED(prof, 18, 43, eval_loss_lora_k18_causal_attention_forward(t19, t20, t8, t13, t18, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 43, eval_loss_lora_k19_wo(t21, wo, t19, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 43, eval_loss_lora_k20_lora_a_wo(t22, lora_a_wo, t19, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 21, 43, eval_loss_lora_k21_lora(t23, lora_scale_wo, t22, B, R, T));
+        LA_TIMED(prof, 22, 43, eval_loss_lora_k22_lora_b_wo(t24, lora_b_wo, t23, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 23, 43, eval_loss_lora_k23_rmsnorm(t25, norm_eps, carry0, ffn_norm, t21, t24, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 43, eval_loss_lora_k24_w1(t26, w1, t25, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 25, 43, eval_loss_lora_k25_lora_a_w1(t27, lora_a_w1, t25, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 26, 43, eval_loss_lora_k26_lora(t28, lora_scale_w1, t27, B, R, T));
+        LA_TIMED(prof, 27, 43, eval_loss_lora_k27_lora_b_w1(t29, lora_b_w1, t28, B, F, R, T));
+        LA_TIMED(prof, 28, 43, eval_loss_lora_k28_w3(t30, w3, t25, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 29, 43, eval_loss_lora_k29_lora_a_w3(t31, lora_a_w3, t25, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 30, 43, eval_loss_lora_k30_lora(t32, lora_scale_w3, t31, B, R, T));
+        LA_TIMED(prof, 31, 43, eval_loss_lora_k31_lora_b_w3(t33, lora_b_w3, t32, B, F, R, T));
+        LA_TIMED(prof, 32, 43, eval_loss_lora_k32_silu(t34, t26, t29, t30, t33, B, F, T));
+        LA_TIMED(prof, 33, 43, eval_loss_lora_k33_w2(t35, w2, t34, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 34, 43, eval_loss_lora_k34_lora_a_w2(t36, lora_a_w2, t34, B, F, R, T));
+        LA_TIMED(prof, 35, 43, eval_loss_lora_k35_lora(t37, lora_scale_w2, t36, B, R, T));
+        LA_TIMED(prof, 36, 43, eval_loss_lora_k36_lora_b_w2(t38, lora_b_w2, t37, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 37, 43, eval_loss_lora_k37_lora(carry0_next, carry0, t21, t24, t35, t38, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
-    /* stage 'after_layer' */
-    LA_TIMED(prof, 31, 36, eval_loss_lora_k31_rmsnorm(t32, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 32, 36, eval_loss_lora_k32_lm_head(t33, lm_head, t32, B, HD2, KVH, REP, T, V));
-    LA_TIMED(prof, 33, 36, eval_loss_lora_k33_lm_head(t34, t33, B, T, V));
-    LA_TIMED(prof, 34, 36, eval_loss_lora_k34_log_softmax(t35, targets, t33, t34, B, T, V));
-    LA_TIMED(prof, 35, 36, eval_loss_lora_k35_cross_entropy(nll, t35, B, T));
+    /* stage 'lm_chunk', repeated NC times */
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *targets = args->targets + l * CR;
+        float *nll = args->nll + l * CR;
+        LA_TIMED(prof, 38, 43, eval_loss_lora_k38_rmsnorm(t39, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 39, 43, eval_loss_lora_k39_lm_head(t40, lm_head, t39, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 40, 43, eval_loss_lora_k40_log_softmax(t41, t40, CR, V));
+        LA_TIMED(prof, 41, 43, eval_loss_lora_k41_log_softmax(t42, targets, t40, t41, CR, V));
+        LA_TIMED(prof, 42, 43, eval_loss_lora_k42_cross_entropy(nll, t42, CR));
+    }
 }
 
 void llama_train_eval_loss_lora_costs(const llama_train_eval_loss_lora_args *args, double *flops, double *bytes) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
@@ -9293,37 +13688,44 @@ void llama_train_eval_loss_lora_costs(const llama_train_eval_loss_lora_args *arg
     flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* eval_loss_lora_k2_rmsnorm */
     flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k3_wq */
     flops[4] = (double)(4*B*HD2*KVH*R*REP*T); bytes[4] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k4_lora_a_wq */
-    flops[5] = (double)(4*B*HD2*KVH*R*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k5_lora_b_wq */
-    flops[6] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k6_rope */
-    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k7_wk */
-    flops[8] = (double)(4*B*HD2*KVH*R*REP*T); bytes[8] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k8_lora_a_wk */
-    flops[9] = (double)(4*B*HD2*KVH*R*T); bytes[9] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* eval_loss_lora_k9_lora_b_wk */
-    flops[10] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[10] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* eval_loss_lora_k10_rope */
-    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k11_wv */
-    flops[12] = (double)(4*B*HD2*KVH*R*REP*T); bytes[12] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k12_lora_a_wv */
-    flops[13] = (double)(4*B*HD2*KVH*R*T); bytes[13] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* eval_loss_lora_k13_lora_b_wv */
-    flops[14] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[14] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* eval_loss_lora_k14_lora */
-    flops[15] = (double)(4*B*HD2*KVH*REP*T*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* eval_loss_lora_k15_causal_attention_forward */
-    flops[16] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k16_wo */
-    flops[17] = (double)(4*B*HD2*KVH*R*REP*T); bytes[17] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k17_lora_a_wo */
-    flops[18] = (double)(4*B*HD2*KVH*R*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k18_lora_b_wo */
-    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k19_rmsnorm */
-    flops[20] = (double)(4*B*F*HD2*KVH*REP*T); bytes[20] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k20_w1 */
-    flops[21] = (double)(4*B*HD2*KVH*R*REP*T); bytes[21] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k21_lora_a_w1 */
-    flops[22] = (double)(2*B*F*R*T); bytes[22] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* eval_loss_lora_k22_lora_b_w1 */
-    flops[23] = (double)(4*B*F*HD2*KVH*REP*T); bytes[23] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k23_w3 */
-    flops[24] = (double)(4*B*HD2*KVH*R*REP*T); bytes[24] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k24_lora_a_w3 */
-    flops[25] = (double)(2*B*F*R*T); bytes[25] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* eval_loss_lora_k25_lora_b_w3 */
-    flops[26] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[26] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_lora_k26_lora */
-    flops[27] = (double)(4*B*F*HD2*KVH*REP*T); bytes[27] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_lora_k27_w2 */
-    flops[28] = (double)(2*B*F*R*T); bytes[28] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* eval_loss_lora_k28_lora_a_w2 */
-    flops[29] = (double)(4*B*HD2*KVH*R*REP*T); bytes[29] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k29_lora_b_w2 */
-    flops[30] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[30] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k30_lora */
-    flops[31] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[31] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k31_rmsnorm */
-    flops[32] = (double)(4*B*HD2*KVH*REP*T*V); bytes[32] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k32_lm_head */
-    flops[33] = (double)(B*T*V); bytes[33] = (double)(4*B*T + 4*B*T*V); /* eval_loss_lora_k33_lm_head */
-    flops[34] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[34] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_lora_k34_log_softmax */
-    flops[35] = (double)(B*T); bytes[35] = (double)(4*B*T + 4*B*T); /* eval_loss_lora_k35_cross_entropy */
+    flops[5] = (double)(B*R*T); bytes[5] = (double)(4*B*R*T + 4 + 4*B*R*T); /* eval_loss_lora_k5_lora */
+    flops[6] = (double)(4*B*HD2*KVH*R*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k6_lora_b_wq */
+    flops[7] = (double)(2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k7_rope */
+    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k8_wk */
+    flops[9] = (double)(4*B*HD2*KVH*R*REP*T); bytes[9] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k9_lora_a_wk */
+    flops[10] = (double)(B*R*T); bytes[10] = (double)(4*B*R*T + 4 + 4*B*R*T); /* eval_loss_lora_k10_lora */
+    flops[11] = (double)(4*B*HD2*KVH*R*T); bytes[11] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* eval_loss_lora_k11_lora_b_wk */
+    flops[12] = (double)(2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[12] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* eval_loss_lora_k12_rope */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k13_wv */
+    flops[14] = (double)(4*B*HD2*KVH*R*REP*T); bytes[14] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k14_lora_a_wv */
+    flops[15] = (double)(B*R*T); bytes[15] = (double)(4*B*R*T + 4 + 4*B*R*T); /* eval_loss_lora_k15_lora */
+    flops[16] = (double)(4*B*HD2*KVH*R*T); bytes[16] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* eval_loss_lora_k16_lora_b_wv */
+    flops[17] = (double)(2*B*HD2*KVH*T); bytes[17] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* eval_loss_lora_k17_attention */
+    flops[18] = (double)(4*B*HD2*KVH*REP*T*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* eval_loss_lora_k18_causal_attention_forward */
+    flops[19] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k19_wo */
+    flops[20] = (double)(4*B*HD2*KVH*R*REP*T); bytes[20] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k20_lora_a_wo */
+    flops[21] = (double)(B*R*T); bytes[21] = (double)(4*B*R*T + 4 + 4*B*R*T); /* eval_loss_lora_k21_lora */
+    flops[22] = (double)(4*B*HD2*KVH*R*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k22_lora_b_wo */
+    flops[23] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k23_rmsnorm */
+    flops[24] = (double)(4*B*F*HD2*KVH*REP*T); bytes[24] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k24_w1 */
+    flops[25] = (double)(4*B*HD2*KVH*R*REP*T); bytes[25] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k25_lora_a_w1 */
+    flops[26] = (double)(B*R*T); bytes[26] = (double)(4*B*R*T + 4 + 4*B*R*T); /* eval_loss_lora_k26_lora */
+    flops[27] = (double)(2*B*F*R*T); bytes[27] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* eval_loss_lora_k27_lora_b_w1 */
+    flops[28] = (double)(4*B*F*HD2*KVH*REP*T); bytes[28] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k28_w3 */
+    flops[29] = (double)(4*B*HD2*KVH*R*REP*T); bytes[29] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k29_lora_a_w3 */
+    flops[30] = (double)(B*R*T); bytes[30] = (double)(4*B*R*T + 4 + 4*B*R*T); /* eval_loss_lora_k30_lora */
+    flops[31] = (double)(2*B*F*R*T); bytes[31] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* eval_loss_lora_k31_lora_b_w3 */
+    flops[32] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[32] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_lora_k32_silu */
+    flops[33] = (double)(4*B*F*HD2*KVH*REP*T); bytes[33] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_lora_k33_w2 */
+    flops[34] = (double)(2*B*F*R*T); bytes[34] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* eval_loss_lora_k34_lora_a_w2 */
+    flops[35] = (double)(B*R*T); bytes[35] = (double)(4*B*R*T + 4 + 4*B*R*T); /* eval_loss_lora_k35_lora */
+    flops[36] = (double)(4*B*HD2*KVH*R*REP*T); bytes[36] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k36_lora_b_w2 */
+    flops[37] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[37] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k37_lora */
+    flops[38] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[38] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* eval_loss_lora_k38_rmsnorm */
+    flops[39] = (double)(4*CR*HD2*KVH*REP*V); bytes[39] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* eval_loss_lora_k39_lm_head */
+    flops[40] = (double)(CR*V); bytes[40] = (double)(4*CR + 4*CR*V); /* eval_loss_lora_k40_log_softmax */
+    flops[41] = (double)(CR + CR*V + CR*V + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[41] = (double)(4*CR + 4*CR + 4*CR*V + 4*CR); /* eval_loss_lora_k41_log_softmax */
+    flops[42] = (double)(CR); bytes[42] = (double)(4*CR + 4*CR + 4*CR); /* eval_loss_lora_k42_cross_entropy */
     (void)args;
 }
 
@@ -9336,39 +13738,46 @@ static const char *const llama_train_eval_loss_lora_kernel_names[] = {
     "eval_loss_lora_k2_rmsnorm",
     "eval_loss_lora_k3_wq",
     "eval_loss_lora_k4_lora_a_wq",
-    "eval_loss_lora_k5_lora_b_wq",
-    "eval_loss_lora_k6_rope",
-    "eval_loss_lora_k7_wk",
-    "eval_loss_lora_k8_lora_a_wk",
-    "eval_loss_lora_k9_lora_b_wk",
-    "eval_loss_lora_k10_rope",
-    "eval_loss_lora_k11_wv",
-    "eval_loss_lora_k12_lora_a_wv",
-    "eval_loss_lora_k13_lora_b_wv",
-    "eval_loss_lora_k14_lora",
-    "eval_loss_lora_k15_causal_attention_forward",
-    "eval_loss_lora_k16_wo",
-    "eval_loss_lora_k17_lora_a_wo",
-    "eval_loss_lora_k18_lora_b_wo",
-    "eval_loss_lora_k19_rmsnorm",
-    "eval_loss_lora_k20_w1",
-    "eval_loss_lora_k21_lora_a_w1",
-    "eval_loss_lora_k22_lora_b_w1",
-    "eval_loss_lora_k23_w3",
-    "eval_loss_lora_k24_lora_a_w3",
-    "eval_loss_lora_k25_lora_b_w3",
+    "eval_loss_lora_k5_lora",
+    "eval_loss_lora_k6_lora_b_wq",
+    "eval_loss_lora_k7_rope",
+    "eval_loss_lora_k8_wk",
+    "eval_loss_lora_k9_lora_a_wk",
+    "eval_loss_lora_k10_lora",
+    "eval_loss_lora_k11_lora_b_wk",
+    "eval_loss_lora_k12_rope",
+    "eval_loss_lora_k13_wv",
+    "eval_loss_lora_k14_lora_a_wv",
+    "eval_loss_lora_k15_lora",
+    "eval_loss_lora_k16_lora_b_wv",
+    "eval_loss_lora_k17_attention",
+    "eval_loss_lora_k18_causal_attention_forward",
+    "eval_loss_lora_k19_wo",
+    "eval_loss_lora_k20_lora_a_wo",
+    "eval_loss_lora_k21_lora",
+    "eval_loss_lora_k22_lora_b_wo",
+    "eval_loss_lora_k23_rmsnorm",
+    "eval_loss_lora_k24_w1",
+    "eval_loss_lora_k25_lora_a_w1",
     "eval_loss_lora_k26_lora",
-    "eval_loss_lora_k27_w2",
-    "eval_loss_lora_k28_lora_a_w2",
-    "eval_loss_lora_k29_lora_b_w2",
+    "eval_loss_lora_k27_lora_b_w1",
+    "eval_loss_lora_k28_w3",
+    "eval_loss_lora_k29_lora_a_w3",
     "eval_loss_lora_k30_lora",
-    "eval_loss_lora_k31_rmsnorm",
-    "eval_loss_lora_k32_lm_head",
-    "eval_loss_lora_k33_lm_head",
-    "eval_loss_lora_k34_log_softmax",
-    "eval_loss_lora_k35_cross_entropy",
+    "eval_loss_lora_k31_lora_b_w3",
+    "eval_loss_lora_k32_silu",
+    "eval_loss_lora_k33_w2",
+    "eval_loss_lora_k34_lora_a_w2",
+    "eval_loss_lora_k35_lora",
+    "eval_loss_lora_k36_lora_b_w2",
+    "eval_loss_lora_k37_lora",
+    "eval_loss_lora_k38_rmsnorm",
+    "eval_loss_lora_k39_lm_head",
+    "eval_loss_lora_k40_log_softmax",
+    "eval_loss_lora_k41_log_softmax",
+    "eval_loss_lora_k42_cross_entropy",
 };
-const la_program_info llama_train_eval_loss_lora_info = { "llama_train.eval_loss_lora", 49, 36, llama_train_eval_loss_lora_kernel_names, llama_train_eval_loss_lora_run, llama_train_eval_loss_lora_arena, llama_train_eval_loss_lora_cost };
+const la_program_info llama_train_eval_loss_lora_info = { "llama_train.eval_loss_lora", 52, 43, llama_train_eval_loss_lora_kernel_names, llama_train_eval_loss_lora_run, llama_train_eval_loss_lora_arena, llama_train_eval_loss_lora_cost };
 
 /* ===== program 'lm_step_prefix' ===== */
 
@@ -10956,7 +15365,7 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
         float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
         float *grad_prefix_kv = args->grad_prefix_kv + (L - 1 - l) * (4*HD2*KVH*P);
         float *carry5_next = carry5_buf[l & 1];
-        LA_TIMED(prof, 41, 63, lm_step_prefix_k41_rmsnorm(t29, saved_x, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 41, 63, lm_step_prefix_k41_rmsnorm(t29, saved_x, B, HD2, KVH, REP, T));
         LA_TIMED(prof, 42, 63, lm_step_prefix_k42_prefix(t30, saved_k, prefix_kv, B, HD2, KVH, P, S, T));
         LA_TIMED(prof, 43, 63, lm_step_prefix_k43_prefix(t31, saved_v, prefix_kv, B, HD2, KVH, P, S, T));
         LA_TIMED(prof, 44, 63, lm_step_prefix_k44_rmsnorm(t32, saved_h, B, HD2, KVH, REP, T));
@@ -10970,13 +15379,13 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
         LA_TIMED(prof, 52, 63, lm_step_prefix_k52_causal_attention_backward(t40, t41, t42, saved_q, saved_lse, saved_attn, t30, t31, t39, B, HD2, KVH, P, REP, S, T));
         LA_TIMED(prof, 53, 63, lm_step_prefix_k53_prefix_grad(t43, t42, B, HD2, KVH, P, S));
         LA_TIMED(prof, 54, 63, lm_step_prefix_k54_prefix_grad(t44, t41, B, HD2, KVH, P, S));
-        LA_TIMED(prof, 55, 63, lm_step_prefix_k55_attention_grad(t45, t42, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 56, 63, lm_step_prefix_k56_wv_grad_in(t46, wv, t45, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 57, 63, lm_step_prefix_k57_rope_grad(t47, t0, t1, t41, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 58, 63, lm_step_prefix_k58_wk_grad_in(t48, wk, t47, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 59, 63, lm_step_prefix_k59_rope_grad(t49, t0, t1, t40, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 60, 63, lm_step_prefix_k60_wq_grad_in(t50, wq, t49, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 61, 63, lm_step_prefix_k61_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t29, t38, t46, t48, t50, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 55, 63, lm_step_prefix_k55_attention_grad(t45, t42, B, HD2, KVH, P, S, T));
+        if (l + 1 < L) LA_TIMED(prof, 56, 63, lm_step_prefix_k56_wv_grad_in(t46, wv, t45, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 57, 63, lm_step_prefix_k57_rope_grad(t47, t0, t1, t41, B, HD2, KVH, P, S, T));
+        if (l + 1 < L) LA_TIMED(prof, 58, 63, lm_step_prefix_k58_wk_grad_in(t48, wk, t47, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 59, 63, lm_step_prefix_k59_rope_grad(t49, t0, t1, t40, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 60, 63, lm_step_prefix_k60_wq_grad_in(t50, wq, t49, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 61, 63, lm_step_prefix_k61_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t29, t38, t46, t48, t50, B, HD2, KVH, REP, T));
         LA_TIMED(prof, 62, 63, lm_step_prefix_k62_prefix_grad(grad_prefix_kv, t43, t44, HD2, KVH, P));
         carry5 = carry5_next;
     }
@@ -11578,34 +15987,37 @@ static void eval_loss_prefix_k16_layer(float *restrict carry0_next, const float 
     }
 }
 
-/* eval_loss_prefix_k17_rmsnorm: t18 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void eval_loss_prefix_k17_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_prefix_k17_rmsnorm: t18 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head; lm_chunk/lm_head/rmsnorm] */
+static void eval_loss_prefix_k17_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[(long)scored[i0] * D + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        float v1 = acc0 / ((float)(D));
-        float v2 = v1 + norm_eps[0];
-        float v3 = 1.0f / sqrtf(v2);
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (final_norm[j]);
-            t18[r * n + j] = v5;
+            float v2 = carry0[(long)scored[i0] * D + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t18[r * n + j] = v7;
         }
     }
 }
 
-/* eval_loss_prefix_k18_lm_head: t19[B*T, V] = t18 · lm_headᵀ  [lm_head] */
-static void eval_loss_prefix_k18_lm_head(float *restrict t19, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
+/* eval_loss_prefix_k18_lm_head: t19[CR, V] = t18 · lm_headᵀ  [lm_chunk/lm_head] */
+static void eval_loss_prefix_k18_lm_head(float *restrict t19, const float *restrict lm_head, const float *restrict t18, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t18, D, lm_head, D, 0.0f, t19, V);
+    if (CR != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t18, D, lm_head, D, 0.0f, t19, V);
         return;
     }
     la_blas_pool(0);
@@ -11619,10 +16031,10 @@ static void eval_loss_prefix_k18_lm_head(float *restrict t19, const float *restr
     }
 }
 
-/* eval_loss_prefix_k19_lm_head: t20 = max(t19)  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void eval_loss_prefix_k19_lm_head(float *restrict t20, const float *restrict t19, long B, long T, long V) {
+/* eval_loss_prefix_k19_log_softmax: t20 = max(t19)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void eval_loss_prefix_k19_log_softmax(float *restrict t20, const float *restrict t19, long CR, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = -INFINITY;
@@ -11634,15 +16046,14 @@ static void eval_loss_prefix_k19_lm_head(float *restrict t20, const float *restr
     }
 }
 
-/* eval_loss_prefix_k20_log_softmax: t21 = Σ((t19 - t20 - log(Σ(exp(t19 - t20)))) · [i2 = targets])  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void eval_loss_prefix_k20_log_softmax(float *restrict t21, const int32_t *restrict targets, const float *restrict t19, const float *restrict t20, long B, long T, long V) {
+/* eval_loss_prefix_k20_log_softmax: t21 = Σ((t19 - t20 - log(Σ(exp(t19 - t20)))) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void eval_loss_prefix_k20_log_softmax(float *restrict t21, const int32_t *restrict targets, const float *restrict t19, const float *restrict t20, long CR, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = t20[(i0) * T + i1];
+        const long i0 = r;
+        float v0 = t20[i0];
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
@@ -11651,7 +16062,7 @@ static void eval_loss_prefix_k20_log_softmax(float *restrict t21, const int32_t 
             acc1 += v3;
         }
         float v4 = logf(acc1);
-        float v6 = (float)targets[(i0) * T + i1];
+        float v6 = (float)targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -11665,21 +16076,20 @@ static void eval_loss_prefix_k20_log_softmax(float *restrict t21, const int32_t 
     }
 }
 
-/* eval_loss_prefix_k21_cross_entropy: nll = -t21  [lm_head/cross_entropy] */
-static void eval_loss_prefix_k21_cross_entropy(float *restrict nll, const float *restrict t21, long B, long T) {
-    const long rows = B, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t21[r * n + j]);
-            nll[r * n + j] = v0;
-        }
+/* eval_loss_prefix_k21_cross_entropy: nll = -t21  [lm_chunk/lm_head/cross_entropy; lm_chunk] */
+static void eval_loss_prefix_k21_cross_entropy(float *restrict nll, const float *restrict t21, long CR) {
+    const long n = CR;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t21[j]);
+        nll[j] = v0;
     }
 }
 
 /* Arena: 10 slots planned for 22 kernels. */
 static long llama_train_eval_loss_prefix_layout(const llama_train_eval_loss_prefix_args *args, long *off) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
@@ -11688,14 +16098,14 @@ static long llama_train_eval_loss_prefix_layout(const llama_train_eval_loss_pref
     const long T = args->T;
     const long V = args->V;
     long total = 0;
-    off[0] = total; total += la_round16(la_max(HD2*T, B*T));
+    off[0] = total; total += la_round16(la_max(HD2*T, CR));
     off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), 2*B*HD2*KVH*S), B*F*T));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), 2*B*HD2*KVH*S), B*F*T), 2*CR*HD2*KVH*REP));
     off[5] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[6] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T), B*F*T), B*T));
-    off[7] = total; total += la_round16(la_max(la_max(B*KVH*REP*T, B*F*T), B*T*V));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T), B*F*T), CR));
+    off[7] = total; total += la_round16(la_max(la_max(B*KVH*REP*T, B*F*T), CR*V));
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
@@ -11709,10 +16119,12 @@ long llama_train_eval_loss_prefix_arena_floats(const llama_train_eval_loss_prefi
 
 void llama_train_eval_loss_prefix(const llama_train_eval_loss_prefix_args *args) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
+    const long NC = args->NC;
     const long P = args->P;
     const long REP = args->REP;
     const long S = args->S;
@@ -11747,10 +16159,8 @@ void llama_train_eval_loss_prefix(const llama_train_eval_loss_prefix_args *args)
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
     const int32_t *ids = args->ids;
-    const int32_t *targets = args->targets;
     const float *norm_eps = args->norm_eps;
     const float *rope_theta = args->rope_theta;
-    float *nll = args->nll;
     /* stage 'main' */
     LA_TIMED(prof, 0, 22, eval_loss_prefix_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
     LA_TIMED(prof, 1, 22, eval_loss_prefix_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
@@ -11786,16 +16196,22 @@ void llama_train_eval_loss_prefix(const llama_train_eval_loss_prefix_args *args)
         LA_TIMED(prof, 16, 22, eval_loss_prefix_k16_layer(carry0_next, carry0, t12, t17, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
-    /* stage 'after_layer' */
-    LA_TIMED(prof, 17, 22, eval_loss_prefix_k17_rmsnorm(t18, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 18, 22, eval_loss_prefix_k18_lm_head(t19, lm_head, t18, B, HD2, KVH, REP, T, V));
-    LA_TIMED(prof, 19, 22, eval_loss_prefix_k19_lm_head(t20, t19, B, T, V));
-    LA_TIMED(prof, 20, 22, eval_loss_prefix_k20_log_softmax(t21, targets, t19, t20, B, T, V));
-    LA_TIMED(prof, 21, 22, eval_loss_prefix_k21_cross_entropy(nll, t21, B, T));
+    /* stage 'lm_chunk', repeated NC times */
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *targets = args->targets + l * CR;
+        float *nll = args->nll + l * CR;
+        LA_TIMED(prof, 17, 22, eval_loss_prefix_k17_rmsnorm(t18, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 18, 22, eval_loss_prefix_k18_lm_head(t19, lm_head, t18, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 19, 22, eval_loss_prefix_k19_log_softmax(t20, t19, CR, V));
+        LA_TIMED(prof, 20, 22, eval_loss_prefix_k20_log_softmax(t21, targets, t19, t20, CR, V));
+        LA_TIMED(prof, 21, 22, eval_loss_prefix_k21_cross_entropy(nll, t21, CR));
+    }
 }
 
 void llama_train_eval_loss_prefix_costs(const llama_train_eval_loss_prefix_args *args, double *flops, double *bytes) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
@@ -11821,11 +16237,11 @@ void llama_train_eval_loss_prefix_costs(const llama_train_eval_loss_prefix_args 
     flops[14] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[14] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_prefix_k14_silu */
     flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_prefix_k15_w2 */
     flops[16] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k16_layer */
-    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k17_rmsnorm */
-    flops[18] = (double)(4*B*HD2*KVH*REP*T*V); bytes[18] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k18_lm_head */
-    flops[19] = (double)(B*T*V); bytes[19] = (double)(4*B*T + 4*B*T*V); /* eval_loss_prefix_k19_lm_head */
-    flops[20] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[20] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_prefix_k20_log_softmax */
-    flops[21] = (double)(B*T); bytes[21] = (double)(4*B*T + 4*B*T); /* eval_loss_prefix_k21_cross_entropy */
+    flops[17] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[17] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* eval_loss_prefix_k17_rmsnorm */
+    flops[18] = (double)(4*CR*HD2*KVH*REP*V); bytes[18] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* eval_loss_prefix_k18_lm_head */
+    flops[19] = (double)(CR*V); bytes[19] = (double)(4*CR + 4*CR*V); /* eval_loss_prefix_k19_log_softmax */
+    flops[20] = (double)(CR + CR*V + CR*V + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[20] = (double)(4*CR + 4*CR + 4*CR*V + 4*CR); /* eval_loss_prefix_k20_log_softmax */
+    flops[21] = (double)(CR); bytes[21] = (double)(4*CR + 4*CR + 4*CR); /* eval_loss_prefix_k21_cross_entropy */
     (void)args;
 }
 
@@ -11852,11 +16268,11 @@ static const char *const llama_train_eval_loss_prefix_kernel_names[] = {
     "eval_loss_prefix_k16_layer",
     "eval_loss_prefix_k17_rmsnorm",
     "eval_loss_prefix_k18_lm_head",
-    "eval_loss_prefix_k19_lm_head",
+    "eval_loss_prefix_k19_log_softmax",
     "eval_loss_prefix_k20_log_softmax",
     "eval_loss_prefix_k21_cross_entropy",
 };
-const la_program_info llama_train_eval_loss_prefix_info = { "llama_train.eval_loss_prefix", 30, 22, llama_train_eval_loss_prefix_kernel_names, llama_train_eval_loss_prefix_run, llama_train_eval_loss_prefix_arena, llama_train_eval_loss_prefix_cost };
+const la_program_info llama_train_eval_loss_prefix_info = { "llama_train.eval_loss_prefix", 33, 22, llama_train_eval_loss_prefix_kernel_names, llama_train_eval_loss_prefix_run, llama_train_eval_loss_prefix_arena, llama_train_eval_loss_prefix_cost };
 
 /* ===== program 'prefix_encode' ===== */
 

@@ -45,17 +45,25 @@ public struct ProfileReport: Sendable {
 
     public var totalMs: Double { rows.reduce(0) { $0 + $1.ms } }
 
-    /// Time and rate of the matrix-product kernels (kind `sgemm`: they call sgemm/sgemv).
-    public var products: (ms: Double, gflops: Double) {
-        let m = rows.filter { $0.kind == .sgemm }
+    /// Time and rate of the matrix-product kernels of one kind: `sgemm` (they call
+    /// sgemm/sgemv, the default) or `bf16Gemm` (a bf16 program's mixed-precision products).
+    public func products(_ kind: ProgramManifest.Kernel.Kind = .sgemm) -> (ms: Double, gflops: Double) {
+        let m = rows.filter { $0.kind == kind }
         let ms = m.reduce(0) { $0 + $1.ms }
         return (ms, ms > 0 ? m.reduce(0) { $0 + $1.flops } / (ms * 1e6) : 0)
     }
 
     /// One line: the products' share of the step and their rate against `ceiling` GFLOP/s.
     public func productsLine(ceiling: Double) -> String {
-        let p = products
+        let p = products()
         return String(format: "matrix products: %.1f ms (%.0f%% of kernel time) at %.1f GFLOP/s = %.0f%% of sgemm alone (%.1f)",
+                      p.ms, 100 * p.ms / max(totalMs, 1e-9), p.gflops, 100 * p.gflops / max(ceiling, 1e-9), ceiling)
+    }
+
+    /// The same line for the bf16 products against `ceiling`, a bf16 product alone (`bench.sgemm_bf16`).
+    public func bf16ProductsLine(ceiling: Double) -> String {
+        let p = products(.bf16Gemm)
+        return String(format: "bf16 matrix products: %.1f ms (%.0f%% of kernel time) at %.1f GFLOP/s = %.0f%% of the bf16 product alone (%.1f)",
                       p.ms, 100 * p.ms / max(totalMs, 1e-9), p.gflops, 100 * p.gflops / max(ceiling, 1e-9), ceiling)
     }
 

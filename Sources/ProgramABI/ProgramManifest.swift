@@ -51,6 +51,9 @@ public struct ProgramManifest: Codable, Sendable, Equatable {
         public enum Kind: String, Codable, Sendable {
             /// A matrix product (OpenBLAS sgemm/sgemv through the runtime's `la_gemm`).
             case sgemm
+            /// A mixed-precision product of a bf16 program (bf16 operands, fp32 accumulation:
+            /// `la_bf16_gemm`, emitted by `BF16GemmLowering`).
+            case bf16Gemm = "bf16_gemm"
             /// A loop over rows × last axis with its absorbed reductions.
             case fusedLoop = "fused_loop"
             /// Rows accumulated at indices.

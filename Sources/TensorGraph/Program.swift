@@ -44,6 +44,17 @@ public struct Carry: Sendable, Hashable {
 }
 
 
+/// How a program's matrix products are computed. Everything else (norms, softmax, losses,
+/// gradients, the optimizer) is float32 in both.
+public enum MatmulPrecision: String, Sendable, Hashable, Codable {
+    /// float32 operands and accumulation (OpenBLAS `sgemm`): the default.
+    case f32
+    /// Mixed precision: both operands rounded to bfloat16 (nearest even) as the product packs
+    /// them, products accumulated in float32 (AVX-512 BF16 `vdpbf16ps`); every tensor in
+    /// memory stays float32 (the weights are the float32 master copy).
+    case bf16
+}
+
 /// A named entry point: the whole IR of one program (e.g. `prefill`, `decode`, `lm_step`).
 public struct Program: Sendable {
     public var name: String
@@ -54,6 +65,18 @@ public struct Program: Sendable {
     public var params: [TensorDecl]
     /// Named results: node id and declaration.
     public var outputs: [(name: String, node: Int)]
+    /// How the matrix products are computed (`MatmulPrecision`); set by `lowered(precision:)`.
+    public var matmulPrecision: MatmulPrecision = .f32
+
+    /// The same graph with its products in `precision`, named with the precision's suffix
+    /// (`lm_step` → `lm_step_bf16`); `.f32` returns the program unchanged.
+    public func lowered(precision: MatmulPrecision) -> Program {
+        guard precision != .f32 else { return self }
+        var p = self
+        p.name += "_" + precision.rawValue
+        p.matmulPrecision = precision
+        return p
+    }
 
     /// The declaration of an input or parameter by name.
     public func decl(_ name: String) -> TensorDecl? {

@@ -82,8 +82,10 @@ func peakRSSMiB() -> Double {
 
 /// Measures `cblas_sgemm` alone, in this process and with its threads, through the compiled
 /// `bench.sgemm` program: GFLOP/s for `[m,k]·[n,k]ᵀ` (the ceiling a training step is held to).
-func sgemmGFLOPs(m: Int, n: Int, k: Int, runs: Int = 5) throws -> Double {
-    let p = try CompiledProgram.load("bench.sgemm")
+/// `program: "bench.sgemm_bf16"` measures the bf16 product alone instead (bf16 operands packed
+/// from float32, float32 accumulation: the ceiling of a `--bf16` step).
+func sgemmGFLOPs(m: Int, n: Int, k: Int, runs: Int = 5, program: String = "bench.sgemm") throws -> Double {
+    let p = try CompiledProgram.load(program)
     let a = AlignedBuffer(floats: m * k), b = AlignedBuffer(floats: n * k), c = AlignedBuffer(floats: m * n)
     for i in 0..<(m * k) { a.floats[i] = Float(i % 7) * 0.01 }
     for i in 0..<(n * k) { b.floats[i] = Float(i % 5) * 0.01 }

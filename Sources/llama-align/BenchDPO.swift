@@ -15,8 +15,9 @@ struct BenchDPO: ParsableCommand {
     @Flag(help: "The policy trains LoRA adapters on every projection; the live reference is its base (adapters off, no copy).") var lora = false
     @Option(help: "The adapters' rank with --lora.") var rank = 8
     @Option(help: "The policy trains a prefix of this many positions; the live reference is the model without it (no copy).") var prefix: Int?
-    @Option(help: "Scored rows per vocabulary chunk (default: 2^21 / vocabulary, at least 16).") var chunkRows: Int?
+    @Option(help: "Scored rows per vocabulary chunk (default: 2^22 / vocabulary rounded down to a multiple of 32, at least 16).") var chunkRows: Int?
     @Flag(help: "Also print the time per fused kernel of one live-reference step.") var profile = false
+    @Flag(help: "Mixed precision: bf16 products with float32 accumulation (dpo_step_bf16, dpo_logps_bf16), as bf16: true trains.") var bf16 = false
 
     struct Result: Encodable {
         var job = "dpo", config: String, pairs: Int, prompt: Int, response: Int, row_tokens: Int, steps: Int, threads: Int
@@ -26,6 +27,8 @@ struct BenchDPO: ParsableCommand {
         var prefix_tokens: Int?
         var live_pairs_per_second: Spread, precomputed_pairs_per_second: Spread
         var live_gflops: Double, precomputed_gflops: Double, sgemm_gflops: Double, live_ratio: Double, peak_rss_mib: Double
+        /// With `--bf16`: the bf16 product alone in this run (`live_ratio` is then against it), else nil.
+        var bf16_gemm_gflops: Double?
         /// The CPU and the matrix kernels this run used.
         var kernels = MatrixKernels.current
     }
@@ -46,7 +49,7 @@ struct BenchDPO: ParsableCommand {
         let lora = self.lora ? try LoRAConfig(rank: rank) : nil
         let prefix = try self.prefix.map { try PrefixConfig(tokens: $0) }
         if lora != nil && prefix != nil { throw ValidationError("--lora and --prefix together are not supported; give one") }
-        let policy = try LMTrainer(parameters: ParameterStore(weights: weights, lora: lora, prefix: prefix))
+        let policy = try LMTrainer(parameters: ParameterStore(weights: weights, lora: lora, prefix: prefix), bf16: bf16)
         if let chunkRows { policy.chunkRows = chunkRows }
         let adapted = lora != nil || prefix != nil
         let trainer = try DPOTrainer(policy: policy, reference: adapted ? nil : try ParameterStore(weights: weights), settings: DPOSettings())
@@ -68,23 +71,26 @@ struct BenchDPO: ParsableCommand {
         let policyFlops = (adapted ? 4 : 6) * params * tokens
         let liveFlops = policyFlops + 2 * params * tokens, cachedFlops = policyFlops
         let ceiling = try sgemmGFLOPs(m: batch.batch * batch.seq, n: c.hiddenDim, k: c.dim)
+        let bf16Ceiling = bf16 ? try sgemmGFLOPs(m: batch.batch * batch.seq, n: c.hiddenDim, k: c.dim, program: "bench.sgemm_bf16") : nil
         let result = Result(config: options.config, pairs: pairs, prompt: prompt, response: response, row_tokens: batch.seq,
                             steps: steps, threads: KernelThreads.current, lora_rank: lora?.rank, prefix_tokens: prefix?.tokens, live_pairs_per_second: Spread(live),
                             precomputed_pairs_per_second: Spread(cached),
                             live_gflops: liveFlops * median(live) / Double(pairs) / 1e9,
                             precomputed_gflops: cachedFlops * median(cached) / Double(pairs) / 1e9,
-                            sgemm_gflops: ceiling, live_ratio: liveFlops * median(live) / Double(pairs) / 1e9 / ceiling,
-                            peak_rss_mib: peakRSSMiB())
+                            sgemm_gflops: ceiling, live_ratio: liveFlops * median(live) / Double(pairs) / 1e9 / (bf16Ceiling ?? ceiling),
+                            peak_rss_mib: peakRSSMiB(), bf16_gemm_gflops: bf16Ceiling)
         if options.json { try printJSON(result); return }
         print(result.kernels.summary)
         print("config: \(options.config) (\(BenchConfig.describe(c))); \(pairs) pairs × (prompt \(prompt) + \(response)/\(response)), "
               + "shared-prompt rows of \(batch.seq) tokens, \(result.threads) threads"
               + (lora.map { ", LoRA rank \($0.rank) on every projection (reference: the base, adapters off)" } ?? "")
-              + (prefix.map { ", prefix of \($0.tokens) positions (reference: the base, prefix off)" } ?? ""))
+              + (prefix.map { ", prefix of \($0.tokens) positions (reference: the base, prefix off)" } ?? "")
+              + (bf16 ? ", bf16 products (float32 accumulation)" : ""))
         print("live reference:        " + result.live_pairs_per_second.text("%.2f pairs/s") + " over \(steps) steps")
         print("precomputed reference: " + result.precomputed_pairs_per_second.text("%.2f pairs/s"))
         print(String(format: "achieved: %.1f GFLOP/s live (%d × params × tokens), %.1f precomputed (%d ×); sgemm alone in this run %.1f GFLOP/s; ratio %.2f",
-                     result.live_gflops, adapted ? 6 : 8, result.precomputed_gflops, adapted ? 4 : 6, ceiling, result.live_ratio))
+                     result.live_gflops, adapted ? 6 : 8, result.precomputed_gflops, adapted ? 4 : 6, ceiling, result.live_gflops / ceiling))
+        if let bf16Ceiling { print(String(format: "bf16 product alone in this run %.1f GFLOP/s; ratio %.2f", bf16Ceiling, result.live_ratio)) }
         print(String(format: "peak RSS: %.0f MiB", result.peak_rss_mib))
         if profile {
             let optimizer = policy.optimizer
@@ -93,7 +99,7 @@ struct BenchDPO: ParsableCommand {
             _ = try trainer.step([batch], references: nil, lr: 1e-6)
             let report = kernelReport(programs.map { ($0, $0 === optimizer.program ? optimizer.sizes : trainer.sizes(batch)) })
             print(report.table(top: 40), terminator: "")
-            print(report.productsLine(ceiling: ceiling))
+            print(bf16Ceiling.map { report.bf16ProductsLine(ceiling: $0) } ?? report.productsLine(ceiling: ceiling))
             for p in programs { p.setProfiling(false) }
         }
     }

@@ -24,13 +24,14 @@ struct Profile: ParsableCommand {
         let (tok, _) = try run.tokenizer()
         guard let trainPath = args.trainDatasetPath else { throw CLIError("\(argsFile): train_dataset_path is required") }
         let (examples, _) = try run.read(try JSONLines.resolve(trainPath).train, tok)
-        let trainer = try LMTrainer(parameters: run.startingParameters())
+        let trainer = try LMTrainer(parameters: run.startingParameters(), bf16: args.bf16)
         var loader = DataLoader(items: examples, batchSize: args.perDeviceTrainBatchSize, shuffle: false, seed: 0)
-        var tokens = 0
+        var tokens = 0, lastRows = 0
         func step() throws -> TokenBatch {
             let batches = (0..<World.size).map { _ in collate(loader.next(), padId: tok.eosId) }
             _ = try trainer.trainStep(batches, lr: 0)
             tokens += batches.reduce(0) { $0 + $1.batch * $1.seq }
+            lastRows = batches[0].batch * batches[0].seq
             return World.share(batches)[0]
         }
         _ = try step()
@@ -65,6 +66,11 @@ struct Profile: ParsableCommand {
         guard World.isMain else { return }
         print(report.table(top: Int.max))
         print(String(format: "%d steps in %.1f ms of wall time; kernels %.1f%% of it", steps, wall, 100 * report.totalMs / wall))
+        if args.bf16 {
+            // The bf16 products against a bf16 product alone of a step's FFN shape, measured now.
+            let c = trainer.parameters.config
+            print(report.bf16ProductsLine(ceiling: try sgemmGFLOPs(m: lastRows, n: c.hiddenDim, k: c.dim, program: "bench.sgemm_bf16")))
+        }
         print(String(format: "%.0f tokens/s (%d rank%@ × %d thread%@)", Double(tokens) / (wall / 1e3), World.size, World.size == 1 ? "" : "s",
                      KernelThreads.current, KernelThreads.current == 1 ? "" : "s"))
         try report.chromeTrace().write(to: URL(fileURLWithPath: trace))

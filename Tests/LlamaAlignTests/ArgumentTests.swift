@@ -128,6 +128,21 @@ import LlamaGraphs
         #expect(planned > 4 * 256 * 64 * 4 && planned < MemoryBudget.machineBytes)
     }
 
+    @Test func anAdapterStepIsSizedByItsOwnProgram() throws {
+        let config = LlamaConfig(dim: 64, hiddenDim: 172, nLayers: 3, nHeads: 4, nKVHeads: 2, vocabSize: 256, maxSeqLen: 64)
+        let w = LlamaWeights.random(config: config, seed: 7)
+        let full = try MemoryBudget.trainingBytes(store: try ParameterStore(weights: w), program: "llama_train.lm_step", rows: 4, seq: 64)
+        #expect(full == (try MemoryBudget.trainingBytes(config: config, program: "llama_train.lm_step", rows: 4, seq: 64)))
+        let lora = try ParameterStore(weights: w, lora: try LoRAConfig(rank: 4, alpha: 8), seed: 1)
+        let adapted = try MemoryBudget.trainingBytes(store: lora, program: "llama_train.lm_step", rows: 4, seq: 64)
+        // One frozen copy of the weights instead of four (weights, gradients, two moments), and
+        // lm_step_lora's own buffers (its kept `[B·T, R]` adapter activations: R is bound).
+        let parameters = config.parameterShapes.reduce(0) { $0 + $1.shape.reduce(1, *) }
+        #expect(adapted < full && adapted > parameters * 4, "\(adapted) \(full) \(parameters)")
+        let dropout = try ParameterStore(weights: w, lora: try LoRAConfig(rank: 4, alpha: 8, dropout: 0.1), seed: 1)
+        #expect(try MemoryBudget.trainingBytes(store: dropout, program: "llama_dpo.dpo_step", rows: 4, seq: 64) > parameters * 4)
+    }
+
     @Test func anIncompleteNewerCheckpointIsNamed() throws {
         let dir = SharedFixtures.tempDir("incomplete").path
         let obj: [String: Any] = ["model_name_or_path": Demo.root + "/examples/tiny-model",

@@ -88,9 +88,13 @@ import TensorGraph
     /// first P positions: `prefill` at start P over a cache holding the prefix.
     @Test func prefixIsTheCachesFirstPositions() throws {
         let p = try LlamaTrainingPrograms.evalLossPrefix(), prefill = try LlamaPrograms.build(.prefill)
-        var (inputs, params) = try Self.values(p)
+        // Every position scored, in two chunks of three rows.
+        var chunked = Self.sizes
+        (chunked["NS"], chunked["NC"], chunked["CR"]) = (6, 2, 3)
+        var (inputs, params) = try Self.values(p, sizes: chunked)
         inputs["targets"] = HostTensor(shape: [2, 3], data: [5, 2, 6, 4, 1, 3])
-        let nll = try #require(try ReferenceInterpreter.run(p, sizes: Self.sizes, inputs: inputs, params: params).outputs["nll"])
+        inputs["scored"] = HostTensor(shape: [2, 3], data: [0, 1, 2, 3, 4, 5])
+        let nll = try #require(try ReferenceInterpreter.run(p, sizes: chunked, inputs: inputs, params: params).mutated["nll"])
         // The cache [L, B, C, KVH, HD] with C = S: the prefix at 0..<P of every row.
         let prefix = try #require(params[Prefix.parameter])
         params[Prefix.parameter] = nil

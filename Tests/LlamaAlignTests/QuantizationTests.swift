@@ -73,11 +73,12 @@ import LlamaGraphs
     }
 
     /// The emitted kernels (one-row GEMV, dequantize-a-tile GEMM) against the interpreter, with
-    /// short last groups (D = 40, F = 70) and group sizes 32 and 64.
+    /// short last groups (D = 40, F = 70) and group sizes 32, 64 and 128; with B = 1 the decode
+    /// programs take the int8-activation GEMV (x rounded to int8 per group, as the interpreter does).
     @Test(arguments: ["decode_q8", "decode_q4", "prefill_q8", "prefill_q4"], [1, 3])
     func quantizedProgramsMatchInterpreter(name: String, batch: Int) throws {
         let program = try #require(try LlamaPrograms.all().first { $0.name == name })
-        for (gd, rd, gf, rf) in [(2, 2, 3, 3), (1, 2, 2, 4)] {
+        for (gd, rd, gf, rf) in [(2, 2, 3, 3), (1, 2, 2, 4), (1, 4, 1, 4)] {
             var sizes = EveryProgramTests.sizes
             sizes["B"] = batch; sizes["HD2"] = 5
             sizes["GD"] = gd; sizes["RD"] = rd; sizes["GF"] = gf; sizes["RF"] = rf; sizes["F"] = 70
@@ -91,8 +92,10 @@ import LlamaGraphs
         LlamaConfig(dim: 64, hiddenDim: 172, nLayers: 2, nHeads: 4, nKVHeads: 2, vocabSize: 300, maxSeqLen: 32)
     }
 
-    /// A quantized model's prefill and decode logits equal the f32 model on its dequantized
-    /// weights (the same numbers multiplied in another order).
+    /// A quantized model's prefill logits equal the f32 model on its dequantized weights (the
+    /// same numbers multiplied in another order); decode's one-row products also round the
+    /// activations to int8 per group (exactly as the interpreter, `quantizedProgramsMatchInterpreter`),
+    /// which moves its logits by under 6% of their range (3–4% measured) and keeps the argmax here.
     @Test(arguments: QuantType.allCases, [32, 128])
     func quantizedModelMatchesDequantizedF32(type: QuantType, groupSize: Int) throws {
         let weights = LlamaWeights.random(config: QuantizationTests.tinyQuantConfig(), seed: 3, scale: 0.3)
@@ -104,7 +107,9 @@ import LlamaGraphs
         #expect(relativeError(a, b) <= 1e-5)
         for id in ids.suffix(2) {
             let x = try quantized.decode(ids: [id], cache: c1), y = try dense.decode(ids: [id], cache: c2)
-            #expect(relativeError(x, y) <= 1e-5)
+            let err = relativeError(x, y)
+            #expect(err > 1e-7 && err <= 6e-2, "int8 activations: \(err)")
+            #expect(x.indices.max { x[$0] < x[$1] } == y.indices.max { y[$0] < y[$1] })
         }
     }
 

@@ -111,12 +111,15 @@ import LlamaGraphs
         let b = rows.count, t = rows[0].count
         let ids = rows.flatMap { $0 }.map(Double.init)
         let targets = rows.flatMap { Array($0.dropFirst()) + [0] }.map(Double.init)
+        // Every position scored, in one chunk.
         let out = try ReferenceInterpreter.run(try LlamaTrainingPrograms.evalLoss(),
-            sizes: LlamaSizes(config: c, batch: b, seq: t).bindings,
-            inputs: ["ids": HostTensor(shape: [b, t], data: ids), "targets": HostTensor(shape: [b, t], data: targets),
+            sizes: LlamaSizes(config: c, batch: b, seq: t, scored: b * t, chunkRows: b * t).bindings,
+            inputs: ["ids": HostTensor(shape: [b, t], data: ids), "targets": HostTensor(shape: [1, b * t], data: targets),
+                     "scored": HostTensor(shape: [1, b * t], data: (0 ..< b * t).map(Double.init)),
+                     "nll": HostTensor(shape: [1, b * t], data: Array(repeating: 0, count: b * t)),
                      "norm_eps": HostTensor(shape: [], data: [Double(c.normEps)]), "rope_theta": HostTensor(shape: [], data: [Double(c.ropeTheta)])],
             params: params)
-        let nll = try #require(out.outputs["nll"]).data
+        let nll = try #require(out.mutated["nll"]).data
         var sum = 0.0, n = 0
         for row in 0..<b { for pos in 0..<(t - 1) { sum += nll[row * t + pos]; n += 1 } }
         #expect(abs(got - sum / Double(n)) <= 1e-5 * abs(sum / Double(n)), "\(got) vs \(sum / Double(n))")

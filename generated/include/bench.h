@@ -18,3 +18,19 @@ void bench_sgemm(const bench_sgemm_args *args);
 long bench_sgemm_arena_floats(const bench_sgemm_args *args);
 void bench_sgemm_costs(const bench_sgemm_args *args, double *flops, double *bytes);
 
+/* Program 'sgemm_bf16': 1 kernels. Sizes: K, M, N. */
+typedef struct {
+    const float *a; /* f32 [M, K] */
+    const float *b; /* f32 [N, K] */
+    float *c; /* f32 [M, N] */
+    float *arena; /* bench_sgemm_bf16_arena_floats() floats, 64-byte aligned */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
+    long K;
+    long M;
+    long N;
+} bench_sgemm_bf16_args;
+
+void bench_sgemm_bf16(const bench_sgemm_bf16_args *args);
+long bench_sgemm_bf16_arena_floats(const bench_sgemm_bf16_args *args);
+void bench_sgemm_bf16_costs(const bench_sgemm_bf16_args *args, double *flops, double *bytes);
+

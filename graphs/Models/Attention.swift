@@ -42,9 +42,9 @@ struct Attention {
         let b = x.builder
         return b.scope("attention") {
             let (bs, t) = (x.shape[0], x.shape[1])
-            let q = keep("q", layout.rope(wq(x).reshape([bs, t, D.heads, D.headDim])))
-            var k = keep("k", layout.rope(wk(x).reshape([bs, t, D.kvHeads, D.headDim])))
-            var v = keep("v", wv(x).reshape([bs, t, D.kvHeads, D.headDim]))
+            let q = keep("q", layout.rope(wq(x, keep: keep).reshape([bs, t, D.heads, D.headDim])))
+            var k = keep("k", layout.rope(wk(x, keep: keep).reshape([bs, t, D.kvHeads, D.headDim])))
+            var v = keep("v", wv(x, keep: keep).reshape([bs, t, D.kvHeads, D.headDim]))
             var start: Dim = 0
             if let cache {
                 (k, v) = cache.update(keys: k, values: v)
@@ -58,7 +58,7 @@ struct Attention {
             let mask = layout.allowed.map { b.attentionMask($0, batch: bs, seq: t, keys: k.shape[1]) }
             let lse = b.scope("attention") { keep("lse", b.attentionLogSumExp(q: q, k: k, v: v, start: start, allowed: mask)) }
             let out = b.scope("attention") { keep("attn", b.attentionOutput(q: q, k: k, v: v, logSumExp: lse, start: start, allowed: mask)) }
-            return wo(out.reshape([bs, t, D.dim]))
+            return wo(out.reshape([bs, t, D.dim]), keep: keep)
         }
     }
 }

@@ -11,5 +11,7 @@ public enum BenchPrograms {
         return try b.build()
     }
 
-    public static func all() throws -> [Program] { [try sgemm()] }
+    /// `sgemm_bf16`: the same product in bf16 (bf16 operands, fp32 accumulation) — the ceiling
+    /// of a bf16 program's products.
+    public static func all() throws -> [Program] { [try sgemm(), try sgemm().lowered(precision: .bf16)] }
 }

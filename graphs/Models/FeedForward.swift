@@ -23,8 +23,8 @@ struct FeedForward {
     func callAsFunction(_ x: Tensor, keep: KeptActivations = .none) -> Tensor {
         let b = x.builder
         return b.scope("ffn") {
-            let gate = b.scope("gate_up") { b.silu(keep("gate", w1(x))) * keep("up", w3(x)) }
-            return w2(gate)
+            let gate = b.scope("gate_up") { b.silu(keep("gate", w1(x, keep: keep))) * keep("up", w3(x, keep: keep)) }
+            return w2(gate, keep: keep)
         }
     }
 }

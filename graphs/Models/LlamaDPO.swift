@@ -162,7 +162,9 @@ public enum LlamaDPOPrograms {
     }
 
     public static func all() throws -> [Program] {
-        try [sequenceLogps(), dpoStep(), lossOnly(), sequenceLogps(lora: true), dpoStep(lora: true), dpoStep(lora: true, dropout: true),
+        // (`*_bf16`: bf16 products, `bf16: true`, for full-weight and LoRA training)
+        try [sequenceLogps(), dpoStep(), lossOnly(), sequenceLogps().lowered(precision: .bf16), dpoStep().lowered(precision: .bf16),
+             sequenceLogps(lora: true).lowered(precision: .bf16), dpoStep(lora: true).lowered(precision: .bf16), sequenceLogps(lora: true), dpoStep(lora: true), dpoStep(lora: true, dropout: true),
              sequenceLogps(prefix: true), dpoStep(prefix: true)]
     }
 }

@@ -69,14 +69,24 @@ public enum LlamaTrainingPrograms {
     /// The program-name suffix of an adapted model: `_lora`, `_prefix` or none.
     static func suffix(lora: Bool, prefix: Bool) -> String { lora ? "_lora" : prefix ? "_prefix" : "" }
 
-    /// `eval_loss`: the per-position NLL `[B, T]` of `targets` (no gradients).
+    /// `eval_loss`: the NLL of the scored rows' targets (no gradients), `CR` rows at a time
+    /// like `lm_step`, so only `[CR, V]` logits are ever in memory: `scored` `[NC, CR]` (flat
+    /// indices `b·T + t`) and `targets` `[NC, CR]` in, the rows' NLL written into the caller's
+    /// `nll` `[NC, CR]` by a repeated stage `lm_chunk`.
     public static func evalLoss(lora: Bool = false, prefix: Bool = false) throws -> Program {
         let b = GraphBuilder("eval_loss" + suffix(lora: lora, prefix: prefix))
         let ids = b.input("ids", [D.batch, D.seq], .i32)
-        let targets = b.input("targets", [D.batch, D.seq], .i32)
         let model = LlamaModel(b, lora: lora, prefix: prefix)
-        let logits = model(ids, layout: .sequential(b, seq: D.seq, start: prefix ? Prefix.length : 0))
-        b.output("nll", b.scope("lm_head") { b.tokenNLL(logits, targets: targets) })
+        let layout = TokenLayout.sequential(b, seq: D.seq, start: prefix ? Prefix.length : 0)
+        let x = model.trunk.layers(model.trunk.embedding(ids), layout: layout)
+        _ = b.repeated("lm_chunk", count: D.chunks, carry: []) { _ in
+            let scored = b.input("scored", [D.chunks, D.chunkRows], .i32, perLayer: true)
+            let targets = b.input("targets", [D.chunks, D.chunkRows], .i32, perLayer: true)
+            let nll = b.input("nll", [D.chunks, D.chunkRows], perLayer: true, mutable: true)
+            let logits = model.head(model.trunk.finalNorm(x, rows: scored))
+            _ = b.writeSlice(nll, b.scope("lm_head") { b.tokenNLL(logits, targets: targets) }, axis: 0, start: 0)
+            return []
+        }
         return try b.build()
     }
 
@@ -88,7 +98,8 @@ public enum LlamaTrainingPrograms {
 
     /// Every training program, in emission order.
     public static func all() throws -> [Program] {
-        try [lmStep(), lmStepLoRA(), lmStepLoRADropout(), evalLoss(), evalLossLoRA(), lmStepPrefix(), evalLossPrefix()]
+        // (`lm_step_bf16`, `lm_step_lora_bf16`: the same steps with bf16 products, `bf16: true`)
+        try [lmStep(), lmStep().lowered(precision: .bf16), lmStepLoRA(), lmStepLoRA().lowered(precision: .bf16), lmStepLoRADropout(), evalLoss(), evalLossLoRA(), lmStepPrefix(), evalLossPrefix()]
             + PrefixEncoderPrograms.all() + OptimizerPrograms.all()
     }
 }

@@ -28,13 +28,15 @@ public enum LoRA {
 }
 
 /// A linear map without bias (`Linear`), optionally with a LoRA adapter:
-/// `y = x · Wᵀ + s · (x · Aᵀ) · Bᵀ` (`A` `[R, in]`, `B` `[out, R]`, `s` a scalar input).
+/// `y = x · Wᵀ + (s · (x · Aᵀ)) · Bᵀ` (`A` `[R, in]`, `B` `[out, R]`, `s` a scalar input).
 /// The adapter's path is two thin products, so the `[out, in]` update `B·A` is never formed.
 /// With dropout (training), the adapter reads `dropout(x)` instead of `x`, as PEFT does:
 /// `y = x · Wᵀ + s · (d(x) · Aᵀ) · Bᵀ`, `d(x) = x ⊙ [p ≤ u] / (1 − p)` with `u` uniform in
 /// [0, 1) drawn from the layer's `lora_dropout_key_<w>` and the element's index (`random`),
 /// so the backward stage, which rebuilds the layer, draws the same mask.
 struct LoRALinear {
+    /// The projection's name (`wq`, …, `w3`).
+    let name: String
     /// The frozen base map.
     let base: Linear
     /// `A` `[R, in]` and `B` `[out, R]` (this layer's slices) and the scale, when adapted.
@@ -48,6 +50,7 @@ struct LoRALinear {
     /// `lora_dropout`; with `quant`, the base weight holds that type.
     init(_ b: GraphBuilder, _ name: String, out: Dim, in: Dim, perLayer: Bool = false, lora: Bool = false, dropout: Bool = false,
          quant: WeightQuant? = nil) {
+        self.name = name
         base = Linear(b, name, out: out, in: `in`, perLayer: perLayer, quant: quant)
         self.dropout = lora && dropout
             ? (key: b.input(LoRA.dropoutKeyName(name), perLayer ? [LlamaDims.layers] : [], .i32, perLayer: perLayer),
@@ -65,8 +68,10 @@ struct LoRALinear {
     /// The adapter's parameters (`A`, `B`), none without one.
     var adapterParameters: [Tensor] { adapter.map { [$0.a, $0.b] } ?? [] }
 
-    /// `x [..., in]` → `[..., out]`.
-    func callAsFunction(_ x: Tensor) -> Tensor {
+    /// `x [..., in]` → `[..., out]`. `keep` sees the adapter's scaled down projection
+    /// `s·(x·Aᵀ)` `[N, R]` as `lora_<name>` (kept, the backward stage reads it instead of
+    /// recomputing the product that reads all of `x`).
+    func callAsFunction(_ x: Tensor, keep: KeptActivations = .none) -> Tensor {
         let y = base(x)
         guard let adapter else { return y }
         let bld = x.builder
@@ -80,9 +85,13 @@ struct LoRALinear {
                     return rows * kept * bld.broadcast(1.0 / (1.0 - dropout.rate), to: rows.shape)
                 }
             }
+            // The scale multiplies the thin `[N, R]` product, not the `[N, out]` one: the backward
+            // then hands `dy` to the products unscaled (no `[N, out]` pass, and `dy` keeps the
+            // layout its producer wrote for the base product's input gradient).
             let down = rows.matmul(adapter.a, transB: true)
-            let up = down.matmul(adapter.b, transB: true).reshape(lead + [adapter.b.shape[0]])
-            return y + bld.broadcast(adapter.scale, to: up.shape) * up
+            let scaled = keep(KeptActivations.adapterName(name), down * bld.broadcast(adapter.scale, to: down.shape))
+            let up = scaled.matmul(adapter.b, transB: true).reshape(lead + [adapter.b.shape[0]])
+            return y + up
         }
     }
 }

@@ -9,7 +9,7 @@ import Foundation
 /// `llm/alignment/dpo/dpo_argument.py` (DPOTrainingArguments, DPOConfig, DPODataArgument,
 /// DPOModelArgument), and the shipped `llm/config/llama/*_argument.json`.
 enum InertFields {
-    static let float32 = "training runs in float32 throughout (f16/bf16 checkpoints are read and widened)"
+    static let float32 = "training runs in float32, or with bf16 products when bf16 is true (f16/bf16 checkpoints are read and widened)"
     static let oneProcess = "one process on this machine's cores (num_threads sets them); no model, data or pipeline parallelism"
     static let compiled = "the graph compiler emits its own fused kernels (causal attention, RMSNorm, RoPE, SiLU·up) and keeps each layer's activations; there is nothing to switch"
     static let quantization = "training on a quantized base (QLoRA) is not built: the base weights stay float32 (llama-align quantize quantizes a model for inference)"
@@ -21,7 +21,7 @@ enum InertFields {
     static let reasons: [String: String] = {
         var r: [String: String] = [:]
         func add(_ keys: [String], _ why: String) { for k in keys { r[k] = why } }
-        add(["fp16", "bf16", "fp16_opt_level", "amp_master_grad", "bf16_full_eval", "fp16_full_eval", "amp_custom_black_list",
+        add(["fp16", "fp16_opt_level", "amp_master_grad", "bf16_full_eval", "fp16_full_eval", "amp_custom_black_list",
              "amp_custom_white_list", "scale_loss", "amp_level", "dtype"], float32)
         add(["tensor_parallel_degree", "pipeline_parallel_degree", "sharding", "sharding_parallel_degree", "sharding_degree",
              "sep_parallel_degree", "context_parallel_degree", "data_parallel_degree", "sequence_parallel", "virtual_pp_degree",

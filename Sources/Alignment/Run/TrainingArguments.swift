@@ -47,6 +47,8 @@ public struct TrainingArguments: Sendable {
     public var chatTemplate: String?
     public var zeroPadding = false
     public var numThreads: Int?
+    /// Mixed precision: bf16 products, float32 accumulation, weights and optimizer (`MixedPrecision`).
+    public var bf16 = false
     // DPO
     public var beta = 0.1
     public var lossType: [String] = ["sigmoid"]
@@ -140,7 +142,7 @@ public struct TrainingArguments: Sendable {
     public var promptLimit: Int { maxPromptLen ?? maxSeqLen / 2 }
 
     static let ignorable: Set<String> = [
-        "fp16", "bf16", "fp16_opt_level", "amp_master_grad", "tensor_parallel_degree", "pipeline_parallel_degree",
+        "fp16", "fp16_opt_level", "amp_master_grad", "tensor_parallel_degree", "pipeline_parallel_degree",
         "sharding", "sharding_parallel_degree", "sep_parallel_degree", "use_flash_attention", "flash_mask", "recompute",
         "recompute_granularity", "do_train", "do_eval", "do_predict", "disable_tqdm",
         "dataloader_num_workers", "unified_checkpoint", "autotuner_benchmark",
@@ -159,7 +161,7 @@ public struct TrainingArguments: Sendable {
         "dpop_lambda", "pref_loss_ratio", "sft_loss_ratio", "reference_free", "ref_model_name_or_path",
         "precompute_ref_log_probs", "ref_model_update_steps", "lora", "lora_rank", "lora_alpha", "lora_dropout", "rslora",
         "lora_plus_scale", "target_modules", "lora_path", "prefix_tuning", "num_prefix_tokens", "prefix_projection",
-        "prefix_projection_hidden_size", "prefix_path", "report_to", "logging_dir",
+        "prefix_projection_hidden_size", "prefix_path", "report_to", "logging_dir", "bf16",
     ] + conveniences
 
     /// Parses an argument file for `task`.
@@ -247,6 +249,7 @@ public struct TrainingArguments: Sendable {
         var threads = -1
         try r.int("num_threads", &threads, min: 1)
         a.numThreads = threads > 0 ? threads : nil
+        try r.bool("bf16", &a.bf16)
         try r.double("beta", &a.beta, min: 0)
         if let l = try r.strings("loss_type") { a.lossType = l }
         a.lossWeights = try r.doubles("loss_weights")
@@ -293,6 +296,8 @@ public struct TrainingArguments: Sendable {
             do { _ = try a.loraConfig() } catch { throw ArgumentsError(file, "target_modules", "\(error)") }
         }
         try a.checkPrefix(file: file, task: task)
+        // PaddleNLP's shipped files all say bf16: true: where it cannot apply the run says so and trains in float32.
+        if a.bf16 && ((a.lora && a.loraDropout > 0) || a.prefixTuning || !MixedPrecision.available) { a.bf16 = false; a.noteIgnored("bf16") }
         return a
     }
 }

@@ -102,13 +102,15 @@ public struct DPORun {
         let curves = try CurveReporting.tensorboard(args)
         for note in curves.notes { log(note) }
         loop.metrics.tensorboard = curves.writer
-        try MemoryBudget.check(try MemoryBudget.trainingBytes(config: weights.config, program: "llama_dpo.dpo_step",
-                                                              rows: args.perDeviceTrainBatchSize, seq: args.maxSeqLen, extraModels: 1),
-                               drivers: "per_device_train_batch_size (\(args.perDeviceTrainBatchSize)) or max_seq_len (\(args.maxSeqLen))")
         var lm = TrainingRun(args: args, task: .dpo)
         lm.log = log
-        let policy = try LMTrainer(parameters: lm.parameterStore(weights, resume: resume), optimizer: OptimizerSettings(
-            beta1: args.adamBeta1, beta2: args.adamBeta2, epsilon: args.adamEpsilon, weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm))
+        let store = try lm.parameterStore(weights, resume: resume)
+        try MemoryBudget.check(try MemoryBudget.trainingBytes(store: store, program: "llama_dpo.dpo_step",
+                                                              rows: args.perDeviceTrainBatchSize, seq: args.maxSeqLen,
+                                                              extraModels: reference == nil ? 0 : 1),
+                               drivers: "per_device_train_batch_size (\(args.perDeviceTrainBatchSize)) or max_seq_len (\(args.maxSeqLen))")
+        let policy = try LMTrainer(parameters: store, optimizer: OptimizerSettings(
+            beta1: args.adamBeta1, beta2: args.adamBeta2, epsilon: args.adamEpsilon, weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm), bf16: args.bf16)
         policy.dropoutSeed = UInt64(args.seed)
         if let resume { try policy.loadOptimizerState(resume.optimizer) }
         let trainer = try DPOTrainer(policy: policy, reference: reference, settings: settings)

@@ -111,10 +111,12 @@ public final class DPOTrainer: @unchecked Sendable {
         self.reference = reference
         self.settings = settings
         let suffix = policy.parameters.programSuffix
-        logpsProgram = try CompiledProgram.load("llama_dpo.dpo_logps")
-        adaptedLogpsProgram = suffix.isEmpty ? nil : try CompiledProgram.load("llama_dpo.dpo_logps" + suffix)
+        // (with a bf16 policy, its steps and every log-prob run the bf16 programs)
+        let precision = MixedPrecision.suffix(bf16: policy.bf16)
+        logpsProgram = try CompiledProgram.load("llama_dpo.dpo_logps" + precision)
+        adaptedLogpsProgram = suffix.isEmpty ? nil : try CompiledProgram.load("llama_dpo.dpo_logps" + suffix + precision)
         let dropout = (policy.parameters.lora?.dropout ?? 0) > 0 ? "_dropout" : ""
-        stepProgram = try CompiledProgram.load("llama_dpo.dpo_step" + suffix + dropout)
+        stepProgram = try CompiledProgram.load("llama_dpo.dpo_step" + suffix + dropout + precision)
     }
 
     private func rowBuffers(_ b: PairBatch) -> [String: AlignedBuffer] {

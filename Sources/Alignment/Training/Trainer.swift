@@ -42,13 +42,15 @@ public final class LMTrainer: @unchecked Sendable {
     /// The optimizer over `parameters`: gradients, moments, clipping and the AdamW step.
     public let optimizer: AdamW
     /// Scored rows projected onto the vocabulary at a time by `lm_step` (and the DPO programs
-    /// of a `DPOTrainer` over this policy): `LlamaSizes.chunkRows(vocab:)` (about 8 MiB of
+    /// of a `DPOTrainer` over this policy): `LlamaSizes.chunkRows(vocab:)` (at most 16 MiB of
     /// logits) by default. Results do not depend on it beyond float rounding.
     public var chunkRows: Int
     /// The activations lm_step keeps between its forward and backward stages.
     private let saved = ScratchBuffers()
     private let lmStep: CompiledProgram
     private let evalLoss: CompiledProgram
+    /// Mixed precision (`bf16: true`): the step runs `lm_step_bf16` (`MixedPrecision`).
+    public let bf16: Bool
     /// The seed of the LoRA dropout masks (the run's `seed`); each micro-batch's masks are drawn
     /// from it, the optimizer step and the micro-batch's index (`LoRAConfig.dropoutKeys`).
     public var dropoutSeed: UInt64 = 0
@@ -62,8 +64,11 @@ public final class LMTrainer: @unchecked Sendable {
     /// with `lora.plusScale` ≠ 1 the `B` matrices learn at `lr · plusScale` (LoRA+).
     /// With a prefix (`parameters.prefix`) the steps run `lm_step_prefix`/`eval_loss_prefix`
     /// and only `prefix_kv` trains.
-    public init(parameters: ParameterStore, trainable: Set<String>? = nil, optimizer: OptimizerSettings = .init()) throws {
+    /// With `bf16`, the step's products run in bf16 with float32 accumulation (`lm_step_bf16`).
+    public init(parameters: ParameterStore, trainable: Set<String>? = nil, optimizer: OptimizerSettings = .init(), bf16: Bool = false) throws {
+        try MixedPrecision.check(bf16: bf16, parameters: parameters)
         self.parameters = parameters
+        self.bf16 = bf16
         var trainable = trainable
         if parameters.adapted {
             let adapters = Set(parameters.adapterNames)
@@ -78,7 +83,7 @@ public final class LMTrainer: @unchecked Sendable {
         chunkRows = LlamaSizes.chunkRows(vocab: parameters.config.vocabSize)
         let suffix = parameters.programSuffix
         let dropout = (parameters.lora?.dropout ?? 0) > 0 ? "_dropout" : ""
-        lmStep = try CompiledProgram.load("llama_train.lm_step" + suffix + dropout)
+        lmStep = try CompiledProgram.load("llama_train.lm_step" + suffix + dropout + MixedPrecision.suffix(bf16: bf16))
         evalLoss = try CompiledProgram.load("llama_train.eval_loss" + suffix)
         encoder = parameters.prefix?.projection == nil ? nil
             : (try CompiledProgram.load("llama_train.prefix_encode"), try CompiledProgram.load("llama_train.prefix_encode_backward"))
@@ -197,15 +202,21 @@ public final class LMTrainer: @unchecked Sendable {
     /// Sum of the token NLL over supervised targets of `batch`, and their count.
     public func evaluate(_ batch: TokenBatch) throws -> (sum: Double, tokens: Int) {
         try checkIds(batch)
+        let scored = batch.scored
+        guard !scored.isEmpty else { return (0, 0) }
         try encodePrefix()
-        let ids = AlignedBuffer(copying: batch.ids), targets = AlignedBuffer(copying: batch.targets)
-        let out = AlignedBuffer(floats: batch.batch * batch.seq)
+        // Only supervised positions reach the vocabulary, `chunkRows` at a time (padded with
+        // row 0, target 0, whose NLL is not read), as in `lm_step`.
+        let pad = paddedRows(scored.count) - scored.count
+        let ids = AlignedBuffer(copying: batch.ids)
+        let rows = AlignedBuffer(copying: scored.map { Int32($0) } + Array(repeating: 0, count: pad))
+        let targets = AlignedBuffer(copying: scored.map { batch.targets[$0] } + Array(repeating: 0, count: pad))
+        let out = AlignedBuffer(floats: scored.count + pad)
         var buffers = parameters.pointers
-        buffers["ids"] = ids.raw; buffers["targets"] = targets.raw; buffers["nll"] = out.raw
-        try evalLoss.run(buffers: buffers, sizes: sizes(batch: batch.batch, seq: batch.seq))
-        var sum = 0.0, n = 0
-        for (i, m) in batch.mask.enumerated() where m > 0 { sum += Double(out.floats[i]); n += 1 }
-        return (sum, n)
+        buffers["ids"] = ids.raw; buffers["scored"] = rows.raw; buffers["targets"] = targets.raw; buffers["nll"] = out.raw
+        try evalLoss.run(buffers: buffers, sizes: sizes(batch))
+        let sum = UnsafeBufferPointer(start: out.floats, count: scored.count).reduce(0.0) { $0 + Double($1) }
+        return (sum, scored.count)
     }
 
     /// The compiled programs (lm_step first, the optimizer's step last), for profiling.

@@ -121,13 +121,13 @@ public struct TrainingRun {
         let curves = try CurveReporting.tensorboard(args)
         for note in curves.notes { log(note) }
         loop.metrics.tensorboard = curves.writer
-        try MemoryBudget.check(try MemoryBudget.trainingBytes(config: weights.config, program: "llama_train.lm_step",
+        let store = try parameterStore(weights, resume: resume)
+        try MemoryBudget.check(try MemoryBudget.trainingBytes(store: store, program: "llama_train.lm_step",
                                                               rows: args.perDeviceTrainBatchSize, seq: args.maxSeqLen),
                                drivers: "per_device_train_batch_size (\(args.perDeviceTrainBatchSize)) or max_seq_len (\(args.maxSeqLen))")
-        let store = try parameterStore(weights, resume: resume)
         let trainer = try LMTrainer(parameters: store, optimizer: OptimizerSettings(
             beta1: args.adamBeta1, beta2: args.adamBeta2, epsilon: args.adamEpsilon,
-            weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm))
+            weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm), bf16: args.bf16)
         trainer.dropoutSeed = UInt64(args.seed)
         if let resume { try trainer.loadOptimizerState(resume.optimizer) }
         var job = LMJob(run: self, trainer: trainer, dev: dev, pad: tok.eosId, tokenizerFiles: tokFiles)

@@ -79,6 +79,8 @@ extension ProgramEmitter {
         let entryStart = t.utf8.count
         t += "    long off[\(max(slots, 1))];\n    \(prefix)_layout(args, off);\n"
         t += "    double *prof = args->kernel_ns;\n"
+        // (a new call: the weights kept packed by the last one are stale)
+        if program.matmulPrecision == .bf16 { t += "    la_bf16_epoch++;\n" }
         var arenaNames: [Int] = []
         for root in plan.kernels.flatMap(\.roots) { if case .arena(let s)? = plan.storage[root], !arenaNames.contains(s) { arenaNames.append(s) } }
         for s in arenaNames.sorted() { t += "    float *t\(s) = args->arena + off[\(memory.slotOf[s] ?? 0)];\n" }
@@ -123,8 +125,11 @@ extension ProgramEmitter {
             } else {
                 t += "    /* stage '\(stage.name)' */\n"
             }
+            // Kernels that only feed a carry nobody reads after the loop skip the last iteration.
+            let skipped = plan.kernelsSkippedInLastIteration(stage: s)
             for (i, _) in ks {
-                t += "\(indent)LA_TIMED(prof, \(i), \(plan.kernels.count), \(calls[i].dropLast()));\n"
+                let guardText = skipped.contains(i) ? "if (l + 1 < \(stage.count?.cExpr ?? "1")) " : ""
+                t += "\(indent)\(guardText)LA_TIMED(prof, \(i), \(plan.kernels.count), \(calls[i].dropLast()));\n"
             }
             if stage.count != nil {
                 for (k, _) in stageCarries { t += "\(indent)carry\(k) = carry\(k)_next;\n" }
@@ -169,8 +174,9 @@ extension ProgramEmitter {
             let c = costs(k)
             var scopes: [String] = []
             for s in k.covered.map({ plan.node($0).scope }) where !s.isEmpty && !scopes.contains(s) { scopes.append(s) }
+            let product: ProgramManifest.Kernel.Kind = program.matmulPrecision == .bf16 && plan.node(plan.matmulNode(of: k.root)).inputs.count == 2 ? .bf16Gemm : .sgemm
             let kind: ProgramManifest.Kernel.Kind = switch k.kind {
-            case .matmul: .sgemm
+            case .matmul: product
             case .scatterAdd: .scatterAdd
             case .attention: .attention
             case .pointwise: .fusedLoop

@@ -16,9 +16,14 @@ enum MatmulLowering {
         var k: String, beta: String, ldc: String
         var pa: String, pb: String, pc: String
 
-        /// `function(…)` on C[m, n]: `la_gemm` splits it over the threads, `la_gemm_serial` does not.
-        func text(_ function: String, m: String, n: String) -> String {
-            "\(function)(\(a.trans ? "CblasTrans" : "CblasNoTrans"), \(b.trans ? "CblasTrans" : "CblasNoTrans"), "
+        /// `function(…)` on C[m, n]: `la_gemm` splits it over the threads, `la_gemm_serial` does not;
+        /// in a bf16 program the same call goes to `la_bf16_gemm(_serial)` (`BF16GemmLowering`).
+        func text(_ function: String, m: String, n: String, precision: MatmulPrecision = .f32) -> String {
+            if precision == .bf16 {
+                return BF16GemmLowering.call(function.replacingOccurrences(of: "la_gemm", with: "la_bf16_gemm"), ta: a.trans, tb: b.trans,
+                                             m: m, n: n, k: k, a: pa, lda: a.ld, b: pb, ldb: b.ld, beta: beta, c: pc, ldc: ldc)
+            }
+            return "\(function)(\(a.trans ? "CblasTrans" : "CblasNoTrans"), \(b.trans ? "CblasTrans" : "CblasNoTrans"), "
                 + "\(m), \(n), \(k), \(pa), \(a.ld), \(pb), \(b.ld), \(beta), \(pc), \(ldc));"
         }
     }
@@ -78,6 +83,16 @@ enum MatmulLowering {
         return lowering.lines
     }
 
+    /// The name of a weight (a parameter that is not per-layer) read whole as operand `input` by
+    /// a product of a repeated stage: the same matrix every iteration (the vocabulary head in
+    /// `lm_chunk`), so a bf16 program packs it once per call. nil otherwise.
+    static func repeatedWeight(_ plan: FusionPlan, _ k: Kernel, _ input: Int) -> String? {
+        guard plan.program.stages[k.stage].count != nil, let v = plan.stridedView(input),
+              v.offset.isEmpty || v.offset.sumExpr == "0",
+              case .param(let name) = plan.node(v.base).op, plan.program.decl(name)?.perLayer == false else { return nil }
+        return name
+    }
+
     static func body(_ plan: FusionPlan, _ k: Kernel, buffer: (Int) -> String) throws -> [String] {
         // A write-slice root accumulates its matmul into the target: C = A·B + C (β = 1).
         let n = plan.node(plan.matmulNode(of: k.root))
@@ -89,6 +104,7 @@ enum MatmulLowering {
         let aShape = plan.node(n.inputs[0]).shape
         let kk = ta ? aShape[r - 2] : aShape[r - 1]
         let batchDims = Array(n.shape.prefix(r - 2))
+        let precision = plan.program.matmulPrecision
         if n.inputs.count == 3 {
             return try quantized(plan, k, n, a: a, m: m, n: nn, k: kk, buffer: buffer)
         }
@@ -122,15 +138,20 @@ enum MatmulLowering {
                 if c.strides[d] != 0 { offC.append("b\(d) * \(paren(c.strides[d].cExpr))") }
             }
             let call = Call(a: a, b: b, k: kk.cExpr, beta: beta, ldc: ldc, pa: ptr(a.pointer, offA), pb: ptr(b.pointer, offB), pc: ptr(cBase, offC))
-            lines.append(String(repeating: "    ", count: batchDims.count) + call.text("la_gemm_serial", m: m.cExpr, n: nn.cExpr))
+            lines.append(String(repeating: "    ", count: batchDims.count) + call.text("la_gemm_serial", m: m.cExpr, n: nn.cExpr, precision: precision))
             return lines
         }
         // One product: the runtime splits C along its longer side over the threads.
         let call = Call(a: a, b: b, k: kk.cExpr, beta: beta, ldc: ldc, pa: a.pointer, pb: b.pointer, pc: cBase)
-        let gemm = call.text("la_gemm", m: m.cExpr, n: nn.cExpr)
+        if precision == .bf16, repeatedWeight(plan, k, n.inputs[1]) != nil {
+            return ["/* the weight, packed once per program call */",
+                    BF16GemmLowering.weightCall(ta: a.trans, tb: b.trans, m: m.cExpr, n: nn.cExpr, k: kk.cExpr,
+                                                a: a.pointer, lda: a.ld, b: b.pointer, ldb: b.ld, beta: beta, c: cBase, ldc: ldc)]
+        }
+        let gemm = call.text("la_gemm", m: m.cExpr, n: nn.cExpr, precision: precision)
         // `x · Wᵀ` with W stored [N, K] (a weight): one row of x (decode) is a matrix-vector
-        // product emitted here, the rest goes to the BLAS.
-        guard b.trans, !a.trans else { return [gemm] }
+        // product emitted here, the rest goes to the BLAS (training's bf16 products never have one row).
+        guard b.trans, !a.trans, precision == .f32 else { return [gemm] }
         let gemv = GemvLowering(x: a.pointer, w: b.pointer, ldw: b.ld, y: cBase, n: nn.cExpr, k: kk.cExpr, accumulate: beta == "1.0f")
         if m == Dim(1) { return gemv.lines }
         return ["if (\(paren(m.cExpr)) != 1) {", "    " + gemm, "    return;", "}"] + gemv.lines

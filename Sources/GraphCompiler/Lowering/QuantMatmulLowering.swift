@@ -4,11 +4,12 @@ import TensorGraph
 /// `[N, KP]` quantized (`q8`: int8; `q4`: two values a byte, runs of 32 in 16 bytes, `q + 8`)
 /// with rows padded to `KP`, `scales` `[N, NG]`, group `G = KP / NG` (a row's last group holds
 /// what is left of K). The weight is never dequantized into memory:
-/// - one row (decode, M = 1): W's rows split over the threads, each row a sum over its groups of
-///   `scale · Σ q·x` with the group's dot product on SIMD lanes (fixed order per build);
-/// - several rows (prefill): each thread dequantizes a tile of W's rows into 64 KiB on its stack
-///   and multiplies it with one single-threaded `sgemm` (`la_sgemm`); rows longer than the tile
-///   fall back to one row of x at a time through the decode loop.
+/// - one row (decode, M = 1): x is quantized to int8 per group and each of W's rows is a sum of
+///   exact int32 group dot products times both scales (`QuantGemvLowering`), rows over the threads;
+/// - several rows (prefill, f32 activations as ggml's BLAS path): each thread dequantizes a tile
+///   of W's rows into 64 KiB on its stack and multiplies it with one single-threaded `sgemm`
+///   (`la_sgemm`); rows longer than the tile go one row of x at a time through an f32 GEMV
+///   (each group's `scale · Σ q·x` on SIMD lanes, fixed order per build).
 struct QuantMatmulLowering {
     var dtype: DType
     var x: String, lda: String, q: String, scales: String, y: String, ldy: String
@@ -22,9 +23,11 @@ struct QuantMatmulLowering {
     var lines: [String] {
         var out = ["const long group = \(paren(kp)) / \(paren(groups));  /* values per scale; a row's last group may be short */",
                    "la_blas_pool(0);"]
-        if m == "1" { return out + gemv(x: x, y: y) }
+        let int8 = QuantGemvLowering(dtype: dtype, x: x, q: q, scales: scales, y: y, n: n, k: k, kp: kp, groups: groups,
+                                     accumulate: accumulate).lines
+        if m == "1" { return out + int8 }
         out.append("if (\(paren(m)) == 1) {")
-        out += gemv(x: x, y: y).map { "    " + $0 }
+        out += int8.map { "    " + $0 }
         out.append("} else if (\(paren(k)) > \(QuantMatmulLowering.tileFloats)) {")
         out.append("    for (long i = 0; i < \(m); i++) {")
         out += gemv(x: "\(x) + i * \(paren(lda))", y: "\(y) + i * \(paren(ldy))").map { "        " + $0 }
@@ -79,7 +82,7 @@ struct QuantMatmulLowering {
         return ["const float s = sr[g];", "long h = 0;", "for (; h + 32 <= len; h += 32) {"] + run.map { "    " + $0 } + ["}"] + tail
     }
 
-    /// One row of x times W's rows: 32 partial sums (one per position in a run of 32 values,
+    /// One row of x (f32) times W's rows: 32 partial sums (one per position in a run of 32 values,
     /// kept in SIMD registers across the groups) added at the end — a fixed order.
     private func gemv(x: String, y: String) -> [String] {
         let store = accumulate ? "(\(y))[r] += acc;" : "(\(y))[r] = acc;"

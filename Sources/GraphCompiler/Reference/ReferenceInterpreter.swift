@@ -122,7 +122,15 @@ public enum ReferenceInterpreter {
             case .concat(let axis): result = try ReferenceInterpreter.concat(xs, axis: axis, outShape)
             case .matmul(let ta, let tb):
                 let b = xs.count > 2 ? ReferenceInterpreter.dequantized(xs[1], scales: xs[2], cols: xs[0].shape[1]) : xs[1]
-                result = ReferenceInterpreter.matmul(xs[0], b, ta, tb, outShape)
+                if program.matmulPrecision == .bf16 && xs.count == 2 {
+                    // A bf16 program's product: both operands rounded (float32, then bf16 nearest even).
+                    result = ReferenceInterpreter.matmul(ReferenceInterpreter.bf16Rounded(xs[0]), ReferenceInterpreter.bf16Rounded(b), ta, tb, outShape)
+                } else {
+                    // A quantized product of one row rounds the row to int8 per group (QuantGemvLowering).
+                    let a = xs.count > 2 && xs[0].shape[0] == 1
+                        ? ReferenceInterpreter.int8Rounded(xs[0], groupSize: max(xs[1].shape[1] / max(xs[2].shape[1], 1), 1)) : xs[0]
+                    result = ReferenceInterpreter.matmul(a, b, ta, tb, outShape)
+                }
             case .attention(let part, let start, let masked):
                 result = ReferenceAttention.evaluate(part, start: try start.evaluate(sizes), masked: masked, xs)
             case .gather:
@@ -252,6 +260,34 @@ public enum ReferenceInterpreter {
             for c in 0..<cols { w.data[r * cols + c] = q.data[r * kp + c] * scales.data[r * ng + c / g] }
         }
         return w
+    }
+
+    /// A row rounded to int8 per group of `groupSize` values as the one-row quantized products
+    /// do it, in f32: `d = max|x|/127`, `x ↦ roundf(x · (1/d)) · d` (a row's last group may be short).
+    static func int8Rounded(_ x: HostTensor, groupSize: Int) -> HostTensor {
+        var out = x
+        let k = x.shape[x.shape.count - 1]
+        for row in stride(from: 0, to: x.data.count, by: max(k, 1)) {
+            for start in stride(from: 0, to: k, by: groupSize) {
+                let idx = (row + start)..<(row + min(k, start + groupSize))
+                let amax = idx.map { abs(Float(x.data[$0])) }.max() ?? 0
+                let d = amax / 127, id: Float = d != 0 ? 1 / d : 0
+                for i in idx { out.data[i] = Double((Float(x.data[i]) * id).rounded()) * Double(d) }
+            }
+        }
+        return out
+    }
+
+    /// Each value as float32, then rounded to bfloat16 (nearest even, as `vcvtne2ps2bf16`; NaN stays NaN).
+    static func bf16Rounded(_ t: HostTensor) -> HostTensor {
+        var r = t
+        for (i, x) in t.data.enumerated() {
+            let f = Float(x)
+            guard f.isFinite else { continue }
+            let u = f.bitPattern
+            r.data[i] = Double(Float(bitPattern: (u &+ 0x7fff &+ ((u >> 16) & 1)) & 0xffff_0000))
+        }
+        return r
     }
 
     static func matmul(_ a: HostTensor, _ b: HostTensor, _ ta: Bool, _ tb: Bool, _ outShape: [Int]) -> HostTensor {

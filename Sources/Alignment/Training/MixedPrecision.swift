@@ -1,0 +1,32 @@
+import KernelRuntime
+
+/// `bf16: true`: the training programs' bf16 variants (`lm_step_bf16`, `dpo_step_bf16`,
+/// `dpo_logps_bf16`; with LoRA `lm_step_lora_bf16`, `dpo_step_lora_bf16`, `dpo_logps_lora_bf16`):
+/// every matrix product rounds its operands to bfloat16 and accumulates in
+/// float32 (AVX-512 BF16 `vdpbf16ps`); weights, gradients, AdamW's moments, norms, softmax and
+/// losses stay float32. Evaluation (`eval_loss`) stays float32.
+public enum MixedPrecision {
+    /// The program-name suffix of a precision (`""` for float32).
+    public static func suffix(bf16: Bool) -> String { bf16 ? "_bf16" : "" }
+
+    /// True when this CPU has AVX-512 BF16 (the bf16 products' instructions).
+    public static var available: Bool { MatrixKernels.current.features.contains("avx512_bf16") }
+
+    /// Throws, in one line, when bf16 training cannot run here: the CPU lacks AVX-512 BF16, or
+    /// the run trains a prefix or LoRA with dropout (their bf16 programs are not built).
+    public static func check(bf16: Bool, parameters: ParameterStore) throws {
+        guard bf16 else { return }
+        let kernels = MatrixKernels.current
+        guard available else {
+            throw RuntimeError("bf16: true needs a CPU with AVX-512 BF16 (vdpbf16ps); this one (\(kernels.cpu)) has none — remove bf16 to train in float32")
+        }
+        if !supports(parameters) {
+            throw RuntimeError("bf16: true is built for full-weight and LoRA training without dropout; prefix tuning and LoRA dropout train in float32 — remove bf16")
+        }
+    }
+
+    /// Full-weight training, or LoRA without dropout: the stores whose steps have bf16 programs.
+    public static func supports(_ parameters: ParameterStore) -> Bool {
+        parameters.prefix == nil && (parameters.lora?.dropout ?? 0) == 0
+    }
+}
