@@ -87,7 +87,7 @@ def main():
         del llm
         print(f"  decode tok/s at {a.threads} threads, 256 tokens, median of {a.runs}: llama.cpp {np.median(rates):.1f} "
               f"[{min(rates):.1f}–{max(rates):.1f}], llama-align {np.median(mine):.1f} [{min(mine):.1f}–{max(mine):.1f}]"
-              f" (llama-align runs fp32: the file's tensors are dequantized on load)")
+              f" (llama-align runs an all-Q8_0 or all-Q4_0 file on its quantized kernels, other files in fp32)")
 
 
 if __name__ == "__main__":
