@@ -98,8 +98,14 @@ import KernelRuntime
         var on = extra; on["bf16"] = true
         let bf16 = try Demo.args(.sft, on)
         #expect(bf16.bf16 && bf16.ignoredKeys.isEmpty)
-        try TrainingRun(args: f32, task: .sft).run()
-        try TrainingRun(args: bf16, task: .sft).run()
+        let lines = NotesBox()
+        var run32 = TrainingRun(args: f32, task: .sft), run16 = TrainingRun(args: bf16, task: .sft)
+        run32.log = { lines.add("f32: " + $0) }
+        run16.log = { lines.add("bf16: " + $0) }
+        try run32.run()
+        try run16.run()
+        // The run says it trains in mixed precision; the float32 run does not.
+        #expect(lines.lines.contains("bf16: " + MixedPrecision.banner) && !lines.lines.contains("f32: " + MixedPrecision.banner))
         let a = try Demo.metrics(f32.outputDir).filter { $0["loss"] != nil }, b = try Demo.metrics(bf16.outputDir).filter { $0["loss"] != nil }
         #expect(a.count == 200 && b.count == 200)
         var worst = 0.0

@@ -111,6 +111,7 @@ public struct DPORun {
                                drivers: "per_device_train_batch_size (\(args.perDeviceTrainBatchSize)) or max_seq_len (\(args.maxSeqLen))")
         let policy = try LMTrainer(parameters: store, optimizer: OptimizerSettings(
             beta1: args.adamBeta1, beta2: args.adamBeta2, epsilon: args.adamEpsilon, weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm), bf16: args.bf16)
+        if args.bf16 { log(MixedPrecision.banner) }
         policy.dropoutSeed = UInt64(args.seed)
         if let resume { try policy.loadOptimizerState(resume.optimizer) }
         let trainer = try DPOTrainer(policy: policy, reference: reference, settings: settings)

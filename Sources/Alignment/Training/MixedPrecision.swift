@@ -25,6 +25,10 @@ public enum MixedPrecision {
         }
     }
 
+    /// The line a run logs when it trains in mixed precision.
+    public static let banner = "bf16 mixed precision: matrix products on bf16 operands (AVX-512 BF16), "
+        + "float32 accumulation, weights, gradients and AdamW"
+
     /// Full-weight training, or LoRA without dropout: the stores whose steps have bf16 programs.
     public static func supports(_ parameters: ParameterStore) -> Bool {
         parameters.prefix == nil && (parameters.lora?.dropout ?? 0) == 0

@@ -128,6 +128,7 @@ public struct TrainingRun {
         let trainer = try LMTrainer(parameters: store, optimizer: OptimizerSettings(
             beta1: args.adamBeta1, beta2: args.adamBeta2, epsilon: args.adamEpsilon,
             weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm), bf16: args.bf16)
+        if args.bf16 { log(MixedPrecision.banner) }
         trainer.dropoutSeed = UInt64(args.seed)
         if let resume { try trainer.loadOptimizerState(resume.optimizer) }
         var job = LMJob(run: self, trainer: trainer, dev: dev, pad: tok.eosId, tokenizerFiles: tokFiles)
