@@ -141,34 +141,58 @@ import KernelRuntime
 
     /// LoRA (`lm_step_lora_bf16`): 60 SFT steps of the adapters follow the float32 run.
     @Test func loraLossCurveFollowsFloat32() throws {
-        let extra: [String: Any] = ["max_steps": 60, "learning_rate": 1e-3, "eval_steps": 0, "lora": true, "lora_rank": 4]
-        let f32 = try Demo.args(.sft, extra)
-        var on = extra; on["bf16"] = true
-        let bf16 = try Demo.args(.sft, on)
-        #expect(bf16.bf16)
-        try TrainingRun(args: f32, task: .sft).run()
-        try TrainingRun(args: bf16, task: .sft).run()
-        let a = try Demo.metrics(f32.outputDir).filter { $0["loss"] != nil }, b = try Demo.metrics(bf16.outputDir).filter { $0["loss"] != nil }
-        #expect(a.count == 60 && b.count == 60)
-        var worst = 0.0
-        for (x, y) in zip(a, b) { worst = max(worst, Self.relative(y["loss"] ?? .nan, x["loss"] ?? .nan)) }
+        let worst = try Self.sftCurveDifference(["max_steps": 60, "learning_rate": 1e-3, "eval_steps": 0, "lora": true, "lora_rank": 4], steps: 60)
         #expect(worst < Self.tolerance, "bf16 LoRA loss curve: worst relative difference \(worst)")
         print("bf16 LoRA SFT, 60 steps: worst relative loss difference \(worst)")
     }
 
-    /// Where bf16 cannot apply: the library refuses it in one line; an argument file notes it and trains in float32.
-    @Test func unsupportedCombinationsSaySo() throws {
-        let weights = try TorchGolden.tensors("model")
-        var dropout = try LoRAConfig(rank: 2)
-        dropout.dropout = 0.1
-        #expect(throws: RuntimeError.self) {
-            try LMTrainer(parameters: ParameterStore(weights: weights, lora: dropout), bf16: true)
+    /// LoRA with dropout (`lm_step_lora_dropout_bf16`: the same seed draws the same masks in
+    /// both precisions) and prefix tuning (`lm_step_prefix_bf16`): 40 SFT steps follow float32.
+    @Test func dropoutAndPrefixCurvesFollowFloat32() throws {
+        let dropout = try Self.sftCurveDifference(["max_steps": 40, "learning_rate": 1e-3, "eval_steps": 0, "lora": true, "lora_rank": 4, "lora_dropout": 0.2], steps: 40)
+        #expect(dropout < Self.tolerance, "bf16 LoRA-dropout loss curve: worst relative difference \(dropout)")
+        let prefix = try Self.sftCurveDifference(["max_steps": 40, "learning_rate": 1e-2, "eval_steps": 0, "prefix_tuning": true, "num_prefix_tokens": 4], steps: 40)
+        #expect(prefix < Self.tolerance, "bf16 prefix loss curve: worst relative difference \(prefix)")
+        #expect(dropout > 0 && prefix > 0, "a bf16 run equal to float32 did not round its products")
+        print("bf16 SFT, 40 steps: worst relative loss difference LoRA dropout \(dropout), prefix \(prefix)")
+    }
+
+    /// DPO with a prefix policy (`dpo_step_prefix_bf16`, `dpo_logps_prefix_bf16`): 10 steps follow float32.
+    @Test func prefixDPOFollowsFloat32() throws {
+        func args(_ bf16: Bool) throws -> TrainingArguments {
+            try TrainingArguments.parse([
+                "model_name_or_path": try #require(DPORunTests.sftModel), "output_dir": SharedFixtures.tempDir("dpo-prefix-bf16").path,
+                "train_dataset_path": Demo.root + "/examples/data/dpo_train.jsonl", "prefix_tuning": true, "num_prefix_tokens": 4,
+                "per_device_train_batch_size": 4, "max_seq_len": 96, "max_steps": 10, "learning_rate": 1e-2, "logging_steps": 1, "seed": 5,
+                "bf16": bf16,
+            ], file: "dpo-args.json", task: .dpo)
         }
-        #expect(throws: RuntimeError.self) {
-            try LMTrainer(parameters: ParameterStore(weights: weights, prefix: PrefixConfig(tokens: 2)), bf16: true)
-        }
-        let a = try Demo.args(.sft, ["bf16": true, "lora": true, "lora_dropout": 0.1])
-        #expect(!a.bf16 && a.ignoredNotes.contains { $0.contains("'bf16' has no effect here") })
-        #expect(try Demo.args(.sft, ["bf16": true, "lora": true]).bf16)
+        let f32 = try args(false), bf16 = try args(true)
+        #expect(bf16.bf16 && bf16.ignoredKeys.isEmpty)
+        try DPORun(args: f32).run()
+        try DPORun(args: bf16).run()
+        let worst = try Self.worstDifference(f32.outputDir, bf16.outputDir, steps: 10)
+        #expect(worst < Self.tolerance && worst > 0, "bf16 prefix DPO loss: worst relative difference \(worst)")
+        print("bf16 prefix DPO, 10 steps: worst relative loss difference \(worst)")
+    }
+
+    /// The worst relative loss difference between an SFT run with `extra` in float32 and in bf16.
+    static func sftCurveDifference(_ extra: [String: Any], steps: Int) throws -> Double {
+        let f32 = try Demo.args(.sft, extra)
+        var on = extra; on["bf16"] = true
+        let bf16 = try Demo.args(.sft, on)
+        #expect(bf16.bf16 && bf16.ignoredKeys.isEmpty)
+        try TrainingRun(args: f32, task: .sft).run()
+        try TrainingRun(args: bf16, task: .sft).run()
+        return try worstDifference(f32.outputDir, bf16.outputDir, steps: steps)
+    }
+
+    /// The worst relative difference of the logged losses of two runs (each must log `steps`).
+    static func worstDifference(_ f32: String, _ bf16: String, steps: Int) throws -> Double {
+        let a = try Demo.metrics(f32).filter { $0["loss"] != nil }, b = try Demo.metrics(bf16).filter { $0["loss"] != nil }
+        #expect(a.count == steps && b.count == steps)
+        var worst = 0.0
+        for (x, y) in zip(a, b) { worst = max(worst, relative(y["loss"] ?? .nan, x["loss"] ?? .nan)) }
+        return worst
     }
 }

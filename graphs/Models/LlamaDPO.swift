@@ -162,9 +162,10 @@ public enum LlamaDPOPrograms {
     }
 
     public static func all() throws -> [Program] {
-        // (`*_bf16`: bf16 products, `bf16: true`, for full-weight and LoRA training)
+        // (`*_bf16`: bf16 products, `bf16: true`, for every kind of training)
         try [sequenceLogps(), dpoStep(), lossOnly(), sequenceLogps().lowered(precision: .bf16), dpoStep().lowered(precision: .bf16),
-             sequenceLogps(lora: true).lowered(precision: .bf16), dpoStep(lora: true).lowered(precision: .bf16), sequenceLogps(lora: true), dpoStep(lora: true), dpoStep(lora: true, dropout: true),
-             sequenceLogps(prefix: true), dpoStep(prefix: true)]
+             sequenceLogps(lora: true).lowered(precision: .bf16), dpoStep(lora: true).lowered(precision: .bf16), sequenceLogps(lora: true), dpoStep(lora: true),
+             dpoStep(lora: true, dropout: true), dpoStep(lora: true, dropout: true).lowered(precision: .bf16),
+             sequenceLogps(prefix: true), dpoStep(prefix: true), sequenceLogps(prefix: true).lowered(precision: .bf16), dpoStep(prefix: true).lowered(precision: .bf16)]
     }
 }

@@ -98,8 +98,10 @@ public enum LlamaTrainingPrograms {
 
     /// Every training program, in emission order.
     public static func all() throws -> [Program] {
-        // (`lm_step_bf16`, `lm_step_lora_bf16`: the same steps with bf16 products, `bf16: true`)
-        try [lmStep(), lmStep().lowered(precision: .bf16), lmStepLoRA(), lmStepLoRA().lowered(precision: .bf16), lmStepLoRADropout(), evalLoss(), evalLossLoRA(), lmStepPrefix(), evalLossPrefix()]
+        // (`*_bf16`: the same steps with bf16 products, `bf16: true`)
+        try [lmStep(), lmStep().lowered(precision: .bf16), lmStepLoRA(), lmStepLoRA().lowered(precision: .bf16),
+             lmStepLoRADropout(), lmStepLoRADropout().lowered(precision: .bf16), evalLoss(), evalLossLoRA(),
+             lmStepPrefix(), lmStepPrefix().lowered(precision: .bf16), evalLossPrefix()]
             + PrefixEncoderPrograms.all() + OptimizerPrograms.all()
     }
 }

@@ -31,7 +31,7 @@ extension TrainingArguments {
 
     static let extraReasons: [String: String] = [
         "zero_padding": "rows are padded per batch, never packed",
-        "bf16": "bf16 products are built for full-weight and LoRA training on a CPU with AVX-512 BF16; LoRA dropout, prefix tuning and other CPUs train in float32",
+        "bf16": "bf16 products need a CPU with AVX-512 BF16; this one trains in float32",
         "continue_training": "DPO starts from model_name_or_path's weights (only pretraining and SFT start from random ones)",
         "intokens": "PaddleNLP's old name for zero_padding; rows are padded per batch, never packed",
     ]

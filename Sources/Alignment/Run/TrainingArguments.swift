@@ -297,7 +297,7 @@ public struct TrainingArguments: Sendable {
         }
         try a.checkPrefix(file: file, task: task)
         // PaddleNLP's shipped files all say bf16: true: where it cannot apply the run says so and trains in float32.
-        if a.bf16 && ((a.lora && a.loraDropout > 0) || a.prefixTuning || !MixedPrecision.available) { a.bf16 = false; a.noteIgnored("bf16") }
+        if a.bf16 && !MixedPrecision.available { a.bf16 = false; a.noteIgnored("bf16") }
         return a
     }
 }

@@ -1,7 +1,9 @@
 import KernelRuntime
 
 /// `bf16: true`: the training programs' bf16 variants (`lm_step_bf16`, `dpo_step_bf16`,
-/// `dpo_logps_bf16`; with LoRA `lm_step_lora_bf16`, `dpo_step_lora_bf16`, `dpo_logps_lora_bf16`):
+/// `dpo_logps_bf16`; with LoRA `lm_step_lora_bf16`, `dpo_step_lora_bf16`, `dpo_logps_lora_bf16`,
+/// with LoRA dropout `lm_step_lora_dropout_bf16`, `dpo_step_lora_dropout_bf16`, with a prefix
+/// `lm_step_prefix_bf16`, `dpo_step_prefix_bf16`, `dpo_logps_prefix_bf16`):
 /// every matrix product rounds its operands to bfloat16 and accumulates in
 /// float32 (AVX-512 BF16 `vdpbf16ps`); weights, gradients, AdamW's moments, norms, softmax and
 /// losses stay float32. Evaluation (`eval_loss`) stays float32.
@@ -12,25 +14,18 @@ public enum MixedPrecision {
     /// True when this CPU has AVX-512 BF16 (the bf16 products' instructions).
     public static var available: Bool { MatrixKernels.current.features.contains("avx512_bf16") }
 
-    /// Throws, in one line, when bf16 training cannot run here: the CPU lacks AVX-512 BF16, or
-    /// the run trains a prefix or LoRA with dropout (their bf16 programs are not built).
+    /// Throws, in one line, when bf16 training cannot run here: the CPU lacks AVX-512 BF16.
+    /// (Every training program — full weights, LoRA with or without dropout, prefix — has its
+    /// bf16 variant.)
     public static func check(bf16: Bool, parameters: ParameterStore) throws {
         guard bf16 else { return }
         let kernels = MatrixKernels.current
         guard available else {
             throw RuntimeError("bf16: true needs a CPU with AVX-512 BF16 (vdpbf16ps); this one (\(kernels.cpu)) has none — remove bf16 to train in float32")
         }
-        if !supports(parameters) {
-            throw RuntimeError("bf16: true is built for full-weight and LoRA training without dropout; prefix tuning and LoRA dropout train in float32 — remove bf16")
-        }
     }
 
     /// The line a run logs when it trains in mixed precision.
     public static let banner = "bf16 mixed precision: matrix products on bf16 operands (AVX-512 BF16), "
         + "float32 accumulation, weights, gradients and AdamW"
-
-    /// Full-weight training, or LoRA without dropout: the stores whose steps have bf16 programs.
-    public static func supports(_ parameters: ParameterStore) -> Bool {
-        parameters.prefix == nil && (parameters.lora?.dropout ?? 0) == 0
-    }
 }
