@@ -27718,6 +27718,4649 @@ static const char *const llama_dpo_dpo_step_lora_dropout_kernel_names[] = {
 };
 const la_program_info llama_dpo_dpo_step_lora_dropout_info = { "llama_dpo.dpo_step_lora_dropout", 111, 156, llama_dpo_dpo_step_lora_dropout_kernel_names, llama_dpo_dpo_step_lora_dropout_run, llama_dpo_dpo_step_lora_dropout_arena, llama_dpo_dpo_step_lora_dropout_cost };
 
+/* ===== program 'dpo_step_lora_dropout_bf16' ===== */
+
+/* dpo_step_lora_dropout_bf16_k0_rope_tables: t0 = cos(positions · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
+static void dpo_step_lora_dropout_bf16_k0_rope_tables(float *restrict t0, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (float)positions[(i0) * T + i1];
+        for (long j = 0; j < n; j++) {
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k1_rope_tables: t1 = sin(positions · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
+static void dpo_step_lora_dropout_bf16_k1_rope_tables(float *restrict t1, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (float)positions[(i0) * T + i1];
+        for (long j = 0; j < n; j++) {
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = sinf(v5);
+            t1[r * n + j] = v6;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k2_shared_prompt_mask: t2 = 1 - [segments = 1] · [segments = 2]  [rope_tables; shared_prompt_mask] */
+static void dpo_step_lora_dropout_bf16_k2_shared_prompt_mask(float *restrict t2, const int32_t *restrict segments, long B, long T) {
+    const long rows = B*T, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = 0;
+        const long i3 = (r) % T;
+        float v2 = (float)segments[(i0) * T + (i1) * T + i3];
+        float v3 = v2 == 2.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)segments[(i0) * T + j];
+            float v1 = v0 == 1.0f ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = 1.0f - v4;
+            t2[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k3_embed: saved_x_slot0 = embed[ids]  [embed] */
+static void dpo_step_lora_dropout_bf16_k3_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            saved_x_slot0[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k4_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void dpo_step_lora_dropout_bf16_k4_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t3[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k5_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void dpo_step_lora_dropout_bf16_k5_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k6_dropout: t5 = (t3 · [lora_dropout ≤ uniform(lora_dropout_key_wq, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
+static void dpo_step_lora_dropout_bf16_k6_dropout(float *restrict t5, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t3[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t5[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k7_lora_a_wq: t6[B*T, R] = t5 · lora_a_wqᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_bf16_k7_lora_a_wq(float *restrict t6, const float *restrict lora_a_wq, const float *restrict t5, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t5, D, lora_a_wq, D, 0.0f, t6, R);
+}
+
+/* dpo_step_lora_dropout_bf16_k8_lora: saved_lora_wq = t6 · lora_scale_wq  [layer/attention/lora] */
+static void dpo_step_lora_dropout_bf16_k8_lora(float *restrict saved_lora_wq, const float *restrict lora_scale_wq, const float *restrict t6, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t6[r * n + j]) * (lora_scale_wq[0]);
+            saved_lora_wq[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k9_lora_b_wq: t7[B*T, D] = saved_lora_wq · lora_b_wqᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_bf16_k9_lora_b_wq(float *restrict t7, const float *restrict lora_b_wq, const float *restrict saved_lora_wq, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, saved_lora_wq, R, lora_b_wq, R, 0.0f, t7, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k10_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
+static void dpo_step_lora_dropout_bf16_k10_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t4, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t7[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v3 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t7[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
+            }
+            else {
+                float v6 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t7[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v8 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t7[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
+            }
+            saved_q[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k11_wk: t8[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void dpo_step_lora_dropout_bf16_k11_wk(float *restrict t8, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t3, D, wk, D, 0.0f, t8, KVD);
+}
+
+/* dpo_step_lora_dropout_bf16_k12_dropout: t9 = (t3 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
+static void dpo_step_lora_dropout_bf16_k12_dropout(float *restrict t9, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t3[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t9[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k13_lora_a_wk: t10[B*T, R] = t9 · lora_a_wkᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_bf16_k13_lora_a_wk(float *restrict t10, const float *restrict lora_a_wk, const float *restrict t9, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t9, D, lora_a_wk, D, 0.0f, t10, R);
+}
+
+/* dpo_step_lora_dropout_bf16_k14_lora: saved_lora_wk = t10 · lora_scale_wk  [layer/attention/lora] */
+static void dpo_step_lora_dropout_bf16_k14_lora(float *restrict saved_lora_wk, const float *restrict lora_scale_wk, const float *restrict t10, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t10[r * n + j]) * (lora_scale_wk[0]);
+            saved_lora_wk[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k15_lora_b_wk: t11[B*T, KVD] = saved_lora_wk · lora_b_wkᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_bf16_k15_lora_b_wk(float *restrict t11, const float *restrict lora_b_wk, const float *restrict saved_lora_wk, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, R, saved_lora_wk, R, lora_b_wk, R, 0.0f, t11, KVD);
+}
+
+/* dpo_step_lora_dropout_bf16_k16_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
+static void dpo_step_lora_dropout_bf16_k16_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t8, const float *restrict t11, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t11[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v3 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t11[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
+            }
+            else {
+                float v6 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t11[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v8 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t11[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
+            }
+            saved_k[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k17_wv: t12[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void dpo_step_lora_dropout_bf16_k17_wv(float *restrict t12, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t3, D, wv, D, 0.0f, t12, KVD);
+}
+
+/* dpo_step_lora_dropout_bf16_k18_dropout: t13 = (t3 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
+static void dpo_step_lora_dropout_bf16_k18_dropout(float *restrict t13, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t3[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t13[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k19_lora_a_wv: t14[B*T, R] = t13 · lora_a_wvᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_bf16_k19_lora_a_wv(float *restrict t14, const float *restrict lora_a_wv, const float *restrict t13, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t13, D, lora_a_wv, D, 0.0f, t14, R);
+}
+
+/* dpo_step_lora_dropout_bf16_k20_lora: saved_lora_wv = t14 · lora_scale_wv  [layer/attention/lora] */
+static void dpo_step_lora_dropout_bf16_k20_lora(float *restrict saved_lora_wv, const float *restrict lora_scale_wv, const float *restrict t14, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t14[r * n + j]) * (lora_scale_wv[0]);
+            saved_lora_wv[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k21_lora_b_wv: t15[B*T, KVD] = saved_lora_wv · lora_b_wvᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_bf16_k21_lora_b_wv(float *restrict t15, const float *restrict lora_b_wv, const float *restrict saved_lora_wv, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, R, saved_lora_wv, R, lora_b_wv, R, 0.0f, t15, KVD);
+}
+
+/* dpo_step_lora_dropout_bf16_k22_attention: saved_v = t12 + t15  [layer/attention; layer/attention/lora] */
+static void dpo_step_lora_dropout_bf16_k22_attention(float *restrict saved_v, const float *restrict t12, const float *restrict t15, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0 = t12[((i0) * T + i1) * KVD + (i2) * HD + j] + t15[((i0) * T + i1) * KVD + (i2) * HD + j];
+            saved_v[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k23_causal_attention_forward: causal attention (s ≤ t, mask): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
+static void dpo_step_lora_dropout_bf16_k23_causal_attention_forward(float *restrict saved_attn, float *restrict saved_lse, const float *restrict t2, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = saved_k;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = saved_v;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    const float *mp = t2;
+    const long msb = T*T;
+    const long mst = T;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
+                }
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
+                    if (rows >= 16)
+                        for (long d = 0; d < hd; d++)
+                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        if (rows - r0 >= 16) {
+                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                            for (long d = 0; d < hd; d++) {
+                                for (long r = 0; r < 16; r++) {
+                                    const float qd = qs[(r0 + r) * hd + d];
+                                    #pragma omp simd
+                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                }
+                            }
+                        } else {
+                            /* a few rows (decode, a short tail): one dot product per score */
+                            for (long r = 0; r < rows - r0; r++)
+                                for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
+                                    float y = 0.0f;
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
+                                    sc[r * 16 + c] = y;
+                                }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
+                        }
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
+                    const float lr = l[r];
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
+                    saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+                }
+            }
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k24_wo: t16[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void dpo_step_lora_dropout_bf16_k24_wo(float *restrict t16, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, saved_attn, D, wo, D, 0.0f, t16, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k25_dropout: t17 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/attention] */
+static void dpo_step_lora_dropout_bf16_k25_dropout(float *restrict t17, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wo[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (saved_attn[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t17[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k26_lora_a_wo: t18[B*T, R] = t17 · lora_a_woᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_bf16_k26_lora_a_wo(float *restrict t18, const float *restrict lora_a_wo, const float *restrict t17, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t17, D, lora_a_wo, D, 0.0f, t18, R);
+}
+
+/* dpo_step_lora_dropout_bf16_k27_lora: saved_lora_wo = t18 · lora_scale_wo  [layer/attention/lora] */
+static void dpo_step_lora_dropout_bf16_k27_lora(float *restrict saved_lora_wo, const float *restrict lora_scale_wo, const float *restrict t18, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t18[r * n + j]) * (lora_scale_wo[0]);
+            saved_lora_wo[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k28_lora_b_wo: t19[B*T, D] = saved_lora_wo · lora_b_woᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_bf16_k28_lora_b_wo(float *restrict t19, const float *restrict lora_b_wo, const float *restrict saved_lora_wo, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, saved_lora_wo, R, lora_b_wo, R, 0.0f, t19, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k29_layer: saved_h = carry0 + t16 + t19  [layer/attention; layer/attention/lora; layer] */
+static void dpo_step_lora_dropout_bf16_k29_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t16, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t16[r * n + j] + t19[r * n + j];
+            float v1 = carry0[r * n + j] + v0;
+            saved_h[r * n + j] = v1;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k30_rmsnorm: t20 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void dpo_step_lora_dropout_bf16_k30_rmsnorm(float *restrict t20, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (saved_h[r * n + j]) * v3;
+            float v5 = v4 * (ffn_norm[j]);
+            t20[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k31_w1: t21[B*T, F] = t20 · w1ᵀ  [layer/ffn/gate_up] */
+static void dpo_step_lora_dropout_bf16_k31_w1(float *restrict t21, const float *restrict w1, const float *restrict t20, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t20, D, w1, D, 0.0f, t21, F);
+}
+
+/* dpo_step_lora_dropout_bf16_k32_dropout: t22 = (t20 · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
+static void dpo_step_lora_dropout_bf16_k32_dropout(float *restrict t22, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w1, const float *restrict t20, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t20[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t22[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k33_lora_a_w1: t23[B*T, R] = t22 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_bf16_k33_lora_a_w1(float *restrict t23, const float *restrict lora_a_w1, const float *restrict t22, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t22, D, lora_a_w1, D, 0.0f, t23, R);
+}
+
+/* dpo_step_lora_dropout_bf16_k34_lora: saved_lora_w1 = t23 · lora_scale_w1  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_bf16_k34_lora(float *restrict saved_lora_w1, const float *restrict lora_scale_w1, const float *restrict t23, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t23[r * n + j]) * (lora_scale_w1[0]);
+            saved_lora_w1[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k35_lora_b_w1: t24[B*T, F] = saved_lora_w1 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_bf16_k35_lora_b_w1(float *restrict t24, const float *restrict lora_b_w1, const float *restrict saved_lora_w1, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, F, R, saved_lora_w1, R, lora_b_w1, R, 0.0f, t24, F);
+}
+
+/* dpo_step_lora_dropout_bf16_k36_gate_up: saved_gate = t21 + t24  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_bf16_k36_gate_up(float *restrict saved_gate, const float *restrict t21, const float *restrict t24, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t21[r * n + j] + t24[r * n + j];
+            saved_gate[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k37_w3: t25[B*T, F] = t20 · w3ᵀ  [layer/ffn/gate_up] */
+static void dpo_step_lora_dropout_bf16_k37_w3(float *restrict t25, const float *restrict w3, const float *restrict t20, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t20, D, w3, D, 0.0f, t25, F);
+}
+
+/* dpo_step_lora_dropout_bf16_k38_dropout: t26 = (t20 · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
+static void dpo_step_lora_dropout_bf16_k38_dropout(float *restrict t26, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w3, const float *restrict t20, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t20[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t26[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k39_lora_a_w3: t27[B*T, R] = t26 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_bf16_k39_lora_a_w3(float *restrict t27, const float *restrict lora_a_w3, const float *restrict t26, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t26, D, lora_a_w3, D, 0.0f, t27, R);
+}
+
+/* dpo_step_lora_dropout_bf16_k40_lora: saved_lora_w3 = t27 · lora_scale_w3  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_bf16_k40_lora(float *restrict saved_lora_w3, const float *restrict lora_scale_w3, const float *restrict t27, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t27[r * n + j]) * (lora_scale_w3[0]);
+            saved_lora_w3[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k41_lora_b_w3: t28[B*T, F] = saved_lora_w3 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_bf16_k41_lora_b_w3(float *restrict t28, const float *restrict lora_b_w3, const float *restrict saved_lora_w3, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, F, R, saved_lora_w3, R, lora_b_w3, R, 0.0f, t28, F);
+}
+
+/* dpo_step_lora_dropout_bf16_k42_gate_up: saved_up = t25 + t28  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_bf16_k42_gate_up(float *restrict saved_up, const float *restrict t25, const float *restrict t28, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t25[r * n + j] + t28[r * n + j];
+            saved_up[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k43_silu: t29 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/attention/lora/dropout; layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void dpo_step_lora_dropout_bf16_k43_silu(float *restrict t29, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t29[r * n + j] = v4;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k44_w2: t30[B*T, D] = t29 · w2ᵀ  [layer/ffn] */
+static void dpo_step_lora_dropout_bf16_k44_w2(float *restrict t30, const float *restrict w2, const float *restrict t29, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, F, t29, F, w2, F, 0.0f, t30, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k45_dropout: t31 = (t29 · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn; layer/ffn/lora/dropout] */
+static void dpo_step_lora_dropout_bf16_k45_dropout(float *restrict t31, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t29, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t29[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t31[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k46_lora_a_w2: t32[B*T, R] = t31 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void dpo_step_lora_dropout_bf16_k46_lora_a_w2(float *restrict t32, const float *restrict lora_a_w2, const float *restrict t31, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, R, F, t31, F, lora_a_w2, F, 0.0f, t32, R);
+}
+
+/* dpo_step_lora_dropout_bf16_k47_lora: saved_lora_w2 = t32 · lora_scale_w2  [layer/ffn/lora] */
+static void dpo_step_lora_dropout_bf16_k47_lora(float *restrict saved_lora_w2, const float *restrict lora_scale_w2, const float *restrict t32, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t32[r * n + j]) * (lora_scale_w2[0]);
+            saved_lora_w2[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k48_lora_b_w2: t33[B*T, D] = saved_lora_w2 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void dpo_step_lora_dropout_bf16_k48_lora_b_w2(float *restrict t33, const float *restrict lora_b_w2, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, saved_lora_w2, R, lora_b_w2, R, 0.0f, t33, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k49_lora: carry0_next = saved_h + t30 + t33  [layer/ffn; layer/ffn/lora; layer] */
+static void dpo_step_lora_dropout_bf16_k49_lora(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t30, const float *restrict t33, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t30[r * n + j] + t33[r * n + j];
+            float v1 = saved_h[r * n + j] + v0;
+            carry0_next[r * n + j] = v1;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k50_expand: t34 = 0 */
+static void dpo_step_lora_dropout_bf16_k50_expand(float *restrict t34, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        t34[j] = 0.0f;
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k51_rmsnorm: t35 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head/lm_head; lm_chunk/lm_head/lm_head/rmsnorm] */
+static void dpo_step_lora_dropout_bf16_k51_rmsnorm(float *restrict t35, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = carry0[(long)scored[i0] * D + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
+        }
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
+        for (long j = 0; j < n; j++) {
+            float v2 = carry0[(long)scored[i0] * D + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t35[r * n + j] = v7;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k52_lm_head: t36[CR, V] = t35 · lm_headᵀ  [lm_chunk/lm_head/lm_head] */
+static void dpo_step_lora_dropout_bf16_k52_lm_head(float *restrict t36, const float *restrict lm_head, const float *restrict t35, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[1], 0, 1, CR, V, D, t35, D, lm_head, D, 0.0f, t36, V);
+}
+
+/* dpo_step_lora_dropout_bf16_k53_log_softmax: t37 = max(t36)  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_dropout_bf16_k53_log_softmax(float *restrict t37, const float *restrict t36, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t36[r * n + j0]);
+        }
+        t37[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k54_log_softmax: t38 = Σ(exp(t36 - t37))  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_dropout_bf16_k54_log_softmax(float *restrict t38, const float *restrict t36, const float *restrict t37, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t37[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t36[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t38[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k55_cross_entropy: t39 = Σ((t36 - t37 - log(t38)) · [i1 = chosen_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_lora_dropout_bf16_k55_cross_entropy(float *restrict t39, const float *restrict t36, const int32_t *restrict chosen_targets, const float *restrict t37, const float *restrict t38, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t37[i0];
+        float v2 = logf(t38[i0]);
+        float v4 = (float)chosen_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t36[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t39[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k56_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_bf16_k56_sequence_logps_scatter_add(float *restrict t40, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t39, long B, long CR) {
+    memset(t40, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t39[i0]);
+        float v1 = v0 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t40[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k57_cross_entropy: t41 = Σ((t36 - t37 - log(t38)) · [i1 = rejected_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_lora_dropout_bf16_k57_cross_entropy(float *restrict t41, const float *restrict t36, const int32_t *restrict rejected_targets, const float *restrict t37, const float *restrict t38, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t37[i0];
+        float v2 = logf(t38[i0]);
+        float v4 = (float)rejected_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t36[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t41[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k58_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_bf16_k58_sequence_logps_scatter_add(float *restrict t42, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t41, long B, long CR) {
+    memset(t42, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t41[i0]);
+        float v1 = v0 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t42[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k59_sequence_logps: t43 = Σ(t36)  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_bf16_k59_sequence_logps(float *restrict t43, const float *restrict t36, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t36[r * n + j0];
+        }
+        t43[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k60_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_bf16_k60_sequence_logps_scatter_add(float *restrict t44, const int32_t *restrict scored_pair, const float *restrict chosen_mask, long B, long CR) {
+    memset(t44, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t44[(long)scored_pair[i0] * 1 + j] += v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k61_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_bf16_k61_sequence_logps_scatter_add(float *restrict t45, const int32_t *restrict scored_pair, const float *restrict rejected_mask, long B, long CR) {
+    memset(t45, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t45[(long)scored_pair[i0] * 1 + j] += v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k62_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_bf16_k62_sequence_logps_scatter_add(float *restrict t46, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t43, long B, long CR, long V) {
+    memset(t46, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t43[i0]) / ((float)(V));
+        float v1 = v0;
+        float v2 = v1 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t46[(long)scored_pair[i0] * 1 + j] += v2;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k63_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_bf16_k63_sequence_logps_scatter_add(float *restrict t47, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t43, long B, long CR, long V) {
+    memset(t47, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t43[i0]) / ((float)(V));
+        float v1 = v0;
+        float v2 = v1 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t47[(long)scored_pair[i0] * 1 + j] += v2;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k64_sequence_logps: carry1_next = carry1 + -t40  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_dropout_bf16_k64_sequence_logps(float *restrict carry1_next, const float *restrict carry1, const float *restrict t40, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t40[j]);
+        float v1 = carry1[j] + v0;
+        carry1_next[j] = v1;
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k65_sequence_logps: carry2_next = carry2 + -t42  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_dropout_bf16_k65_sequence_logps(float *restrict carry2_next, const float *restrict carry2, const float *restrict t42, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t42[j]);
+        float v1 = carry2[j] + v0;
+        carry2_next[j] = v1;
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k66_lm_chunk: carry3_next = carry3 + t44  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_dropout_bf16_k66_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t44, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry3[j] + t44[j];
+        carry3_next[j] = v0;
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k67_lm_chunk: carry4_next = carry4 + t45  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_dropout_bf16_k67_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t45, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry4[j] + t45[j];
+        carry4_next[j] = v0;
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k68_lm_chunk: carry5_next = carry5 + t46  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_dropout_bf16_k68_lm_chunk(float *restrict carry5_next, const float *restrict carry5, const float *restrict t46, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry5[j] + t46[j];
+        carry5_next[j] = v0;
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k69_lm_chunk: carry6_next = carry6 + t47  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_dropout_bf16_k69_lm_chunk(float *restrict carry6_next, const float *restrict carry6, const float *restrict t47, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry6[j] + t47[j];
+        carry6_next[j] = v0;
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k70_dpo_kto_pair: t48 = Σ([loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_lora_dropout_bf16_k70_dpo_kto_pair(float *restrict t48, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : carry1[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+        float v3 = v1 - v2;
+        float v4 = v3 * (pair_weight[j0]);
+        acc0 += v4;
+    }
+    t48[r] = acc0;
+}
+
+/* dpo_step_lora_dropout_bf16_k71_dpo_sigmoid: t49 = Σ(1 · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_lora_dropout_bf16_k71_dpo_sigmoid(float *restrict t49, const float *restrict pair_weight, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = 1.0f * (pair_weight[j0]);
+        acc0 += v0;
+    }
+    t49[r] = acc0;
+}
+
+/* dpo_step_lora_dropout_bf16_k72_dpo_kto_pair: t50 = Σ([loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_lora_dropout_bf16_k72_dpo_kto_pair(float *restrict t50, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : carry2[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
+        float v3 = v1 - v2;
+        float v4 = v3 * (pair_weight[j0]);
+        acc0 += v4;
+    }
+    t50[r] = acc0;
+}
+
+/* dpo_step_lora_dropout_bf16_k73_dpo_bco_pair: t51 = Σ((beta · [loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_lora_dropout_bf16_k73_dpo_bco_pair(float *restrict t51, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : carry1[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+        float v3 = v1 - v2;
+        float v4 = (beta[0]) * v3;
+        float v5 = v4 * (pair_weight[j0]);
+        acc0 += v5;
+    }
+    t51[r] = acc0;
+}
+
+/* dpo_step_lora_dropout_bf16_k74_dpo_bco_pair: t52 = Σ((beta · [loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_lora_dropout_bf16_k74_dpo_bco_pair(float *restrict t52, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : carry2[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
+        float v3 = v1 - v2;
+        float v4 = (beta[0]) * v3;
+        float v5 = v4 * (pair_weight[j0]);
+        acc0 += v5;
+    }
+    t52[r] = acc0;
+}
+
+/* dpo_step_lora_dropout_bf16_k75_log_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, add, mul, sub, div, select, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, max, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, neg, neg, min, abs, neg, exp, add, log, sub, mul, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, mul, select, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, min, abs, neg, exp, add, log, sub, neg, select, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, min, abs, neg, exp, add, log, sub, neg, sub, neg, min, abs, neg, exp, add, log, sub, sub, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, select, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, mul, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, mul, neg, exp, mul, add, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
+static void dpo_step_lora_dropout_bf16_k75_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t48, const float *restrict t49, const float *restrict t50, const float *restrict t51, const float *restrict t52, long B) {
+    const long rows = 17, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        float v2 = 1.0f - (label_smoothing[0]);
+        float v3 = -v2;
+        float v31 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+        float v58 = 2.0f * (label_smoothing[0]);
+        float v59 = 1.0f - v58;
+        float v62 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+        float v74 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+        float v88 = (beta[0]) * 2.0f;
+        float v89 = 1.0f / v88;
+        float v93 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+        float v97 = 0.5f / (beta[0]);
+        float v107 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+        float v145 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float v149 = (t50[0]) / (t49[0]);
+        float v150 = v149;
+        float v151 = fmaxf(v150, 0.0f);
+        float v163 = (t48[0]) / (t49[0]);
+        float v164 = v163;
+        float v165 = fmaxf(v164, 0.0f);
+        float v183 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+        float v205 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+        float v213 = (simpo_gamma[0]) / (beta[0]);
+        float v235 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+        float v262 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+        float v267 = (t51[0]) / (t49[0]);
+        float v268 = v267;
+        float v269 = (t52[0]) / (t49[0]);
+        float v270 = v269;
+        float v271 = v268 + v270;
+        float v272 = v271 * 0.5f;
+        float v297 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+        float v325 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+        float v354 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+        float v371 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+        float v372 = v371 != 0.0f ? 0.00100000005f : label_smoothing[0];
+        float v373 = 1.0f - v372;
+        float v374 = logf(v373);
+        float v386 = logf(v372);
+        float v391 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+        float v424 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+        float v458 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i0 < 1) {
+                float v4 = v1 != 0.0f ? -1.0f : carry1[j];
+                float v5 = v1 != 0.0f ? 0.0f : ref_chosen[j];
+                float v6 = v4 - v5;
+                float v7 = v1 != 0.0f ? -1.0f : carry2[j];
+                float v8 = v1 != 0.0f ? 0.0f : ref_rejected[j];
+                float v9 = v7 - v8;
+                float v10 = v6 - v9;
+                float v11 = (beta[0]) * v10;
+                float v12 = fminf(v11, 0.0f);
+                float v13 = fabsf(v11);
+                float v14 = -v13;
+                float v15 = la_expf(v14);
+                float v16 = 1.0f + v15;
+                float v17 = logf(v16);
+                float v18 = v12 - v17;
+                float v19 = v3 * v18;
+                float v20 = -v11;
+                float v21 = fminf(v20, 0.0f);
+                float v22 = fabsf(v20);
+                float v23 = -v22;
+                float v24 = la_expf(v23);
+                float v25 = 1.0f + v24;
+                float v26 = logf(v25);
+                float v27 = v21 - v26;
+                float v28 = (label_smoothing[0]) * v27;
+                float v29 = v19 - v28;
+                float v30 = v1 != 0.0f ? 0.0f : v29;
+                v0 = v30;
+            }
+            else if (i0 < (1 + 1)) {
+                float v32 = v31 != 0.0f ? -1.0f : carry1[j];
+                float v33 = v31 != 0.0f ? 0.0f : ref_chosen[j];
+                float v34 = v32 - v33;
+                float v35 = v31 != 0.0f ? -1.0f : carry2[j];
+                float v36 = v31 != 0.0f ? 0.0f : ref_rejected[j];
+                float v37 = v35 - v36;
+                float v38 = v34 - v37;
+                float v39 = (beta[0]) * v38;
+                float v40 = fminf(v39, 0.0f);
+                float v41 = fabsf(v39);
+                float v42 = -v41;
+                float v43 = la_expf(v42);
+                float v44 = 1.0f + v43;
+                float v45 = logf(v44);
+                float v46 = v40 - v45;
+                float v47 = v3 * v46;
+                float v48 = -v39;
+                float v49 = fminf(v48, 0.0f);
+                float v50 = fabsf(v48);
+                float v51 = -v50;
+                float v52 = la_expf(v51);
+                float v53 = 1.0f + v52;
+                float v54 = logf(v53);
+                float v55 = v49 - v54;
+                float v56 = (label_smoothing[0]) * v55;
+                float v57 = v47 + v56;
+                float v60 = v57 / v59;
+                float v61 = v31 != 0.0f ? 0.0f : v60;
+                v0 = v61;
+            }
+            else if (i0 < (1 + 1 + 1)) {
+                float v63 = v62 != 0.0f ? -1.0f : carry1[j];
+                float v64 = v62 != 0.0f ? 0.0f : ref_chosen[j];
+                float v65 = v63 - v64;
+                float v66 = v62 != 0.0f ? -1.0f : carry2[j];
+                float v67 = v62 != 0.0f ? 0.0f : ref_rejected[j];
+                float v68 = v66 - v67;
+                float v69 = v65 - v68;
+                float v70 = (beta[0]) * v69;
+                float v71 = 1.0f - v70;
+                float v72 = fmaxf(v71, 0.0f);
+                float v73 = v62 != 0.0f ? 0.0f : v72;
+                v0 = v73;
+            }
+            else if (i0 < (1 + 1 + 1 + 1)) {
+                float v75 = v74 != 0.0f ? -1.0f : carry1[j];
+                float v76 = v74 != 0.0f ? 1.0f : carry3[j];
+                float v77 = v75 / v76;
+                float v78 = v74 != 0.0f ? 0.0f : ref_chosen[j];
+                float v79 = v78 / v76;
+                float v80 = v77 - v79;
+                float v81 = v74 != 0.0f ? -1.0f : carry2[j];
+                float v82 = v74 != 0.0f ? 1.0f : carry4[j];
+                float v83 = v81 / v82;
+                float v84 = v74 != 0.0f ? 0.0f : ref_rejected[j];
+                float v85 = v84 / v82;
+                float v86 = v83 - v85;
+                float v87 = v80 - v86;
+                float v90 = v87 - v89;
+                float v91 = v90 * v90;
+                float v92 = v74 != 0.0f ? 0.0f : v91;
+                v0 = v92;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1)) {
+                float v94 = v93 != 0.0f ? -1.0f : carry1[j];
+                float v95 = v93 != 0.0f ? 0.0f : ref_chosen[j];
+                float v96 = v94 - v95;
+                float v98 = v96 - v97;
+                float v99 = v98 * v98;
+                float v100 = v93 != 0.0f ? -1.0f : carry2[j];
+                float v101 = v93 != 0.0f ? 0.0f : ref_rejected[j];
+                float v102 = v100 - v101;
+                float v103 = v102 + v97;
+                float v104 = v103 * v103;
+                float v105 = v99 + v104;
+                float v106 = v93 != 0.0f ? 0.0f : v105;
+                v0 = v106;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1)) {
+                float v108 = v107 != 0.0f ? -1.0f : carry1[j];
+                float v109 = v107 != 0.0f ? 0.0f : ref_chosen[j];
+                float v110 = v108 - v109;
+                float v111 = (beta[0]) * v110;
+                float v112 = fminf(v111, 0.0f);
+                float v113 = fabsf(v111);
+                float v114 = -v113;
+                float v115 = la_expf(v114);
+                float v116 = 1.0f + v115;
+                float v117 = logf(v116);
+                float v118 = v112 - v117;
+                float v119 = -v118;
+                float v120 = -v111;
+                float v121 = fminf(v120, 0.0f);
+                float v122 = fabsf(v120);
+                float v123 = -v122;
+                float v124 = la_expf(v123);
+                float v125 = 1.0f + v124;
+                float v126 = logf(v125);
+                float v127 = v121 - v126;
+                float v128 = 0.5f * v127;
+                float v129 = v119 - v128;
+                float v130 = v107 != 0.0f ? -1.0f : carry2[j];
+                float v131 = v107 != 0.0f ? 0.0f : ref_rejected[j];
+                float v132 = v130 - v131;
+                float v133 = (beta[0]) * v132;
+                float v134 = -v133;
+                float v135 = fminf(v134, 0.0f);
+                float v136 = fabsf(v134);
+                float v137 = -v136;
+                float v138 = la_expf(v137);
+                float v139 = 1.0f + v138;
+                float v140 = logf(v139);
+                float v141 = v135 - v140;
+                float v142 = 0.5f * v141;
+                float v143 = v129 - v142;
+                float v144 = v107 != 0.0f ? 0.0f : v143;
+                v0 = v144;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v146 = v145 != 0.0f ? -1.0f : carry1[j];
+                float v147 = v145 != 0.0f ? 0.0f : ref_chosen[j];
+                float v148 = v146 - v147;
+                float v152 = v148 - v151;
+                float v153 = (beta[0]) * v152;
+                float v154 = fminf(v153, 0.0f);
+                float v155 = fabsf(v153);
+                float v156 = -v155;
+                float v157 = la_expf(v156);
+                float v158 = 1.0f + v157;
+                float v159 = logf(v158);
+                float v160 = v154 - v159;
+                float v161 = la_expf(v160);
+                float v162 = 1.0f - v161;
+                float v166 = v145 != 0.0f ? -1.0f : carry2[j];
+                float v167 = v145 != 0.0f ? 0.0f : ref_rejected[j];
+                float v168 = v166 - v167;
+                float v169 = v165 - v168;
+                float v170 = (beta[0]) * v169;
+                float v171 = fminf(v170, 0.0f);
+                float v172 = fabsf(v170);
+                float v173 = -v172;
+                float v174 = la_expf(v173);
+                float v175 = 1.0f + v174;
+                float v176 = logf(v175);
+                float v177 = v171 - v176;
+                float v178 = la_expf(v177);
+                float v179 = 1.0f - v178;
+                float v180 = v162 + v179;
+                float v181 = v180 * 0.5f;
+                float v182 = v145 != 0.0f ? 0.0f : v181;
+                v0 = v182;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v184 = v183 != 0.0f ? -1.0f : carry1[j];
+                float v185 = v183 != 0.0f ? 0.0f : ref_chosen[j];
+                float v186 = v184 - v185;
+                float v187 = v183 != 0.0f ? -1.0f : carry2[j];
+                float v188 = v183 != 0.0f ? 0.0f : ref_rejected[j];
+                float v189 = v187 - v188;
+                float v190 = v186 - v189;
+                float v191 = v185 - v184;
+                float v192 = fmaxf(v191, 0.0f);
+                float v193 = (dpop_lambda[0]) * v192;
+                float v194 = v190 - v193;
+                float v195 = (beta[0]) * v194;
+                float v196 = fminf(v195, 0.0f);
+                float v197 = fabsf(v195);
+                float v198 = -v197;
+                float v199 = la_expf(v198);
+                float v200 = 1.0f + v199;
+                float v201 = logf(v200);
+                float v202 = v196 - v201;
+                float v203 = -v202;
+                float v204 = v183 != 0.0f ? 0.0f : v203;
+                v0 = v204;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v206 = v205 != 0.0f ? -1.0f : carry1[j];
+                float v207 = v205 != 0.0f ? 1.0f : carry3[j];
+                float v208 = v206 / v207;
+                float v209 = v205 != 0.0f ? -1.0f : carry2[j];
+                float v210 = v205 != 0.0f ? 1.0f : carry4[j];
+                float v211 = v209 / v210;
+                float v212 = v208 - v211;
+                float v214 = v212 - v213;
+                float v215 = (beta[0]) * v214;
+                float v216 = fminf(v215, 0.0f);
+                float v217 = fabsf(v215);
+                float v218 = -v217;
+                float v219 = la_expf(v218);
+                float v220 = 1.0f + v219;
+                float v221 = logf(v220);
+                float v222 = v216 - v221;
+                float v223 = v3 * v222;
+                float v224 = -v215;
+                float v225 = fminf(v224, 0.0f);
+                float v226 = fabsf(v224);
+                float v227 = -v226;
+                float v228 = la_expf(v227);
+                float v229 = 1.0f + v228;
+                float v230 = logf(v229);
+                float v231 = v225 - v230;
+                float v232 = (label_smoothing[0]) * v231;
+                float v233 = v223 - v232;
+                float v234 = v205 != 0.0f ? 0.0f : v233;
+                v0 = v234;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v236 = v235 != 0.0f ? -1.0f : carry1[j];
+                float v237 = v235 != 0.0f ? 1.0f : carry3[j];
+                float v238 = v236 / v237;
+                float v239 = -v238;
+                float v240 = v235 != 0.0f ? -1.0f : carry2[j];
+                float v241 = v235 != 0.0f ? 1.0f : carry4[j];
+                float v242 = v240 / v241;
+                float v243 = v238 - v242;
+                float v244 = la_expf(v238);
+                float v245 = 1.0f - v244;
+                float v246 = logf(v245);
+                float v247 = la_expf(v242);
+                float v248 = 1.0f - v247;
+                float v249 = logf(v248);
+                float v250 = v246 - v249;
+                float v251 = v243 - v250;
+                float v252 = fminf(v251, 0.0f);
+                float v253 = fabsf(v251);
+                float v254 = -v253;
+                float v255 = la_expf(v254);
+                float v256 = 1.0f + v255;
+                float v257 = logf(v256);
+                float v258 = v252 - v257;
+                float v259 = (beta[0]) * v258;
+                float v260 = v239 - v259;
+                float v261 = v235 != 0.0f ? 0.0f : v260;
+                v0 = v261;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v263 = v262 != 0.0f ? -1.0f : carry1[j];
+                float v264 = v262 != 0.0f ? 0.0f : ref_chosen[j];
+                float v265 = v263 - v264;
+                float v266 = (beta[0]) * v265;
+                float v273 = v266 - v272;
+                float v274 = fminf(v273, 0.0f);
+                float v275 = fabsf(v273);
+                float v276 = -v275;
+                float v277 = la_expf(v276);
+                float v278 = 1.0f + v277;
+                float v279 = logf(v278);
+                float v280 = v274 - v279;
+                float v281 = -v280;
+                float v282 = v262 != 0.0f ? -1.0f : carry2[j];
+                float v283 = v262 != 0.0f ? 0.0f : ref_rejected[j];
+                float v284 = v282 - v283;
+                float v285 = (beta[0]) * v284;
+                float v286 = v285 - v272;
+                float v287 = -v286;
+                float v288 = fminf(v287, 0.0f);
+                float v289 = fabsf(v287);
+                float v290 = -v289;
+                float v291 = la_expf(v290);
+                float v292 = 1.0f + v291;
+                float v293 = logf(v292);
+                float v294 = v288 - v293;
+                float v295 = v281 - v294;
+                float v296 = v262 != 0.0f ? 0.0f : v295;
+                v0 = v296;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v298 = v297 != 0.0f ? -1.0f : carry1[j];
+                float v299 = v297 != 0.0f ? 0.0f : ref_chosen[j];
+                float v300 = v298 - v299;
+                float v301 = (beta[0]) * v300;
+                float v302 = fminf(v301, 0.0f);
+                float v303 = fabsf(v301);
+                float v304 = -v303;
+                float v305 = la_expf(v304);
+                float v306 = 1.0f + v305;
+                float v307 = logf(v306);
+                float v308 = v302 - v307;
+                float v309 = la_expf(v308);
+                float v310 = 1.0f - v309;
+                float v311 = v297 != 0.0f ? -1.0f : carry2[j];
+                float v312 = v297 != 0.0f ? 0.0f : ref_rejected[j];
+                float v313 = v311 - v312;
+                float v314 = (beta[0]) * v313;
+                float v315 = fminf(v314, 0.0f);
+                float v316 = fabsf(v314);
+                float v317 = -v316;
+                float v318 = la_expf(v317);
+                float v319 = 1.0f + v318;
+                float v320 = logf(v319);
+                float v321 = v315 - v320;
+                float v322 = la_expf(v321);
+                float v323 = v310 + v322;
+                float v324 = v297 != 0.0f ? 0.0f : v323;
+                v0 = v324;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v326 = v325 != 0.0f ? -1.0f : carry1[j];
+                float v327 = v325 != 0.0f ? 0.0f : ref_chosen[j];
+                float v328 = v326 - v327;
+                float v329 = (beta[0]) * v328;
+                float v330 = fminf(v329, 0.0f);
+                float v331 = fabsf(v329);
+                float v332 = -v331;
+                float v333 = la_expf(v332);
+                float v334 = 1.0f + v333;
+                float v335 = logf(v334);
+                float v336 = v330 - v335;
+                float v337 = la_expf(v336);
+                float v338 = v325 != 0.0f ? -1.0f : carry2[j];
+                float v339 = v325 != 0.0f ? 0.0f : ref_rejected[j];
+                float v340 = v338 - v339;
+                float v341 = v328 - v340;
+                float v342 = (beta[0]) * v341;
+                float v343 = fminf(v342, 0.0f);
+                float v344 = fabsf(v342);
+                float v345 = -v344;
+                float v346 = la_expf(v345);
+                float v347 = 1.0f + v346;
+                float v348 = logf(v347);
+                float v349 = v343 - v348;
+                float v350 = la_expf(v349);
+                float v351 = 1.0f - v350;
+                float v352 = v337 + v351;
+                float v353 = v325 != 0.0f ? 0.0f : v352;
+                v0 = v353;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v355 = v354 != 0.0f ? -1.0f : carry1[j];
+                float v356 = v354 != 0.0f ? 0.0f : ref_chosen[j];
+                float v357 = v355 - v356;
+                float v358 = v354 != 0.0f ? -1.0f : carry2[j];
+                float v359 = v354 != 0.0f ? 0.0f : ref_rejected[j];
+                float v360 = v358 - v359;
+                float v361 = v357 - v360;
+                float v362 = (beta[0]) * v361;
+                float v363 = fminf(v362, 0.0f);
+                float v364 = fabsf(v362);
+                float v365 = -v364;
+                float v366 = la_expf(v365);
+                float v367 = 1.0f + v366;
+                float v368 = logf(v367);
+                float v369 = v363 - v368;
+                float v370 = la_expf(v369);
+                float v375 = v369 - v374;
+                float v376 = v370 * v375;
+                float v377 = -v362;
+                float v378 = fminf(v377, 0.0f);
+                float v379 = fabsf(v377);
+                float v380 = -v379;
+                float v381 = la_expf(v380);
+                float v382 = 1.0f + v381;
+                float v383 = logf(v382);
+                float v384 = v378 - v383;
+                float v385 = la_expf(v384);
+                float v387 = v384 - v386;
+                float v388 = v385 * v387;
+                float v389 = v376 + v388;
+                float v390 = v354 != 0.0f ? 0.0f : v389;
+                v0 = v390;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v392 = v391 != 0.0f ? -1.0f : carry1[j];
+                float v393 = v391 != 0.0f ? 0.0f : ref_chosen[j];
+                float v394 = v392 - v393;
+                float v395 = v391 != 0.0f ? -1.0f : carry2[j];
+                float v396 = v391 != 0.0f ? 0.0f : ref_rejected[j];
+                float v397 = v395 - v396;
+                float v398 = v394 - v397;
+                float v399 = (beta[0]) * v398;
+                float v400 = fminf(v399, 0.0f);
+                float v401 = fabsf(v399);
+                float v402 = -v401;
+                float v403 = la_expf(v402);
+                float v404 = 1.0f + v403;
+                float v405 = logf(v404);
+                float v406 = v400 - v405;
+                float v407 = -v406;
+                float v408 = v399 / 0.0500000007f;
+                float v409 = fminf(v408, 0.0f);
+                float v410 = fabsf(v408);
+                float v411 = -v410;
+                float v412 = la_expf(v411);
+                float v413 = 1.0f + v412;
+                float v414 = logf(v413);
+                float v415 = v409 - v414;
+                float v416 = la_expf(v415);
+                float v417 = 1.0f - v416;
+                float v418 = v407 * v417;
+                float v419 = -v399;
+                float v420 = la_expf(v419);
+                float v421 = v420 * v416;
+                float v422 = v418 + v421;
+                float v423 = v391 != 0.0f ? 0.0f : v422;
+                v0 = v423;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v425 = v424 != 0.0f ? -1.0f : carry1[j];
+                float v426 = v424 != 0.0f ? 1.0f : carry3[j];
+                float v427 = v425 / v426;
+                float v428 = v424 != 0.0f ? 0.0f : ref_chosen[j];
+                float v429 = v428 / v426;
+                float v430 = v427 - v429;
+                float v431 = v424 != 0.0f ? -1.0f : carry2[j];
+                float v432 = v424 != 0.0f ? 1.0f : carry4[j];
+                float v433 = v431 / v432;
+                float v434 = v424 != 0.0f ? 0.0f : ref_rejected[j];
+                float v435 = v434 / v432;
+                float v436 = v433 - v435;
+                float v437 = v430 - v436;
+                float v438 = (beta[0]) * v437;
+                float v439 = fminf(v438, 0.0f);
+                float v440 = fabsf(v438);
+                float v441 = -v440;
+                float v442 = la_expf(v441);
+                float v443 = 1.0f + v442;
+                float v444 = logf(v443);
+                float v445 = v439 - v444;
+                float v446 = v3 * v445;
+                float v447 = -v438;
+                float v448 = fminf(v447, 0.0f);
+                float v449 = fabsf(v447);
+                float v450 = -v449;
+                float v451 = la_expf(v450);
+                float v452 = 1.0f + v451;
+                float v453 = logf(v452);
+                float v454 = v448 - v453;
+                float v455 = (label_smoothing[0]) * v454;
+                float v456 = v446 - v455;
+                float v457 = v424 != 0.0f ? 0.0f : v456;
+                v0 = v457;
+            }
+            else {
+                float v459 = v458 != 0.0f ? -1.0f : carry1[j];
+                float v460 = v458 != 0.0f ? 1.0f : carry3[j];
+                float v461 = v459 / v460;
+                float v462 = -v461;
+                float v463 = v458 != 0.0f ? 0.0f : v462;
+                v0 = v463;
+            }
+            losses[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k76_lm_head: t53 = Σ(losses · loss_weights)  [lm_head] */
+static void dpo_step_lora_dropout_bf16_k76_lm_head(float *restrict t53, const float *restrict loss_weights, const float *restrict losses, long B) {
+    /* one result per row */
+    const long rows = B, n = 17;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (losses[(j0) * B + i0]) * (loss_weights[j0]);
+            acc0 += v0;
+        }
+        t53[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k77_lm_head: t54 = Σ(t53 · pair_weight)  [lm_head; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_lora_dropout_bf16_k77_lm_head(float *restrict t54, const float *restrict pair_weight, const float *restrict t53, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = (t53[j0]) * (pair_weight[j0]);
+        acc0 += v0;
+    }
+    t54[r] = acc0;
+}
+
+/* dpo_step_lora_dropout_bf16_k78_sft: t55 = Σ((-(carry1 / carry3)) · pair_weight)  [lm_head/sft; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_lora_dropout_bf16_k78_sft(float *restrict t55, const float *restrict pair_weight, const float *restrict carry1, const float *restrict carry3, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = (carry1[j0]) / (carry3[j0]);
+        float v1 = -v0;
+        float v2 = v1 * (pair_weight[j0]);
+        acc0 += v2;
+    }
+    t55[r] = acc0;
+}
+
+/* dpo_step_lora_dropout_bf16_k79_dpo_loss: loss = pref_loss_ratio · t54 + sft_loss_ratio · t55  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
+static void dpo_step_lora_dropout_bf16_k79_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t54, const float *restrict t55) {
+    const long n = 1;
+    float v0 = (pref_loss_ratio[0]) * (t54[0]);
+    float v1 = (sft_loss_ratio[0]) * (t55[0]);
+    float v2 = v0 + v1;
+    loss[0] = v2;
+}
+
+/* dpo_step_lora_dropout_bf16_k80_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, select, select, sub, sub, div, sub, add, cmpeq, select, select, select, select, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, sub, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, add, mul, add, select, add, select, add, select, mul, add, neg, div, div, select, add, select, add, select, cmple, mul, neg, mul, neg, select, add, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
+static void dpo_step_lora_dropout_bf16_k80_log_sigmoid_grad(float *restrict t56, float *restrict t57, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t48, const float *restrict t49, const float *restrict t50, const float *restrict t51, const float *restrict t52, long B) {
+    const long n = B;
+    float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+    float v1 = 1.0f * (pref_loss_ratio[0]);
+    float v39 = 1.0f - (label_smoothing[0]);
+    float v40 = -v39;
+    float v62 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+    float v132 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+    float v165 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+    float v166 = v165 != 0.0f ? 0.00100000005f : label_smoothing[0];
+    float v167 = logf(v166);
+    float v201 = 1.0f - v166;
+    float v202 = logf(v201);
+    float v218 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+    float v254 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+    float v284 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float v293 = (t51[0]) / (t49[0]);
+    float v294 = v293;
+    float v295 = (t52[0]) / (t49[0]);
+    float v296 = v295;
+    float v297 = v294 + v296;
+    float v298 = v297 * 0.5f;
+    float v319 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+    float v363 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+    float v376 = (simpo_gamma[0]) / (beta[0]);
+    float v418 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+    float v453 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float v458 = (t48[0]) / (t49[0]);
+    float v459 = v458;
+    float v460 = fmaxf(v459, 0.0f);
+    float v490 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+    float v519 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+    float v525 = 0.5f / (beta[0]);
+    float v531 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+    float v547 = (beta[0]) * 2.0f;
+    float v548 = 1.0f / v547;
+    float v556 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+    float v575 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+    float v578 = 2.0f * (label_smoothing[0]);
+    float v579 = 1.0f - v578;
+    float v629 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+    float v681 = 1.0f * (sft_loss_ratio[0]);
+    float v685 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
+    float v796 = (t50[0]) / (t49[0]);
+    float v797 = v796;
+    float v798 = fmaxf(v797, 0.0f);
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v2 = v1 * (pair_weight[j]);
+        float v3 = v2 * (loss_weights[15]);
+        float v4 = v0 != 0.0f ? 0.0f : v3;
+        float v5 = -v4;
+        float v6 = v5 * (label_smoothing[0]);
+        float v7 = -v6;
+        float v8 = v0 != 0.0f ? -1.0f : carry1[j];
+        float v9 = v0 != 0.0f ? 1.0f : carry3[j];
+        float v10 = v8 / v9;
+        float v11 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+        float v12 = v11 / v9;
+        float v13 = v10 - v12;
+        float v14 = v0 != 0.0f ? -1.0f : carry2[j];
+        float v15 = v0 != 0.0f ? 1.0f : carry4[j];
+        float v16 = v14 / v15;
+        float v17 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+        float v18 = v17 / v15;
+        float v19 = v16 - v18;
+        float v20 = v13 - v19;
+        float v21 = (beta[0]) * v20;
+        float v22 = -v21;
+        float v23 = fabsf(v22);
+        float v24 = -v23;
+        float v25 = la_expf(v24);
+        float v26 = 1.0f + v25;
+        float v27 = v7 / v26;
+        float v28 = v27 * v25;
+        float v29 = -v28;
+        float v30 = 0.0f < v22 ? 1.0f : 0.0f;
+        float v31 = v30 * 2.0f;
+        float v32 = v31 - 1.0f;
+        float v33 = v29 * v32;
+        float v34 = v22 <= 0.0f ? 1.0f : 0.0f;
+        float v35 = v6 * v34;
+        float v36 = v33 + v35;
+        float v37 = -v36;
+        float v38 = v37 * (beta[0]);
+        float v41 = v4 * v40;
+        float v42 = -v41;
+        float v43 = fabsf(v21);
+        float v44 = -v43;
+        float v45 = la_expf(v44);
+        float v46 = 1.0f + v45;
+        float v47 = v42 / v46;
+        float v48 = v47 * v45;
+        float v49 = -v48;
+        float v50 = 0.0f < v21 ? 1.0f : 0.0f;
+        float v51 = v50 * 2.0f;
+        float v52 = v51 - 1.0f;
+        float v53 = v49 * v52;
+        float v54 = v21 <= 0.0f ? 1.0f : 0.0f;
+        float v55 = v41 * v54;
+        float v56 = v53 + v55;
+        float v57 = v56 * (beta[0]);
+        float v58 = v38 + v57;
+        float v59 = -v58;
+        float v60 = v59 / v15;
+        float v61 = v0 != 0.0f ? 0.0f : v60;
+        float v63 = v2 * (loss_weights[14]);
+        float v64 = v62 != 0.0f ? 0.0f : v63;
+        float v65 = v62 != 0.0f ? -1.0f : carry1[j];
+        float v66 = v62 != 0.0f ? 0.0f : ref_chosen[j];
+        float v67 = v65 - v66;
+        float v68 = v62 != 0.0f ? -1.0f : carry2[j];
+        float v69 = v62 != 0.0f ? 0.0f : ref_rejected[j];
+        float v70 = v68 - v69;
+        float v71 = v67 - v70;
+        float v72 = (beta[0]) * v71;
+        float v73 = v72 / 0.0500000007f;
+        float v74 = fminf(v73, 0.0f);
+        float v75 = fabsf(v73);
+        float v76 = -v75;
+        float v77 = la_expf(v76);
+        float v78 = 1.0f + v77;
+        float v79 = logf(v78);
+        float v80 = v74 - v79;
+        float v81 = la_expf(v80);
+        float v82 = v64 * v81;
+        float v83 = -v72;
+        float v84 = la_expf(v83);
+        float v85 = v82 * v84;
+        float v86 = -v85;
+        float v87 = 1.0f - v81;
+        float v88 = v64 * v87;
+        float v89 = -v88;
+        float v90 = -v89;
+        float v91 = fabsf(v72);
+        float v92 = -v91;
+        float v93 = la_expf(v92);
+        float v94 = 1.0f + v93;
+        float v95 = v90 / v94;
+        float v96 = v95 * v93;
+        float v97 = -v96;
+        float v98 = 0.0f < v72 ? 1.0f : 0.0f;
+        float v99 = v98 * 2.0f;
+        float v100 = v99 - 1.0f;
+        float v101 = v97 * v100;
+        float v102 = v86 + v101;
+        float v103 = v72 <= 0.0f ? 1.0f : 0.0f;
+        float v104 = v89 * v103;
+        float v105 = v102 + v104;
+        float v106 = v64 * v84;
+        float v107 = fminf(v72, 0.0f);
+        float v108 = logf(v94);
+        float v109 = v107 - v108;
+        float v110 = -v109;
+        float v111 = v64 * v110;
+        float v112 = -v111;
+        float v113 = v106 + v112;
+        float v114 = v113 * v81;
+        float v115 = -v114;
+        float v116 = v115 / v78;
+        float v117 = v116 * v77;
+        float v118 = -v117;
+        float v119 = 0.0f < v73 ? 1.0f : 0.0f;
+        float v120 = v119 * 2.0f;
+        float v121 = v120 - 1.0f;
+        float v122 = v118 * v121;
+        float v123 = v73 <= 0.0f ? 1.0f : 0.0f;
+        float v124 = v114 * v123;
+        float v125 = v122 + v124;
+        float v126 = v125 / 0.0500000007f;
+        float v127 = v105 + v126;
+        float v128 = v127 * (beta[0]);
+        float v129 = -v128;
+        float v130 = v62 != 0.0f ? 0.0f : v129;
+        float v131 = v61 + v130;
+        float v133 = v2 * (loss_weights[13]);
+        float v134 = v132 != 0.0f ? 0.0f : v133;
+        float v135 = v132 != 0.0f ? -1.0f : carry1[j];
+        float v136 = v132 != 0.0f ? 0.0f : ref_chosen[j];
+        float v137 = v135 - v136;
+        float v138 = v132 != 0.0f ? -1.0f : carry2[j];
+        float v139 = v132 != 0.0f ? 0.0f : ref_rejected[j];
+        float v140 = v138 - v139;
+        float v141 = v137 - v140;
+        float v142 = (beta[0]) * v141;
+        float v143 = -v142;
+        float v144 = fminf(v143, 0.0f);
+        float v145 = fabsf(v143);
+        float v146 = -v145;
+        float v147 = la_expf(v146);
+        float v148 = 1.0f + v147;
+        float v149 = logf(v148);
+        float v150 = v144 - v149;
+        float v151 = la_expf(v150);
+        float v152 = v134 * v151;
+        float v153 = -v152;
+        float v154 = v153 / v148;
+        float v155 = v154 * v147;
+        float v156 = -v155;
+        float v157 = 0.0f < v143 ? 1.0f : 0.0f;
+        float v158 = v157 * 2.0f;
+        float v159 = v158 - 1.0f;
+        float v160 = v156 * v159;
+        float v161 = v143 <= 0.0f ? 1.0f : 0.0f;
+        float v162 = v152 * v161;
+        float v163 = v160 + v162;
+        float v164 = -v163;
+        float v168 = v150 - v167;
+        float v169 = v134 * v168;
+        float v170 = v169 * v151;
+        float v171 = -v170;
+        float v172 = v171 / v148;
+        float v173 = v172 * v147;
+        float v174 = -v173;
+        float v175 = v174 * v159;
+        float v176 = v170 * v161;
+        float v177 = v175 + v176;
+        float v178 = -v177;
+        float v179 = v164 + v178;
+        float v180 = fminf(v142, 0.0f);
+        float v181 = fabsf(v142);
+        float v182 = -v181;
+        float v183 = la_expf(v182);
+        float v184 = 1.0f + v183;
+        float v185 = logf(v184);
+        float v186 = v180 - v185;
+        float v187 = la_expf(v186);
+        float v188 = v134 * v187;
+        float v189 = -v188;
+        float v190 = v189 / v184;
+        float v191 = v190 * v183;
+        float v192 = -v191;
+        float v193 = 0.0f < v142 ? 1.0f : 0.0f;
+        float v194 = v193 * 2.0f;
+        float v195 = v194 - 1.0f;
+        float v196 = v192 * v195;
+        float v197 = v179 + v196;
+        float v198 = v142 <= 0.0f ? 1.0f : 0.0f;
+        float v199 = v188 * v198;
+        float v200 = v197 + v199;
+        float v203 = v186 - v202;
+        float v204 = v134 * v203;
+        float v205 = v204 * v187;
+        float v206 = -v205;
+        float v207 = v206 / v184;
+        float v208 = v207 * v183;
+        float v209 = -v208;
+        float v210 = v209 * v195;
+        float v211 = v200 + v210;
+        float v212 = v205 * v198;
+        float v213 = v211 + v212;
+        float v214 = v213 * (beta[0]);
+        float v215 = -v214;
+        float v216 = v132 != 0.0f ? 0.0f : v215;
+        float v217 = v131 + v216;
+        float v219 = v2 * (loss_weights[12]);
+        float v220 = v218 != 0.0f ? 0.0f : v219;
+        float v221 = -v220;
+        float v222 = v218 != 0.0f ? -1.0f : carry1[j];
+        float v223 = v218 != 0.0f ? 0.0f : ref_chosen[j];
+        float v224 = v222 - v223;
+        float v225 = v218 != 0.0f ? -1.0f : carry2[j];
+        float v226 = v218 != 0.0f ? 0.0f : ref_rejected[j];
+        float v227 = v225 - v226;
+        float v228 = v224 - v227;
+        float v229 = (beta[0]) * v228;
+        float v230 = fminf(v229, 0.0f);
+        float v231 = fabsf(v229);
+        float v232 = -v231;
+        float v233 = la_expf(v232);
+        float v234 = 1.0f + v233;
+        float v235 = logf(v234);
+        float v236 = v230 - v235;
+        float v237 = la_expf(v236);
+        float v238 = v221 * v237;
+        float v239 = -v238;
+        float v240 = v239 / v234;
+        float v241 = v240 * v233;
+        float v242 = -v241;
+        float v243 = 0.0f < v229 ? 1.0f : 0.0f;
+        float v244 = v243 * 2.0f;
+        float v245 = v244 - 1.0f;
+        float v246 = v242 * v245;
+        float v247 = v229 <= 0.0f ? 1.0f : 0.0f;
+        float v248 = v238 * v247;
+        float v249 = v246 + v248;
+        float v250 = v249 * (beta[0]);
+        float v251 = -v250;
+        float v252 = v218 != 0.0f ? 0.0f : v251;
+        float v253 = v217 + v252;
+        float v255 = v2 * (loss_weights[11]);
+        float v256 = v254 != 0.0f ? 0.0f : v255;
+        float v257 = v254 != 0.0f ? -1.0f : carry2[j];
+        float v258 = v254 != 0.0f ? 0.0f : ref_rejected[j];
+        float v259 = v257 - v258;
+        float v260 = (beta[0]) * v259;
+        float v261 = fminf(v260, 0.0f);
+        float v262 = fabsf(v260);
+        float v263 = -v262;
+        float v264 = la_expf(v263);
+        float v265 = 1.0f + v264;
+        float v266 = logf(v265);
+        float v267 = v261 - v266;
+        float v268 = la_expf(v267);
+        float v269 = v256 * v268;
+        float v270 = -v269;
+        float v271 = v270 / v265;
+        float v272 = v271 * v264;
+        float v273 = -v272;
+        float v274 = 0.0f < v260 ? 1.0f : 0.0f;
+        float v275 = v274 * 2.0f;
+        float v276 = v275 - 1.0f;
+        float v277 = v273 * v276;
+        float v278 = v260 <= 0.0f ? 1.0f : 0.0f;
+        float v279 = v269 * v278;
+        float v280 = v277 + v279;
+        float v281 = v280 * (beta[0]);
+        float v282 = v254 != 0.0f ? 0.0f : v281;
+        float v283 = v253 + v282;
+        float v285 = v2 * (loss_weights[10]);
+        float v286 = v284 != 0.0f ? 0.0f : v285;
+        float v287 = -v286;
+        float v288 = -v287;
+        float v289 = v284 != 0.0f ? -1.0f : carry2[j];
+        float v290 = v284 != 0.0f ? 0.0f : ref_rejected[j];
+        float v291 = v289 - v290;
+        float v292 = (beta[0]) * v291;
+        float v299 = v292 - v298;
+        float v300 = -v299;
+        float v301 = fabsf(v300);
+        float v302 = -v301;
+        float v303 = la_expf(v302);
+        float v304 = 1.0f + v303;
+        float v305 = v288 / v304;
+        float v306 = v305 * v303;
+        float v307 = -v306;
+        float v308 = 0.0f < v300 ? 1.0f : 0.0f;
+        float v309 = v308 * 2.0f;
+        float v310 = v309 - 1.0f;
+        float v311 = v307 * v310;
+        float v312 = v300 <= 0.0f ? 1.0f : 0.0f;
+        float v313 = v287 * v312;
+        float v314 = v311 + v313;
+        float v315 = -v314;
+        float v316 = v315 * (beta[0]);
+        float v317 = v284 != 0.0f ? 0.0f : v316;
+        float v318 = v283 + v317;
+        float v320 = v2 * (loss_weights[9]);
+        float v321 = v319 != 0.0f ? 0.0f : v320;
+        float v322 = -v321;
+        float v323 = v322 * (beta[0]);
+        float v324 = -v323;
+        float v325 = v319 != 0.0f ? -1.0f : carry1[j];
+        float v326 = v319 != 0.0f ? 1.0f : carry3[j];
+        float v327 = v325 / v326;
+        float v328 = v319 != 0.0f ? -1.0f : carry2[j];
+        float v329 = v319 != 0.0f ? 1.0f : carry4[j];
+        float v330 = v328 / v329;
+        float v331 = v327 - v330;
+        float v332 = la_expf(v327);
+        float v333 = 1.0f - v332;
+        float v334 = logf(v333);
+        float v335 = la_expf(v330);
+        float v336 = 1.0f - v335;
+        float v337 = logf(v336);
+        float v338 = v334 - v337;
+        float v339 = v331 - v338;
+        float v340 = fabsf(v339);
+        float v341 = -v340;
+        float v342 = la_expf(v341);
+        float v343 = 1.0f + v342;
+        float v344 = v324 / v343;
+        float v345 = v344 * v342;
+        float v346 = -v345;
+        float v347 = 0.0f < v339 ? 1.0f : 0.0f;
+        float v348 = v347 * 2.0f;
+        float v349 = v348 - 1.0f;
+        float v350 = v346 * v349;
+        float v351 = v339 <= 0.0f ? 1.0f : 0.0f;
+        float v352 = v323 * v351;
+        float v353 = v350 + v352;
+        float v354 = -v353;
+        float v355 = -v354;
+        float v356 = v355 / v336;
+        float v357 = -v356;
+        float v358 = v357 * v335;
+        float v359 = v358 + v354;
+        float v360 = v359 / v329;
+        float v361 = v319 != 0.0f ? 0.0f : v360;
+        float v362 = v318 + v361;
+        float v364 = v2 * (loss_weights[8]);
+        float v365 = v363 != 0.0f ? 0.0f : v364;
+        float v366 = -v365;
+        float v367 = v366 * (label_smoothing[0]);
+        float v368 = -v367;
+        float v369 = v363 != 0.0f ? -1.0f : carry1[j];
+        float v370 = v363 != 0.0f ? 1.0f : carry3[j];
+        float v371 = v369 / v370;
+        float v372 = v363 != 0.0f ? -1.0f : carry2[j];
+        float v373 = v363 != 0.0f ? 1.0f : carry4[j];
+        float v374 = v372 / v373;
+        float v375 = v371 - v374;
+        float v377 = v375 - v376;
+        float v378 = (beta[0]) * v377;
+        float v379 = -v378;
+        float v380 = fabsf(v379);
+        float v381 = -v380;
+        float v382 = la_expf(v381);
+        float v383 = 1.0f + v382;
+        float v384 = v368 / v383;
+        float v385 = v384 * v382;
+        float v386 = -v385;
+        float v387 = 0.0f < v379 ? 1.0f : 0.0f;
+        float v388 = v387 * 2.0f;
+        float v389 = v388 - 1.0f;
+        float v390 = v386 * v389;
+        float v391 = v379 <= 0.0f ? 1.0f : 0.0f;
+        float v392 = v367 * v391;
+        float v393 = v390 + v392;
+        float v394 = -v393;
+        float v395 = v394 * (beta[0]);
+        float v396 = v365 * v40;
+        float v397 = -v396;
+        float v398 = fabsf(v378);
+        float v399 = -v398;
+        float v400 = la_expf(v399);
+        float v401 = 1.0f + v400;
+        float v402 = v397 / v401;
+        float v403 = v402 * v400;
+        float v404 = -v403;
+        float v405 = 0.0f < v378 ? 1.0f : 0.0f;
+        float v406 = v405 * 2.0f;
+        float v407 = v406 - 1.0f;
+        float v408 = v404 * v407;
+        float v409 = v378 <= 0.0f ? 1.0f : 0.0f;
+        float v410 = v396 * v409;
+        float v411 = v408 + v410;
+        float v412 = v411 * (beta[0]);
+        float v413 = v395 + v412;
+        float v414 = -v413;
+        float v415 = v414 / v373;
+        float v416 = v363 != 0.0f ? 0.0f : v415;
+        float v417 = v362 + v416;
+        float v419 = v2 * (loss_weights[7]);
+        float v420 = v418 != 0.0f ? 0.0f : v419;
+        float v421 = -v420;
+        float v422 = -v421;
+        float v423 = v418 != 0.0f ? -1.0f : carry1[j];
+        float v424 = v418 != 0.0f ? 0.0f : ref_chosen[j];
+        float v425 = v423 - v424;
+        float v426 = v418 != 0.0f ? -1.0f : carry2[j];
+        float v427 = v418 != 0.0f ? 0.0f : ref_rejected[j];
+        float v428 = v426 - v427;
+        float v429 = v425 - v428;
+        float v430 = v424 - v423;
+        float v431 = fmaxf(v430, 0.0f);
+        float v432 = (dpop_lambda[0]) * v431;
+        float v433 = v429 - v432;
+        float v434 = (beta[0]) * v433;
+        float v435 = fabsf(v434);
+        float v436 = -v435;
+        float v437 = la_expf(v436);
+        float v438 = 1.0f + v437;
+        float v439 = v422 / v438;
+        float v440 = v439 * v437;
+        float v441 = -v440;
+        float v442 = 0.0f < v434 ? 1.0f : 0.0f;
+        float v443 = v442 * 2.0f;
+        float v444 = v443 - 1.0f;
+        float v445 = v441 * v444;
+        float v446 = v434 <= 0.0f ? 1.0f : 0.0f;
+        float v447 = v421 * v446;
+        float v448 = v445 + v447;
+        float v449 = v448 * (beta[0]);
+        float v450 = -v449;
+        float v451 = v418 != 0.0f ? 0.0f : v450;
+        float v452 = v417 + v451;
+        float v454 = v2 * (loss_weights[6]);
+        float v455 = v453 != 0.0f ? 0.0f : v454;
+        float v456 = v455 * 0.5f;
+        float v457 = -v456;
+        float v461 = v453 != 0.0f ? -1.0f : carry2[j];
+        float v462 = v453 != 0.0f ? 0.0f : ref_rejected[j];
+        float v463 = v461 - v462;
+        float v464 = v460 - v463;
+        float v465 = (beta[0]) * v464;
+        float v466 = fminf(v465, 0.0f);
+        float v467 = fabsf(v465);
+        float v468 = -v467;
+        float v469 = la_expf(v468);
+        float v470 = 1.0f + v469;
+        float v471 = logf(v470);
+        float v472 = v466 - v471;
+        float v473 = la_expf(v472);
+        float v474 = v457 * v473;
+        float v475 = -v474;
+        float v476 = v475 / v470;
+        float v477 = v476 * v469;
+        float v478 = -v477;
+        float v479 = 0.0f < v465 ? 1.0f : 0.0f;
+        float v480 = v479 * 2.0f;
+        float v481 = v480 - 1.0f;
+        float v482 = v478 * v481;
+        float v483 = v465 <= 0.0f ? 1.0f : 0.0f;
+        float v484 = v474 * v483;
+        float v485 = v482 + v484;
+        float v486 = v485 * (beta[0]);
+        float v487 = -v486;
+        float v488 = v453 != 0.0f ? 0.0f : v487;
+        float v489 = v452 + v488;
+        float v491 = v2 * (loss_weights[5]);
+        float v492 = v490 != 0.0f ? 0.0f : v491;
+        float v493 = -v492;
+        float v494 = v493 * 0.5f;
+        float v495 = -v494;
+        float v496 = v490 != 0.0f ? -1.0f : carry2[j];
+        float v497 = v490 != 0.0f ? 0.0f : ref_rejected[j];
+        float v498 = v496 - v497;
+        float v499 = (beta[0]) * v498;
+        float v500 = -v499;
+        float v501 = fabsf(v500);
+        float v502 = -v501;
+        float v503 = la_expf(v502);
+        float v504 = 1.0f + v503;
+        float v505 = v495 / v504;
+        float v506 = v505 * v503;
+        float v507 = -v506;
+        float v508 = 0.0f < v500 ? 1.0f : 0.0f;
+        float v509 = v508 * 2.0f;
+        float v510 = v509 - 1.0f;
+        float v511 = v507 * v510;
+        float v512 = v500 <= 0.0f ? 1.0f : 0.0f;
+        float v513 = v494 * v512;
+        float v514 = v511 + v513;
+        float v515 = -v514;
+        float v516 = v515 * (beta[0]);
+        float v517 = v490 != 0.0f ? 0.0f : v516;
+        float v518 = v489 + v517;
+        float v520 = v2 * (loss_weights[4]);
+        float v521 = v519 != 0.0f ? 0.0f : v520;
+        float v522 = v519 != 0.0f ? -1.0f : carry2[j];
+        float v523 = v519 != 0.0f ? 0.0f : ref_rejected[j];
+        float v524 = v522 - v523;
+        float v526 = v524 + v525;
+        float v527 = v521 * v526;
+        float v528 = v527 + v527;
+        float v529 = v519 != 0.0f ? 0.0f : v528;
+        float v530 = v518 + v529;
+        float v532 = v2 * (loss_weights[3]);
+        float v533 = v531 != 0.0f ? 0.0f : v532;
+        float v534 = v531 != 0.0f ? -1.0f : carry1[j];
+        float v535 = v531 != 0.0f ? 1.0f : carry3[j];
+        float v536 = v534 / v535;
+        float v537 = v531 != 0.0f ? 0.0f : ref_chosen[j];
+        float v538 = v537 / v535;
+        float v539 = v536 - v538;
+        float v540 = v531 != 0.0f ? -1.0f : carry2[j];
+        float v541 = v531 != 0.0f ? 1.0f : carry4[j];
+        float v542 = v540 / v541;
+        float v543 = v531 != 0.0f ? 0.0f : ref_rejected[j];
+        float v544 = v543 / v541;
+        float v545 = v542 - v544;
+        float v546 = v539 - v545;
+        float v549 = v546 - v548;
+        float v550 = v533 * v549;
+        float v551 = v550 + v550;
+        float v552 = -v551;
+        float v553 = v552 / v541;
+        float v554 = v531 != 0.0f ? 0.0f : v553;
+        float v555 = v530 + v554;
+        float v557 = v2 * (loss_weights[2]);
+        float v558 = v556 != 0.0f ? 0.0f : v557;
+        float v559 = v556 != 0.0f ? -1.0f : carry1[j];
+        float v560 = v556 != 0.0f ? 0.0f : ref_chosen[j];
+        float v561 = v559 - v560;
+        float v562 = v556 != 0.0f ? -1.0f : carry2[j];
+        float v563 = v556 != 0.0f ? 0.0f : ref_rejected[j];
+        float v564 = v562 - v563;
+        float v565 = v561 - v564;
+        float v566 = (beta[0]) * v565;
+        float v567 = 1.0f - v566;
+        float v568 = 0.0f <= v567 ? 1.0f : 0.0f;
+        float v569 = v558 * v568;
+        float v570 = -v569;
+        float v571 = v570 * (beta[0]);
+        float v572 = -v571;
+        float v573 = v556 != 0.0f ? 0.0f : v572;
+        float v574 = v555 + v573;
+        float v576 = v2 * (loss_weights[1]);
+        float v577 = v575 != 0.0f ? 0.0f : v576;
+        float v580 = v577 / v579;
+        float v581 = v580 * (label_smoothing[0]);
+        float v582 = -v581;
+        float v583 = v575 != 0.0f ? -1.0f : carry1[j];
+        float v584 = v575 != 0.0f ? 0.0f : ref_chosen[j];
+        float v585 = v583 - v584;
+        float v586 = v575 != 0.0f ? -1.0f : carry2[j];
+        float v587 = v575 != 0.0f ? 0.0f : ref_rejected[j];
+        float v588 = v586 - v587;
+        float v589 = v585 - v588;
+        float v590 = (beta[0]) * v589;
+        float v591 = -v590;
+        float v592 = fabsf(v591);
+        float v593 = -v592;
+        float v594 = la_expf(v593);
+        float v595 = 1.0f + v594;
+        float v596 = v582 / v595;
+        float v597 = v596 * v594;
+        float v598 = -v597;
+        float v599 = 0.0f < v591 ? 1.0f : 0.0f;
+        float v600 = v599 * 2.0f;
+        float v601 = v600 - 1.0f;
+        float v602 = v598 * v601;
+        float v603 = v591 <= 0.0f ? 1.0f : 0.0f;
+        float v604 = v581 * v603;
+        float v605 = v602 + v604;
+        float v606 = -v605;
+        float v607 = v606 * (beta[0]);
+        float v608 = v580 * v40;
+        float v609 = -v608;
+        float v610 = fabsf(v590);
+        float v611 = -v610;
+        float v612 = la_expf(v611);
+        float v613 = 1.0f + v612;
+        float v614 = v609 / v613;
+        float v615 = v614 * v612;
+        float v616 = -v615;
+        float v617 = 0.0f < v590 ? 1.0f : 0.0f;
+        float v618 = v617 * 2.0f;
+        float v619 = v618 - 1.0f;
+        float v620 = v616 * v619;
+        float v621 = v590 <= 0.0f ? 1.0f : 0.0f;
+        float v622 = v608 * v621;
+        float v623 = v620 + v622;
+        float v624 = v623 * (beta[0]);
+        float v625 = v607 + v624;
+        float v626 = -v625;
+        float v627 = v575 != 0.0f ? 0.0f : v626;
+        float v628 = v574 + v627;
+        float v630 = v2 * (loss_weights[0]);
+        float v631 = v629 != 0.0f ? 0.0f : v630;
+        float v632 = -v631;
+        float v633 = v632 * (label_smoothing[0]);
+        float v634 = -v633;
+        float v635 = v629 != 0.0f ? -1.0f : carry1[j];
+        float v636 = v629 != 0.0f ? 0.0f : ref_chosen[j];
+        float v637 = v635 - v636;
+        float v638 = v629 != 0.0f ? -1.0f : carry2[j];
+        float v639 = v629 != 0.0f ? 0.0f : ref_rejected[j];
+        float v640 = v638 - v639;
+        float v641 = v637 - v640;
+        float v642 = (beta[0]) * v641;
+        float v643 = -v642;
+        float v644 = fabsf(v643);
+        float v645 = -v644;
+        float v646 = la_expf(v645);
+        float v647 = 1.0f + v646;
+        float v648 = v634 / v647;
+        float v649 = v648 * v646;
+        float v650 = -v649;
+        float v651 = 0.0f < v643 ? 1.0f : 0.0f;
+        float v652 = v651 * 2.0f;
+        float v653 = v652 - 1.0f;
+        float v654 = v650 * v653;
+        float v655 = v643 <= 0.0f ? 1.0f : 0.0f;
+        float v656 = v633 * v655;
+        float v657 = v654 + v656;
+        float v658 = -v657;
+        float v659 = v658 * (beta[0]);
+        float v660 = v631 * v40;
+        float v661 = -v660;
+        float v662 = fabsf(v642);
+        float v663 = -v662;
+        float v664 = la_expf(v663);
+        float v665 = 1.0f + v664;
+        float v666 = v661 / v665;
+        float v667 = v666 * v664;
+        float v668 = -v667;
+        float v669 = 0.0f < v642 ? 1.0f : 0.0f;
+        float v670 = v669 * 2.0f;
+        float v671 = v670 - 1.0f;
+        float v672 = v668 * v671;
+        float v673 = v642 <= 0.0f ? 1.0f : 0.0f;
+        float v674 = v660 * v673;
+        float v675 = v672 + v674;
+        float v676 = v675 * (beta[0]);
+        float v677 = v659 + v676;
+        float v678 = -v677;
+        float v679 = v629 != 0.0f ? 0.0f : v678;
+        float v680 = v628 + v679;
+        t56[j] = v680;
+        float v682 = v681 * (pair_weight[j]);
+        float v683 = -v682;
+        float v684 = v683 / (carry3[j]);
+        float v686 = v2 * (loss_weights[16]);
+        float v687 = v685 != 0.0f ? 0.0f : v686;
+        float v688 = -v687;
+        float v689 = v685 != 0.0f ? 1.0f : carry3[j];
+        float v690 = v688 / v689;
+        float v691 = v685 != 0.0f ? 0.0f : v690;
+        float v692 = v684 + v691;
+        float v693 = v58 / v9;
+        float v694 = v0 != 0.0f ? 0.0f : v693;
+        float v695 = v692 + v694;
+        float v696 = v62 != 0.0f ? 0.0f : v128;
+        float v697 = v695 + v696;
+        float v698 = v132 != 0.0f ? 0.0f : v214;
+        float v699 = v697 + v698;
+        float v700 = (beta[0]) * v224;
+        float v701 = fminf(v700, 0.0f);
+        float v702 = fabsf(v700);
+        float v703 = -v702;
+        float v704 = la_expf(v703);
+        float v705 = 1.0f + v704;
+        float v706 = logf(v705);
+        float v707 = v701 - v706;
+        float v708 = la_expf(v707);
+        float v709 = v220 * v708;
+        float v710 = -v709;
+        float v711 = v710 / v705;
+        float v712 = v711 * v704;
+        float v713 = -v712;
+        float v714 = 0.0f < v700 ? 1.0f : 0.0f;
+        float v715 = v714 * 2.0f;
+        float v716 = v715 - 1.0f;
+        float v717 = v713 * v716;
+        float v718 = v700 <= 0.0f ? 1.0f : 0.0f;
+        float v719 = v709 * v718;
+        float v720 = v717 + v719;
+        float v721 = v720 * (beta[0]);
+        float v722 = v250 + v721;
+        float v723 = v218 != 0.0f ? 0.0f : v722;
+        float v724 = v699 + v723;
+        float v725 = -v256;
+        float v726 = v254 != 0.0f ? -1.0f : carry1[j];
+        float v727 = v254 != 0.0f ? 0.0f : ref_chosen[j];
+        float v728 = v726 - v727;
+        float v729 = (beta[0]) * v728;
+        float v730 = fminf(v729, 0.0f);
+        float v731 = fabsf(v729);
+        float v732 = -v731;
+        float v733 = la_expf(v732);
+        float v734 = 1.0f + v733;
+        float v735 = logf(v734);
+        float v736 = v730 - v735;
+        float v737 = la_expf(v736);
+        float v738 = v725 * v737;
+        float v739 = -v738;
+        float v740 = v739 / v734;
+        float v741 = v740 * v733;
+        float v742 = -v741;
+        float v743 = 0.0f < v729 ? 1.0f : 0.0f;
+        float v744 = v743 * 2.0f;
+        float v745 = v744 - 1.0f;
+        float v746 = v742 * v745;
+        float v747 = v729 <= 0.0f ? 1.0f : 0.0f;
+        float v748 = v738 * v747;
+        float v749 = v746 + v748;
+        float v750 = v749 * (beta[0]);
+        float v751 = v254 != 0.0f ? 0.0f : v750;
+        float v752 = v724 + v751;
+        float v753 = v284 != 0.0f ? -1.0f : carry1[j];
+        float v754 = v284 != 0.0f ? 0.0f : ref_chosen[j];
+        float v755 = v753 - v754;
+        float v756 = (beta[0]) * v755;
+        float v757 = v756 - v298;
+        float v758 = fabsf(v757);
+        float v759 = -v758;
+        float v760 = la_expf(v759);
+        float v761 = 1.0f + v760;
+        float v762 = v288 / v761;
+        float v763 = v762 * v760;
+        float v764 = -v763;
+        float v765 = 0.0f < v757 ? 1.0f : 0.0f;
+        float v766 = v765 * 2.0f;
+        float v767 = v766 - 1.0f;
+        float v768 = v764 * v767;
+        float v769 = v757 <= 0.0f ? 1.0f : 0.0f;
+        float v770 = v287 * v769;
+        float v771 = v768 + v770;
+        float v772 = v771 * (beta[0]);
+        float v773 = v284 != 0.0f ? 0.0f : v772;
+        float v774 = v752 + v773;
+        float v775 = v354 / v333;
+        float v776 = -v775;
+        float v777 = v776 * v332;
+        float v778 = v322 + v777;
+        float v779 = v778 + v353;
+        float v780 = v779 / v326;
+        float v781 = v319 != 0.0f ? 0.0f : v780;
+        float v782 = v774 + v781;
+        float v783 = v413 / v370;
+        float v784 = v363 != 0.0f ? 0.0f : v783;
+        float v785 = v782 + v784;
+        float v786 = v450 * (dpop_lambda[0]);
+        float v787 = 0.0f <= v430 ? 1.0f : 0.0f;
+        float v788 = v786 * v787;
+        float v789 = -v788;
+        float v790 = v789 + v449;
+        float v791 = v418 != 0.0f ? 0.0f : v790;
+        float v792 = v785 + v791;
+        float v793 = v453 != 0.0f ? -1.0f : carry1[j];
+        float v794 = v453 != 0.0f ? 0.0f : ref_chosen[j];
+        float v795 = v793 - v794;
+        float v799 = v795 - v798;
+        float v800 = (beta[0]) * v799;
+        float v801 = fminf(v800, 0.0f);
+        float v802 = fabsf(v800);
+        float v803 = -v802;
+        float v804 = la_expf(v803);
+        float v805 = 1.0f + v804;
+        float v806 = logf(v805);
+        float v807 = v801 - v806;
+        float v808 = la_expf(v807);
+        float v809 = v457 * v808;
+        float v810 = -v809;
+        float v811 = v810 / v805;
+        float v812 = v811 * v804;
+        float v813 = -v812;
+        float v814 = 0.0f < v800 ? 1.0f : 0.0f;
+        float v815 = v814 * 2.0f;
+        float v816 = v815 - 1.0f;
+        float v817 = v813 * v816;
+        float v818 = v800 <= 0.0f ? 1.0f : 0.0f;
+        float v819 = v809 * v818;
+        float v820 = v817 + v819;
+        float v821 = v820 * (beta[0]);
+        float v822 = v453 != 0.0f ? 0.0f : v821;
+        float v823 = v792 + v822;
+        float v824 = v490 != 0.0f ? -1.0f : carry1[j];
+        float v825 = v490 != 0.0f ? 0.0f : ref_chosen[j];
+        float v826 = v824 - v825;
+        float v827 = (beta[0]) * v826;
+        float v828 = -v827;
+        float v829 = fabsf(v828);
+        float v830 = -v829;
+        float v831 = la_expf(v830);
+        float v832 = 1.0f + v831;
+        float v833 = v495 / v832;
+        float v834 = v833 * v831;
+        float v835 = -v834;
+        float v836 = 0.0f < v828 ? 1.0f : 0.0f;
+        float v837 = v836 * 2.0f;
+        float v838 = v837 - 1.0f;
+        float v839 = v835 * v838;
+        float v840 = v828 <= 0.0f ? 1.0f : 0.0f;
+        float v841 = v494 * v840;
+        float v842 = v839 + v841;
+        float v843 = -v842;
+        float v844 = v843 * (beta[0]);
+        float v845 = -v493;
+        float v846 = fabsf(v827);
+        float v847 = -v846;
+        float v848 = la_expf(v847);
+        float v849 = 1.0f + v848;
+        float v850 = v845 / v849;
+        float v851 = v850 * v848;
+        float v852 = -v851;
+        float v853 = 0.0f < v827 ? 1.0f : 0.0f;
+        float v854 = v853 * 2.0f;
+        float v855 = v854 - 1.0f;
+        float v856 = v852 * v855;
+        float v857 = v827 <= 0.0f ? 1.0f : 0.0f;
+        float v858 = v493 * v857;
+        float v859 = v856 + v858;
+        float v860 = v859 * (beta[0]);
+        float v861 = v844 + v860;
+        float v862 = v490 != 0.0f ? 0.0f : v861;
+        float v863 = v823 + v862;
+        float v864 = v519 != 0.0f ? -1.0f : carry1[j];
+        float v865 = v519 != 0.0f ? 0.0f : ref_chosen[j];
+        float v866 = v864 - v865;
+        float v867 = v866 - v525;
+        float v868 = v521 * v867;
+        float v869 = v868 + v868;
+        float v870 = v519 != 0.0f ? 0.0f : v869;
+        float v871 = v863 + v870;
+        float v872 = v551 / v535;
+        float v873 = v531 != 0.0f ? 0.0f : v872;
+        float v874 = v871 + v873;
+        float v875 = v556 != 0.0f ? 0.0f : v571;
+        float v876 = v874 + v875;
+        float v877 = v575 != 0.0f ? 0.0f : v625;
+        float v878 = v876 + v877;
+        float v879 = v629 != 0.0f ? 0.0f : v677;
+        float v880 = v878 + v879;
+        t57[j] = v880;
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k81_dpo_sigmoid: t58 = 0  [lm_head/dpo_sigmoid] */
+static void dpo_step_lora_dropout_bf16_k81_dpo_sigmoid(float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t58[r * n + j] = 0.0f;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k82_lm_head: t59 = carry0[scored]  [lm_chunk_backward/lm_head] */
+static void dpo_step_lora_dropout_bf16_k82_lm_head(float *restrict t59, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[(long)scored[i0] * D + j];
+            t59[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k83_rmsnorm: t60 = Σ(t59²)  [lm_chunk_backward/lm_head/rmsnorm] */
+static void dpo_step_lora_dropout_bf16_k83_rmsnorm(float *restrict t60, const float *restrict t59, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t59[r * n + j0]) * (t59[r * n + j0]);
+            acc0 += v0;
+        }
+        t60[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k84_rmsnorm: t61 = (t59 · rsqrt(t60 / D + norm_eps)) · final_norm  [lm_chunk_backward/lm_head/rmsnorm] */
+static void dpo_step_lora_dropout_bf16_k84_rmsnorm(float *restrict t61, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t59, const float *restrict t60, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t60[i0]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t59[r * n + j]) * v2;
+            float v4 = v3 * (final_norm[j]);
+            t61[r * n + j] = v4;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k85_lm_head: t62[CR, V] = t61 · lm_headᵀ  [lm_chunk_backward/lm_head] */
+static void dpo_step_lora_dropout_bf16_k85_lm_head(float *restrict t62, const float *restrict lm_head, const float *restrict t61, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[1], 0, 1, CR, V, D, t61, D, lm_head, D, 0.0f, t62, V);
+}
+
+/* dpo_step_lora_dropout_bf16_k86_log_softmax: t63 = max(t62)  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_dropout_bf16_k86_log_softmax(float *restrict t63, const float *restrict t62, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t62[r * n + j0]);
+        }
+        t63[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k87_log_softmax: t64 = Σ(exp(t62 - t63))  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_dropout_bf16_k87_log_softmax(float *restrict t64, const float *restrict t62, const float *restrict t63, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t63[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t62[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t64[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k88_sequence_logps_grad: t65 = -(1 · t56); t66 = -(1 · t57)  [lm_chunk_backward/lm_head/sequence_logps; lm_chunk_backward; lm_chunk_backward/grad; lm_chunk_backward/lm_head/sequence_logps/grad] */
+static void dpo_step_lora_dropout_bf16_k88_sequence_logps_grad(float *restrict t65, float *restrict t66, const float *restrict t56, const float *restrict t57, long B) {
+    const long rows = B, n = 1;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t56[i0];
+        float v1 = 1.0f * v0;
+        float v2 = -v1;
+        float v3 = t57[i0];
+        float v4 = 1.0f * v3;
+        float v5 = -v4;
+        for (long j = 0; j < n; j++) {
+            t65[r * n + j] = v2;
+            t66[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k89_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk_backward/lm_head/sequence_logps/cross_entropy; lm_chunk_backward/lm_head/sequence_logps/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
+static void dpo_step_lora_dropout_bf16_k89_log_softmax_grad(float *t67, const float *t62, const int32_t *scored_pair, const int32_t *chosen_targets, const int32_t *rejected_targets, const float *chosen_mask, const float *rejected_mask, const float *t63, const float *t64, const float *t65, const float *t66, long CR, long V) {
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t65[(long)scored_pair[i0] * 1 + 0];
+        float v1 = v0 * (rejected_mask[i0]);
+        float v2 = -v1;
+        float v3 = (float)rejected_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v4 = (float)j0 == v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = -v5;
+            acc0 += v6;
+        }
+        float v7 = t66[(long)scored_pair[i0] * 1 + 0];
+        float v8 = v7 * (chosen_mask[i0]);
+        float v9 = -v8;
+        float v10 = (float)chosen_targets[i0];
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v11 = (float)j1 == v10 ? 1.0f : 0.0f;
+            float v12 = v9 * v11;
+            float v13 = -v12;
+            acc1 += v13;
+        }
+        float v16 = acc0 / (t64[i0]);
+        float v17 = t63[i0];
+        float v24 = acc1 / (t64[i0]);
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v14 = (float)j == v3 ? 1.0f : 0.0f;
+            float v15 = v2 * v14;
+            float v18 = t62[r * n + j] - v17;
+            float v19 = la_expf(v18);
+            float v20 = v16 * v19;
+            float v21 = v15 + v20;
+            float v22 = (float)j == v10 ? 1.0f : 0.0f;
+            float v23 = v9 * v22;
+            float v25 = v24 * v19;
+            float v26 = v23 + v25;
+            float v27 = v21 + v26;
+            t67[r * n + j] = v27;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k90_lm_head_grad_in: t68[CR, D] = t67 · lm_head  [lm_chunk_backward/lm_head/grad] */
+static void dpo_step_lora_dropout_bf16_k90_lm_head_grad_in(float *restrict t68, const float *restrict lm_head, const float *restrict t67, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[0], 0, 0, CR, D, V, t67, V, lm_head, D, 0.0f, t68, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k91_rmsnorm_grad: t69 = Σ((t68 · final_norm) · t59)  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad] */
+static void dpo_step_lora_dropout_bf16_k91_rmsnorm_grad(float *restrict t69, const float *restrict final_norm, const float *restrict t59, const float *restrict t68, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t68[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t59[r * n + j0]);
+            acc0 += v1;
+        }
+        t69[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k92_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad; lm_chunk_backward/lm_head/grad] */
+static void dpo_step_lora_dropout_bf16_k92_rmsnorm_grad_scatter_add(float *restrict t70, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t59, const float *restrict t60, const float *restrict t68, const float *restrict t69, long B, long CR, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    memset(t70, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = CR, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = (t60[i0]) / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        float v5 = (t69[i0]) * v3;
+        float v6 = v5 * v3;
+        float v7 = v6 * v3;
+        float v8 = v7 * (-0.5f);
+        float v9 = v8 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v0 = (t68[r * n + j]) * (final_norm[j]);
+            float v4 = v0 * v3;
+            float v10 = v9 * (t59[r * n + j]);
+            float v11 = v4 + v10;
+            float v12 = v11 + v10;
+            t70[(long)scored[i0] * D + j] += v12;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k93_lm_chunk_backward: carry7_next = carry7 + t70  [lm_chunk_backward/lm_head/grad; lm_chunk_backward] */
+static void dpo_step_lora_dropout_bf16_k93_lm_chunk_backward(float *restrict carry7_next, const float *restrict carry7, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry7[r * n + j] + t70[r * n + j];
+            carry7_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k94_rmsnorm: t71 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void dpo_step_lora_dropout_bf16_k94_rmsnorm(float *restrict t71, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
+            acc0 += v0;
+        }
+        t71[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k95_rmsnorm: t72 = (saved_x · rsqrt(t71 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void dpo_step_lora_dropout_bf16_k95_rmsnorm(float *restrict t72, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (t71[(i0) * T + i1]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (saved_x[r * n + j]) * v2;
+            float v4 = v3 * (attn_norm[j]);
+            t72[r * n + j] = v4;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k96_dropout: t73 = (t72 · [lora_dropout ≤ uniform(lora_dropout_key_wq, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void dpo_step_lora_dropout_bf16_k96_dropout(float *restrict t73, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t72[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t73[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k97_dropout: t74 = (t72 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void dpo_step_lora_dropout_bf16_k97_dropout(float *restrict t74, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t72[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t74[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k98_dropout: t75 = (t72 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void dpo_step_lora_dropout_bf16_k98_dropout(float *restrict t75, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t72[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t75[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k99_dropout: t76 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/attention] */
+static void dpo_step_lora_dropout_bf16_k99_dropout(float *restrict t76, const float *restrict saved_attn, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wo[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (saved_attn[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t76[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k100_rmsnorm: t77 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void dpo_step_lora_dropout_bf16_k100_rmsnorm(float *restrict t77, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        t77[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k101_rmsnorm: t78 = rsqrt(t77 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void dpo_step_lora_dropout_bf16_k101_rmsnorm(float *t78, const float *norm_eps, const float *t77, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t77[(i0) * T + j / 1]) / ((float)(D));
+            float v1 = v0 + norm_eps[j % 1];
+            float v2 = 1.0f / sqrtf(v1);
+            t78[r * n + j] = v2;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k102_dropout: t79 = (((saved_h · t78) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
+static void dpo_step_lora_dropout_bf16_k102_dropout(float *restrict t79, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const float *restrict t78, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v5 = 1.0f - (lora_dropout[0]);
+        float v6 = 1.0f / v5;
+        for (long j = 0; j < n; j++) {
+            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t78[(i0 / T) * T + (i0) % T]);
+            float v1 = v0 * (ffn_norm[j]);
+            float v2 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), r * n + j);
+            float v3 = lora_dropout[0] <= v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v7 = v4 * v6;
+            t79[r * n + j] = v7;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k103_silu: t80 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu] */
+static void dpo_step_lora_dropout_bf16_k103_silu(float *restrict t80, const float *restrict saved_gate, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            t80[r * n + j] = v3;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k104_dropout: t81 = (((saved_h · t78) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
+static void dpo_step_lora_dropout_bf16_k104_dropout(float *restrict t81, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w3, const float *restrict t78, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v5 = 1.0f - (lora_dropout[0]);
+        float v6 = 1.0f / v5;
+        for (long j = 0; j < n; j++) {
+            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t78[(i0 / T) * T + (i0) % T]);
+            float v1 = v0 * (ffn_norm[j]);
+            float v2 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), r * n + j);
+            float v3 = lora_dropout[0] <= v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v7 = v4 * v6;
+            t81[r * n + j] = v7;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k105_dropout: t82 = ((t80 · saved_up) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up; layer_backward/ffn; layer_backward/ffn/lora/dropout] */
+static void dpo_step_lora_dropout_bf16_k105_dropout(float *restrict t82, const float *restrict saved_up, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t80, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v4 = 1.0f - (lora_dropout[0]);
+        float v5 = 1.0f / v4;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t80[((i0 / T) * T + (i0) % T) * F + j]) * (saved_up[((i0 / T) * T + (i0) % T) * F + j]);
+            float v1 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), r * n + j);
+            float v2 = lora_dropout[0] <= v1 ? 1.0f : 0.0f;
+            float v3 = v0 * v2;
+            float v6 = v3 * v5;
+            t82[r * n + j] = v6;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k106_lora_b_w2_grad_in: t83[B*T, R] = carry8 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k106_lora_b_w2_grad_in(float *restrict t83, const float *restrict carry8, const float *restrict lora_b_w2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, R, D, carry8, D, lora_b_w2, R, 0.0f, t83, R);
+}
+
+/* dpo_step_lora_dropout_bf16_k107_lora: t84 = t83 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k107_lora(float *t84, const float *lora_scale_w2, const float *t83, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t83[r * n + j]) * (lora_scale_w2[0]);
+            t84[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k108_lora_a_w2_grad_in: t85[B*T, F] = t84 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k108_lora_a_w2_grad_in(float *restrict t85, const float *restrict lora_a_w2, const float *restrict t84, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 0, B*T, F, R, t84, R, lora_a_w2, F, 0.0f, t85, F);
+}
+
+/* dpo_step_lora_dropout_bf16_k109_w2_grad_in: t86[B*T, F] = carry8 · w2  [layer_backward/ffn/grad] */
+static void dpo_step_lora_dropout_bf16_k109_w2_grad_in(float *restrict t86, const float *restrict carry8, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, F, D, carry8, D, w2, F, 0.0f, t86, F);
+}
+
+/* dpo_step_lora_dropout_bf16_k110_dropout: t87 = ((t85 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)] + t86) · t80  [layer_backward/attention/lora/dropout; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void dpo_step_lora_dropout_bf16_k110_dropout(float *restrict t87, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t80, const float *restrict t85, const float *restrict t86, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        for (long j = 0; j < n; j++) {
+            float v2 = (t85[((i0) * T + i1) * F + j]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t86[r * n + j];
+            float v7 = v6 * (t80[r * n + j]);
+            t87[r * n + j] = v7;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k111_lora_b_w3_grad_in: t88[B*T, R] = t87 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k111_lora_b_w3_grad_in(float *restrict t88, const float *restrict lora_b_w3, const float *restrict t87, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 0, B*T, R, F, t87, F, lora_b_w3, R, 0.0f, t88, R);
+}
+
+/* dpo_step_lora_dropout_bf16_k112_lora: t89 = t88 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k112_lora(float *t89, const float *lora_scale_w3, const float *t88, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t88[r * n + j]) * (lora_scale_w3[0]);
+            t89[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k113_lora_a_w3_grad_in: t90[B*T, D] = t89 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k113_lora_a_w3_grad_in(float *restrict t90, const float *restrict lora_a_w3, const float *restrict t89, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t89, R, lora_a_w3, D, 0.0f, t90, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k114_w3_grad_in: t91[B*T, D] = t87 · w3  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_lora_dropout_bf16_k114_w3_grad_in(float *restrict t91, const float *restrict w3, const float *restrict t87, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t87, F, w3, D, 0.0f, t91, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k115_dropout: sub, div, neg, exp, add, random, cmple, mul, mul, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void dpo_step_lora_dropout_bf16_k115_dropout(float *t92, const float *saved_gate, const float *saved_up, const float *lora_dropout, const int32_t *lora_dropout_key_w2, const float *t80, const float *t85, const float *t86, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v2 = (t85[((i0) * T + i1) * F + j]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t86[r * n + j];
+            float v7 = v6 * (saved_up[r * n + j]);
+            float v8 = -(saved_gate[r * n + j]);
+            float v9 = la_expf(v8);
+            float v10 = 1.0f + v9;
+            float v11 = v7 / v10;
+            float v12 = v7 * (t80[r * n + j]);
+            float v13 = v12 / v10;
+            float v14 = -v13;
+            float v15 = v14 * v9;
+            float v16 = -v15;
+            float v17 = v11 + v16;
+            t92[r * n + j] = v17;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k116_lora_b_w1_grad_in: t93[B*T, R] = t92 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k116_lora_b_w1_grad_in(float *restrict t93, const float *restrict lora_b_w1, const float *restrict t92, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 0, B*T, R, F, t92, F, lora_b_w1, R, 0.0f, t93, R);
+}
+
+/* dpo_step_lora_dropout_bf16_k117_lora: t94 = t93 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k117_lora(float *t94, const float *lora_scale_w1, const float *t93, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t93[r * n + j]) * (lora_scale_w1[0]);
+            t94[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k118_lora_a_w1_grad_in: t95[B*T, D] = t94 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k118_lora_a_w1_grad_in(float *restrict t95, const float *restrict lora_a_w1, const float *restrict t94, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t94, R, lora_a_w1, D, 0.0f, t95, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k119_w1_grad_in: t96[B*T, D] = t92 · w1  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_lora_dropout_bf16_k119_w1_grad_in(float *restrict t96, const float *restrict w1, const float *restrict t92, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t92, F, w1, D, 0.0f, t96, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k120_rmsnorm_grad: sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/lora/dropout; layer_backward/ffn/gate_up/lora/dropout/grad; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_lora_dropout_bf16_k120_rmsnorm_grad(float *restrict t97, const float *restrict carry8, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const int32_t *restrict lora_dropout_key_w3, const float *restrict t78, const float *restrict t90, const float *restrict t91, const float *restrict t95, const float *restrict t96, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v2 = (t90[((i0) * T + i1) * D + j0]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), ((i0) * T + i1) * D + j0);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t91[r * n + j0];
+            float v7 = (t95[((i0) * T + i1) * D + j0]) * v1;
+            float v8 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), ((i0) * T + i1) * D + j0);
+            float v9 = lora_dropout[0] <= v8 ? 1.0f : 0.0f;
+            float v10 = v7 * v9;
+            float v11 = v6 + v10;
+            float v12 = v11 + t96[r * n + j0];
+            float v13 = v12 * (ffn_norm[j0]);
+            float v14 = v13 * (saved_h[r * n + j0]);
+            acc0 += v14;
+        }
+        float v29 = acc0 * (t78[(i0) * T + i1]);
+        float v30 = v29 * (t78[(i0) * T + i1]);
+        float v31 = v30 * (t78[(i0) * T + i1]);
+        float v32 = v31 * (-0.5f);
+        float v33 = v32 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v15 = (t90[((i0) * T + i1) * D + j]) * v1;
+            float v16 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), ((i0) * T + i1) * D + j);
+            float v17 = lora_dropout[0] <= v16 ? 1.0f : 0.0f;
+            float v18 = v15 * v17;
+            float v19 = v18 + t91[r * n + j];
+            float v20 = (t95[((i0) * T + i1) * D + j]) * v1;
+            float v21 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), ((i0) * T + i1) * D + j);
+            float v22 = lora_dropout[0] <= v21 ? 1.0f : 0.0f;
+            float v23 = v20 * v22;
+            float v24 = v19 + v23;
+            float v25 = v24 + t96[r * n + j];
+            float v26 = v25 * (ffn_norm[j]);
+            float v27 = v26 * (t78[(i0) * T + i1]);
+            float v28 = carry8[r * n + j] + v27;
+            float v34 = v33 * (saved_h[r * n + j]);
+            float v35 = v28 + v34;
+            float v36 = v35 + v34;
+            t97[r * n + j] = v36;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k121_lora_b_wo_grad_in: t98[B*T, R] = t97 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k121_lora_b_wo_grad_in(float *restrict t98, const float *restrict lora_b_wo, const float *restrict t97, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, R, D, t97, D, lora_b_wo, R, 0.0f, t98, R);
+}
+
+/* dpo_step_lora_dropout_bf16_k122_lora: t99 = t98 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k122_lora(float *t99, const float *lora_scale_wo, const float *t98, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t98[r * n + j]) * (lora_scale_wo[0]);
+            t99[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k123_lora_a_wo_grad_in: t100[B*T, D] = t99 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k123_lora_a_wo_grad_in(float *restrict t100, const float *restrict lora_a_wo, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t99, R, lora_a_wo, D, 0.0f, t100, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k124_wo_grad_in: t101[B*T, D] = t97 · wo  [layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_bf16_k124_wo_grad_in(float *restrict t101, const float *restrict wo, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t97, D, wo, D, 0.0f, t101, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k125_dropout: t102 = (t100 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)] + t101  [layer_backward/attention/lora/dropout; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_bf16_k125_dropout(float *restrict t102, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict t100, const float *restrict t101, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        for (long j = 0; j < n; j++) {
+            float v2 = (t100[((i0) * T + i1) * D + (i2) * HD + j]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_wo[0]), ((i0) * T + i1) * D + (i2) * HD + j);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t101[((i0) * T + i1) * D + (i2) * HD + j];
+            t102[r * n + j] = v6;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k126_causal_attention_backward: causal attention (s ≤ t, mask): grad_q → t103, grad_k → t104, grad_v → t105  [layer_backward/attention/attention/grad] */
+static void dpo_step_lora_dropout_bf16_k126_causal_attention_backward(float *restrict t103, float *restrict t104, float *restrict t105, const float *restrict t2, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t102, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = saved_k;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = saved_v;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    const float *mp = t2;
+    const long msb = T*T;
+    const long mst = T;
+    const float *op = saved_attn;
+    const long osb = T*D;
+    const long ost = D;
+    const long osh = HD;
+    const float *lp = saved_lse;
+    const long lsb = T*H;
+    const long lsh = T;
+    const float *gp = t102;
+    const long gsb = T*D;
+    const long gst = D;
+    const long gsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long g = 0; g < nkv; g++) {
+            float kt[hd * 16], vt[hd * 16], qs[16 * hd], gs[16 * hd], sc[16 * 16], dps[16 * 16], rowd[nt];
+            for (long s = 0; s < ns; s++) {
+                float *dks = t104 + ((b * ns + s) * nkv + g) * hd;
+                for (long d = 0; d < hd; d++) dks[d] = 0.0f;
+                float *dvs = t105 + ((b * ns + s) * nkv + g) * hd;
+                for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
+            }
+            for (long r = 0; r < rep; r++) {
+                const long h = g * rep + r;
+                for (long t = 0; t < nt; t++) {
+                    float *dqt = t103 + ((b * nt + t) * nh + h) * hd;
+                    for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
+                }
+                /* D_t = dO·out */
+                for (long t = 0; t < nt; t++) {
+                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
+                    float y = 0.0f;
+                    #pragma omp simd reduction(+:y)
+                    for (long d = 0; d < hd; d++) y += gt[d] * ot[d];
+                    rowd[t] = y;
+                }
+                for (long key0 = 0; key0 < ns; key0 += 16) {
+                    const long cols = ns - key0 < 16 ? ns - key0 : 16;
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key and value tiles transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) { kt[d * 16 + c] = kr[c][d]; vt[d * 16 + c] = vr[c][d]; }
+                    /* the rows that see a key of the tile (t ≥ key0 − start), 16 at a time */
+                    for (long row0 = key0 - start > 0 ? key0 - start : 0; row0 < nt; row0 += 16) {
+                        const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                        for (long r = 0; r < 16; r++) {
+                            const long t = row0 + (r < rows ? r : 0);
+                            const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
+                            for (long d = 0; d < hd; d++) {
+                                qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                                gs[r * hd + d] = r < rows ? gt[d] : 0.0f;
+                            }
+                        }
+                        /* sc[r][c] = q_r·k_c and dps[r][c] = dO_r·v_c */
+                        for (long i = 0; i < 16 * 16; i++) { sc[i] = 0.0f; dps[i] = 0.0f; }
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[r * hd + d], gd = gs[r * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) {
+                                    sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                    dps[r * 16 + c] = fmaf(gd, vt[d * 16 + c], dps[r * 16 + c]);
+                                }
+                            }
+                        }
+                        /* sc ← p = exp(score/√HD − lse), dps ← ds = p·(dO·v − D_t)/√HD (0 where masked) */
+                        for (long r = 0; r < 16; r++) {
+                            const long t = row0 + r;
+                            const float lt = r < rows ? lp[b * lsb + h * lsh + t] : -INFINITY, dt = r < rows ? rowd[t] : 0.0f;
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                const float p = lt > -INFINITY && c < cols && s <= start + t && !(mp[b * msb + t * mst + s] == 0.0f) ? expf(sc[r * 16 + c] * scale - lt) : 0.0f;
+                                sc[r * 16 + c] = p;
+                                dps[r * 16 + c] = p * (dps[r * 16 + c] - dt) * scale;
+                            }
+                        }
+                        /* dq[r] += Σ_c ds[r][c]·k_c */
+                        for (long r = 0; r < rows; r++) {
+                            float *dqt = t103 + ((b * nt + row0 + r) * nh + h) * hd;
+                            const float *x = dps + r * 16;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dqt[d];
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], kr[c][d], a);
+                                dqt[d] = a;
+                            }
+                        }
+                        /* dk[c] += Σ_r ds[r][c]·q_r */
+                        for (long c = 0; c < cols; c++) {
+                            float *dst = t104 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dst[d];
+                                for (long r = 0; r < 16; r++) a = fmaf(dps[r * 16 + c], qs[r * hd + d], a);
+                                dst[d] = a;
+                            }
+                        }
+                        /* dv[c] += Σ_r p[r][c]·dO_r */
+                        for (long c = 0; c < cols; c++) {
+                            float *dst = t105 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dst[d];
+                                for (long r = 0; r < 16; r++) a = fmaf(sc[r * 16 + c], gs[r * hd + d], a);
+                                dst[d] = a;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k127_lora_b_wv_grad_in: t106[B*T, R] = t105 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k127_lora_b_wv_grad_in(float *restrict t106, const float *restrict lora_b_wv, const float *restrict t105, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, R, KVD, t105, KVD, lora_b_wv, R, 0.0f, t106, R);
+}
+
+/* dpo_step_lora_dropout_bf16_k128_lora: t107 = t106 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k128_lora(float *t107, const float *lora_scale_wv, const float *t106, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t106[r * n + j]) * (lora_scale_wv[0]);
+            t107[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k129_lora_a_wv_grad_in: t108[B*T, D] = t107 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k129_lora_a_wv_grad_in(float *restrict t108, const float *restrict lora_a_wv, const float *restrict t107, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t107, R, lora_a_wv, D, 0.0f, t108, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k130_wv_grad_in: t109[B*T, D] = t105 · wv  [layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_bf16_k130_wv_grad_in(float *restrict t109, const float *restrict wv, const float *restrict t105, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t105, KVD, wv, D, 0.0f, t109, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k131_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_lora_dropout_bf16_k131_rope_grad(float *restrict t110, const float *restrict t0, const float *restrict t1, const float *restrict t104, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t104[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t104[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]);
+                float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t104[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t104[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t110[r * n + j] = v9;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k132_lora_b_wk_grad_in: t111[B*T, R] = t110 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k132_lora_b_wk_grad_in(float *restrict t111, const float *restrict lora_b_wk, const float *restrict t110, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, R, KVD, t110, KVD, lora_b_wk, R, 0.0f, t111, R);
+}
+
+/* dpo_step_lora_dropout_bf16_k133_lora: t112 = t111 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k133_lora(float *t112, const float *lora_scale_wk, const float *t111, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t111[r * n + j]) * (lora_scale_wk[0]);
+            t112[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k134_lora_a_wk_grad_in: t113[B*T, D] = t112 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k134_lora_a_wk_grad_in(float *restrict t113, const float *restrict lora_a_wk, const float *restrict t112, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t112, R, lora_a_wk, D, 0.0f, t113, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k135_wk_grad_in: t114[B*T, D] = t110 · wk  [layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_bf16_k135_wk_grad_in(float *restrict t114, const float *restrict wk, const float *restrict t110, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t110, KVD, wk, D, 0.0f, t114, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k136_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_lora_dropout_bf16_k136_rope_grad(float *restrict t115, const float *restrict t0, const float *restrict t1, const float *restrict t103, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t103[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t103[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]);
+                float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t103[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t103[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t115[r * n + j] = v9;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k137_lora_b_wq_grad_in: t116[B*T, R] = t115 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k137_lora_b_wq_grad_in(float *restrict t116, const float *restrict lora_b_wq, const float *restrict t115, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, R, D, t115, D, lora_b_wq, R, 0.0f, t116, R);
+}
+
+/* dpo_step_lora_dropout_bf16_k138_lora: t117 = t116 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k138_lora(float *t117, const float *lora_scale_wq, const float *t116, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t116[r * n + j]) * (lora_scale_wq[0]);
+            t117[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k139_lora_a_wq_grad_in: t118[B*T, D] = t117 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_bf16_k139_lora_a_wq_grad_in(float *restrict t118, const float *restrict lora_a_wq, const float *restrict t117, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t117, R, lora_a_wq, D, 0.0f, t118, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k140_wq_grad_in: t119[B*T, D] = t115 · wq  [layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_bf16_k140_wq_grad_in(float *restrict t119, const float *restrict wq, const float *restrict t115, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t115, D, wq, D, 0.0f, t119, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k141_dropout: div, add, rsqrt, random, cmple, sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/rmsnorm/grad; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_bf16_k141_dropout(float *restrict carry8_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const int32_t *restrict lora_dropout_key_wv, const float *restrict t71, const float *restrict t97, const float *restrict t108, const float *restrict t109, const float *restrict t113, const float *restrict t114, const float *restrict t118, const float *restrict t119, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v2 = (t108[((i0) * T + i1) * D + j0]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), ((i0) * T + i1) * D + j0);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t109[r * n + j0];
+            float v7 = (t113[((i0) * T + i1) * D + j0]) * v1;
+            float v8 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), ((i0) * T + i1) * D + j0);
+            float v9 = lora_dropout[0] <= v8 ? 1.0f : 0.0f;
+            float v10 = v7 * v9;
+            float v11 = v6 + v10;
+            float v12 = v11 + t114[r * n + j0];
+            float v13 = (t118[((i0) * T + i1) * D + j0]) * v1;
+            float v14 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), ((i0) * T + i1) * D + j0);
+            float v15 = lora_dropout[0] <= v14 ? 1.0f : 0.0f;
+            float v16 = v13 * v15;
+            float v17 = v12 + v16;
+            float v18 = v17 + t119[r * n + j0];
+            float v19 = v18 * (attn_norm[j0]);
+            float v20 = v19 * (saved_x[r * n + j0]);
+            acc0 += v20;
+        }
+        float v39 = (t71[(i0) * T + i1]) / ((float)(D));
+        float v40 = v39 + norm_eps[0];
+        float v41 = 1.0f / sqrtf(v40);
+        float v44 = acc0 * v41;
+        float v45 = v44 * v41;
+        float v46 = v45 * v41;
+        float v47 = v46 * (-0.5f);
+        float v48 = v47 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v21 = (t108[((i0) * T + i1) * D + j]) * v1;
+            float v22 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), ((i0) * T + i1) * D + j);
+            float v23 = lora_dropout[0] <= v22 ? 1.0f : 0.0f;
+            float v24 = v21 * v23;
+            float v25 = v24 + t109[r * n + j];
+            float v26 = (t113[((i0) * T + i1) * D + j]) * v1;
+            float v27 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), ((i0) * T + i1) * D + j);
+            float v28 = lora_dropout[0] <= v27 ? 1.0f : 0.0f;
+            float v29 = v26 * v28;
+            float v30 = v25 + v29;
+            float v31 = v30 + t114[r * n + j];
+            float v32 = (t118[((i0) * T + i1) * D + j]) * v1;
+            float v33 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), ((i0) * T + i1) * D + j);
+            float v34 = lora_dropout[0] <= v33 ? 1.0f : 0.0f;
+            float v35 = v32 * v34;
+            float v36 = v31 + v35;
+            float v37 = v36 + t119[r * n + j];
+            float v38 = v37 * (attn_norm[j]);
+            float v42 = v38 * v41;
+            float v43 = t97[r * n + j] + v42;
+            float v49 = v48 * (saved_x[r * n + j]);
+            float v50 = v43 + v49;
+            float v51 = v50 + v49;
+            carry8_next[r * n + j] = v51;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_bf16_k142_grad_lora_a_wq: grad_lora_a_wq[R, D] += t117ᵀ · t73  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_bf16_k142_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t73, const float *restrict t117, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t117, R, t73, D, 1.0f, grad_lora_a_wq, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k143_grad_lora_b_wq: grad_lora_b_wq[D, R] += t115ᵀ · saved_lora_wq  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_bf16_k143_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict saved_lora_wq, const float *restrict t115, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, R, B*T, t115, D, saved_lora_wq, R, 1.0f, grad_lora_b_wq, R);
+}
+
+/* dpo_step_lora_dropout_bf16_k144_grad_lora_a_wk: grad_lora_a_wk[R, D] += t112ᵀ · t74  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_bf16_k144_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t74, const float *restrict t112, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t112, R, t74, D, 1.0f, grad_lora_a_wk, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k145_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t110ᵀ · saved_lora_wk  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_bf16_k145_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict saved_lora_wk, const float *restrict t110, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(1, 0, KVD, R, B*T, t110, KVD, saved_lora_wk, R, 1.0f, grad_lora_b_wk, R);
+}
+
+/* dpo_step_lora_dropout_bf16_k146_grad_lora_a_wv: grad_lora_a_wv[R, D] += t107ᵀ · t75  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_bf16_k146_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t75, const float *restrict t107, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t107, R, t75, D, 1.0f, grad_lora_a_wv, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k147_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t105ᵀ · saved_lora_wv  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_bf16_k147_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict saved_lora_wv, const float *restrict t105, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(1, 0, KVD, R, B*T, t105, KVD, saved_lora_wv, R, 1.0f, grad_lora_b_wv, R);
+}
+
+/* dpo_step_lora_dropout_bf16_k148_grad_lora_a_wo: grad_lora_a_wo[R, D] += t99ᵀ · t76  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_bf16_k148_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict t76, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t99, R, t76, D, 1.0f, grad_lora_a_wo, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k149_grad_lora_b_wo: grad_lora_b_wo[D, R] += t97ᵀ · saved_lora_wo  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_bf16_k149_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict saved_lora_wo, const float *restrict t97, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, R, B*T, t97, D, saved_lora_wo, R, 1.0f, grad_lora_b_wo, R);
+}
+
+/* dpo_step_lora_dropout_bf16_k150_grad_lora_a_w1: grad_lora_a_w1[R, D] += t94ᵀ · t79  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_bf16_k150_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t79, const float *restrict t94, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t94, R, t79, D, 1.0f, grad_lora_a_w1, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k151_grad_lora_b_w1: grad_lora_b_w1[F, R] += t92ᵀ · saved_lora_w1  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_bf16_k151_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict saved_lora_w1, const float *restrict t92, long B, long F, long R, long T) {
+    la_bf16_gemm(1, 0, F, R, B*T, t92, F, saved_lora_w1, R, 1.0f, grad_lora_b_w1, R);
+}
+
+/* dpo_step_lora_dropout_bf16_k152_grad_lora_a_w2: grad_lora_a_w2[R, F] += t84ᵀ · t82  [layer_backward/ffn/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_bf16_k152_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t82, const float *restrict t84, long B, long F, long R, long T) {
+    la_bf16_gemm(1, 0, R, F, B*T, t84, R, t82, F, 1.0f, grad_lora_a_w2, F);
+}
+
+/* dpo_step_lora_dropout_bf16_k153_grad_lora_b_w2: grad_lora_b_w2[D, R] += carry8ᵀ · saved_lora_w2  [layer_backward/ffn/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_bf16_k153_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict carry8, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, R, B*T, carry8, D, saved_lora_w2, R, 1.0f, grad_lora_b_w2, R);
+}
+
+/* dpo_step_lora_dropout_bf16_k154_grad_lora_a_w3: grad_lora_a_w3[R, D] += t89ᵀ · t81  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_bf16_k154_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t81, const float *restrict t89, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t89, R, t81, D, 1.0f, grad_lora_a_w3, D);
+}
+
+/* dpo_step_lora_dropout_bf16_k155_grad_lora_b_w3: grad_lora_b_w3[F, R] += t87ᵀ · saved_lora_w3  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_bf16_k155_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict saved_lora_w3, const float *restrict t87, long B, long F, long R, long T) {
+    la_bf16_gemm(1, 0, F, R, B*T, t87, F, saved_lora_w3, R, 1.0f, grad_lora_b_w3, R);
+}
+
+/* Arena: 48 slots planned for 156 kernels. */
+static long llama_dpo_dpo_step_lora_dropout_bf16_layout(const llama_dpo_dpo_step_lora_dropout_bf16_args *args, long *off) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(B*HD2*T);
+    off[1] = total; total += la_round16(B*HD2*T);
+    off[2] = total; total += la_round16(B*T*T);
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*F*T), CR), B), 1));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), CR*V), B), 1));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), 2*CR*HD2*KVH*REP), CR), 1));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), B), 1));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(CR, B), 1), 2*B*HD2*KVH*REP*T));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), CR), 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(B, B*F*T));
+    off[10] = total; total += la_round16(la_max(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), B*T), B*R*T));
+    off[11] = total; total += la_round16(la_max(B, B*T));
+    off[12] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[13] = total; total += la_round16(B*R*T);
+    off[14] = total; total += la_round16(la_max(B*F*T, B*R*T));
+    off[15] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), B*R*T));
+    off[16] = total; total += la_round16(B*F*T);
+    off[17] = total; total += la_round16(B*R*T);
+    off[18] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T));
+    off[19] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
+    off[20] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
+    off[21] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[22] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[23] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[24] = total; total += la_round16(2*B*HD2*KVH*T);
+    off[25] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[26] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[27] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[28] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[29] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[30] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[31] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[32] = total; total += la_round16(B);
+    off[33] = total; total += la_round16(B);
+    off[34] = total; total += la_round16(B);
+    off[35] = total; total += la_round16(B);
+    off[36] = total; total += la_round16(B);
+    off[37] = total; total += la_round16(B);
+    off[38] = total; total += la_round16(B);
+    off[39] = total; total += la_round16(B);
+    off[40] = total; total += la_round16(B);
+    off[41] = total; total += la_round16(B);
+    off[42] = total; total += la_round16(B);
+    off[43] = total; total += la_round16(B);
+    off[44] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[45] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[46] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[47] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_dpo_dpo_step_lora_dropout_bf16_arena_floats(const llama_dpo_dpo_step_lora_dropout_bf16_args *args) {
+    long off[48];
+    return llama_dpo_dpo_step_lora_dropout_bf16_layout(args, off);
+}
+
+void llama_dpo_dpo_step_lora_dropout_bf16(const llama_dpo_dpo_step_lora_dropout_bf16_args *args) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long NC = args->NC;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long off[48];
+    llama_dpo_dpo_step_lora_dropout_bf16_layout(args, off);
+    double *prof = args->kernel_ns;
+    la_bf16_epoch++;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[6];
+    float *t7 = args->arena + off[5];
+    float *t8 = args->arena + off[6];
+    float *t9 = args->arena + off[4];
+    float *t10 = args->arena + off[5];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[6];
+    float *t13 = args->arena + off[5];
+    float *t14 = args->arena + off[4];
+    float *t15 = args->arena + off[4];
+    float *t16 = args->arena + off[3];
+    float *t17 = args->arena + off[5];
+    float *t18 = args->arena + off[6];
+    float *t19 = args->arena + off[4];
+    float *t20 = args->arena + off[5];
+    float *t21 = args->arena + off[6];
+    float *t22 = args->arena + off[3];
+    float *t23 = args->arena + off[4];
+    float *t24 = args->arena + off[3];
+    float *t25 = args->arena + off[6];
+    float *t26 = args->arena + off[4];
+    float *t27 = args->arena + off[5];
+    float *t28 = args->arena + off[3];
+    float *t29 = args->arena + off[6];
+    float *t30 = args->arena + off[4];
+    float *t31 = args->arena + off[3];
+    float *t32 = args->arena + off[5];
+    float *t33 = args->arena + off[3];
+    float *t34 = args->arena + off[6];
+    float *t35 = args->arena + off[5];
+    float *t36 = args->arena + off[4];
+    float *t37 = args->arena + off[3];
+    float *t38 = args->arena + off[5];
+    float *t39 = args->arena + off[7];
+    float *t40 = args->arena + off[8];
+    float *t41 = args->arena + off[7];
+    float *t42 = args->arena + off[3];
+    float *t43 = args->arena + off[5];
+    float *t44 = args->arena + off[7];
+    float *t45 = args->arena + off[4];
+    float *t46 = args->arena + off[9];
+    float *t47 = args->arena + off[10];
+    float *t48 = args->arena + off[5];
+    float *t49 = args->arena + off[8];
+    float *t50 = args->arena + off[3];
+    float *t51 = args->arena + off[7];
+    float *t52 = args->arena + off[4];
+    float *t53 = args->arena + off[9];
+    float *t54 = args->arena + off[6];
+    float *t55 = args->arena + off[10];
+    float *t56 = args->arena + off[9];
+    float *t57 = args->arena + off[6];
+    float *t58 = args->arena + off[5];
+    float *t59 = args->arena + off[10];
+    float *t60 = args->arena + off[3];
+    float *t61 = args->arena + off[8];
+    float *t62 = args->arena + off[4];
+    float *t63 = args->arena + off[7];
+    float *t64 = args->arena + off[8];
+    float *t65 = args->arena + off[11];
+    float *t66 = args->arena + off[12];
+    float *t67 = args->arena + off[4];
+    float *t68 = args->arena + off[8];
+    float *t69 = args->arena + off[7];
+    float *t70 = args->arena + off[4];
+    float *t71 = args->arena + off[11];
+    float *t72 = args->arena + off[3];
+    float *t73 = args->arena + off[5];
+    float *t74 = args->arena + off[4];
+    float *t75 = args->arena + off[12];
+    float *t76 = args->arena + off[3];
+    float *t77 = args->arena + off[10];
+    float *t78 = args->arena + off[10];
+    float *t79 = args->arena + off[8];
+    float *t80 = args->arena + off[6];
+    float *t81 = args->arena + off[7];
+    float *t82 = args->arena + off[9];
+    float *t83 = args->arena + off[13];
+    float *t84 = args->arena + off[13];
+    float *t85 = args->arena + off[14];
+    float *t86 = args->arena + off[15];
+    float *t87 = args->arena + off[16];
+    float *t88 = args->arena + off[17];
+    float *t89 = args->arena + off[17];
+    float *t90 = args->arena + off[18];
+    float *t91 = args->arena + off[19];
+    float *t92 = args->arena + off[6];
+    float *t93 = args->arena + off[14];
+    float *t94 = args->arena + off[14];
+    float *t95 = args->arena + off[15];
+    float *t96 = args->arena + off[20];
+    float *t97 = args->arena + off[21];
+    float *t98 = args->arena + off[10];
+    float *t99 = args->arena + off[10];
+    float *t100 = args->arena + off[18];
+    float *t101 = args->arena + off[19];
+    float *t102 = args->arena + off[15];
+    float *t103 = args->arena + off[20];
+    float *t104 = args->arena + off[18];
+    float *t105 = args->arena + off[19];
+    float *t106 = args->arena + off[15];
+    float *t107 = args->arena + off[15];
+    float *t108 = args->arena + off[22];
+    float *t109 = args->arena + off[23];
+    float *t110 = args->arena + off[24];
+    float *t111 = args->arena + off[18];
+    float *t112 = args->arena + off[18];
+    float *t113 = args->arena + off[25];
+    float *t114 = args->arena + off[26];
+    float *t115 = args->arena + off[27];
+    float *t116 = args->arena + off[20];
+    float *t117 = args->arena + off[20];
+    float *t118 = args->arena + off[28];
+    float *t119 = args->arena + off[29];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const int32_t *positions = args->positions;
+    const int32_t *segments = args->segments;
+    const float *rope_theta = args->rope_theta;
+    const float *ref_chosen = args->ref_chosen;
+    const float *ref_rejected = args->ref_rejected;
+    const float *beta = args->beta;
+    const float *label_smoothing = args->label_smoothing;
+    const float *simpo_gamma = args->simpo_gamma;
+    const float *dpop_lambda = args->dpop_lambda;
+    const float *pair_weight = args->pair_weight;
+    const float *loss_weights = args->loss_weights;
+    const float *pref_loss_ratio = args->pref_loss_ratio;
+    const float *sft_loss_ratio = args->sft_loss_ratio;
+    const float *norm_eps = args->norm_eps;
+    const float *lora_dropout = args->lora_dropout;
+    const float *lora_scale_wq = args->lora_scale_wq;
+    const float *lora_scale_wk = args->lora_scale_wk;
+    const float *lora_scale_wv = args->lora_scale_wv;
+    const float *lora_scale_wo = args->lora_scale_wo;
+    const float *lora_scale_w1 = args->lora_scale_w1;
+    const float *lora_scale_w2 = args->lora_scale_w2;
+    const float *lora_scale_w3 = args->lora_scale_w3;
+    float *loss = args->loss;
+    float *losses = args->losses;
+    float *logps_chosen = args->logps_chosen;
+    float *logps_rejected = args->logps_rejected;
+    float *logits_chosen = args->logits_chosen;
+    float *logits_rejected = args->logits_rejected;
+    float *saved_x_slot0 = args->saved_x;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 156, dpo_step_lora_dropout_bf16_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 1, 156, dpo_step_lora_dropout_bf16_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 2, 156, dpo_step_lora_dropout_bf16_k2_shared_prompt_mask(t2, segments, B, T));
+    LA_TIMED(prof, 3, 156, dpo_step_lora_dropout_bf16_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = saved_x_slot0;
+    float *carry0_buf[2] = { args->arena + off[30], args->arena + off[31] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + l * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + l * (2*HD2*KVH*R);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + l * (2*HD2*KVH*R);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + l * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + l * (F*R);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + l * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + l * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
+        const int32_t *lora_dropout_key_wq = args->lora_dropout_key_wq + l * 1;
+        const int32_t *lora_dropout_key_wk = args->lora_dropout_key_wk + l * 1;
+        const int32_t *lora_dropout_key_wv = args->lora_dropout_key_wv + l * 1;
+        const int32_t *lora_dropout_key_wo = args->lora_dropout_key_wo + l * 1;
+        const int32_t *lora_dropout_key_w1 = args->lora_dropout_key_w1 + l * 1;
+        const int32_t *lora_dropout_key_w2 = args->lora_dropout_key_w2 + l * 1;
+        const int32_t *lora_dropout_key_w3 = args->lora_dropout_key_w3 + l * 1;
+        float *saved_lora_wq = args->saved_lora_wq + l * (B*R*T);
+        float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + l * (B*R*T);
+        float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + l * (B*R*T);
+        float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_lse = args->saved_lse + l * (B*KVH*REP*T);
+        float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + l * (B*R*T);
+        float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + l * (B*R*T);
+        float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + l * (B*R*T);
+        float *saved_up = args->saved_up + l * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + l * (B*R*T);
+        float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
+        LA_TIMED(prof, 4, 156, dpo_step_lora_dropout_bf16_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 156, dpo_step_lora_dropout_bf16_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 156, dpo_step_lora_dropout_bf16_k6_dropout(t5, lora_dropout_key_wq, lora_dropout, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 156, dpo_step_lora_dropout_bf16_k7_lora_a_wq(t6, lora_a_wq, t5, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 8, 156, dpo_step_lora_dropout_bf16_k8_lora(saved_lora_wq, lora_scale_wq, t6, B, R, T));
+        LA_TIMED(prof, 9, 156, dpo_step_lora_dropout_bf16_k9_lora_b_wq(t7, lora_b_wq, saved_lora_wq, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 10, 156, dpo_step_lora_dropout_bf16_k10_rope(saved_q, t0, t1, t4, t7, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 156, dpo_step_lora_dropout_bf16_k11_wk(t8, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 156, dpo_step_lora_dropout_bf16_k12_dropout(t9, lora_dropout, lora_dropout_key_wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 156, dpo_step_lora_dropout_bf16_k13_lora_a_wk(t10, lora_a_wk, t9, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 14, 156, dpo_step_lora_dropout_bf16_k14_lora(saved_lora_wk, lora_scale_wk, t10, B, R, T));
+        LA_TIMED(prof, 15, 156, dpo_step_lora_dropout_bf16_k15_lora_b_wk(t11, lora_b_wk, saved_lora_wk, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 16, 156, dpo_step_lora_dropout_bf16_k16_rope(saved_k, t0, t1, t8, t11, B, HD2, KVH, T));
+        LA_TIMED(prof, 17, 156, dpo_step_lora_dropout_bf16_k17_wv(t12, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 156, dpo_step_lora_dropout_bf16_k18_dropout(t13, lora_dropout, lora_dropout_key_wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 156, dpo_step_lora_dropout_bf16_k19_lora_a_wv(t14, lora_a_wv, t13, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 20, 156, dpo_step_lora_dropout_bf16_k20_lora(saved_lora_wv, lora_scale_wv, t14, B, R, T));
+        LA_TIMED(prof, 21, 156, dpo_step_lora_dropout_bf16_k21_lora_b_wv(t15, lora_b_wv, saved_lora_wv, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 22, 156, dpo_step_lora_dropout_bf16_k22_attention(saved_v, t12, t15, B, HD2, KVH, T));
+        LA_TIMED(prof, 23, 156, dpo_step_lora_dropout_bf16_k23_causal_attention_forward(saved_attn, saved_lse, t2, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 156, dpo_step_lora_dropout_bf16_k24_wo(t16, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 25, 156, dpo_step_lora_dropout_bf16_k25_dropout(t17, lora_dropout, lora_dropout_key_wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 26, 156, dpo_step_lora_dropout_bf16_k26_lora_a_wo(t18, lora_a_wo, t17, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 27, 156, dpo_step_lora_dropout_bf16_k27_lora(saved_lora_wo, lora_scale_wo, t18, B, R, T));
+        LA_TIMED(prof, 28, 156, dpo_step_lora_dropout_bf16_k28_lora_b_wo(t19, lora_b_wo, saved_lora_wo, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 29, 156, dpo_step_lora_dropout_bf16_k29_layer(saved_h, carry0, t16, t19, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 30, 156, dpo_step_lora_dropout_bf16_k30_rmsnorm(t20, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 31, 156, dpo_step_lora_dropout_bf16_k31_w1(t21, w1, t20, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 32, 156, dpo_step_lora_dropout_bf16_k32_dropout(t22, lora_dropout, lora_dropout_key_w1, t20, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 33, 156, dpo_step_lora_dropout_bf16_k33_lora_a_w1(t23, lora_a_w1, t22, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 34, 156, dpo_step_lora_dropout_bf16_k34_lora(saved_lora_w1, lora_scale_w1, t23, B, R, T));
+        LA_TIMED(prof, 35, 156, dpo_step_lora_dropout_bf16_k35_lora_b_w1(t24, lora_b_w1, saved_lora_w1, B, F, R, T));
+        LA_TIMED(prof, 36, 156, dpo_step_lora_dropout_bf16_k36_gate_up(saved_gate, t21, t24, B, F, T));
+        LA_TIMED(prof, 37, 156, dpo_step_lora_dropout_bf16_k37_w3(t25, w3, t20, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 38, 156, dpo_step_lora_dropout_bf16_k38_dropout(t26, lora_dropout, lora_dropout_key_w3, t20, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 39, 156, dpo_step_lora_dropout_bf16_k39_lora_a_w3(t27, lora_a_w3, t26, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 40, 156, dpo_step_lora_dropout_bf16_k40_lora(saved_lora_w3, lora_scale_w3, t27, B, R, T));
+        LA_TIMED(prof, 41, 156, dpo_step_lora_dropout_bf16_k41_lora_b_w3(t28, lora_b_w3, saved_lora_w3, B, F, R, T));
+        LA_TIMED(prof, 42, 156, dpo_step_lora_dropout_bf16_k42_gate_up(saved_up, t25, t28, B, F, T));
+        LA_TIMED(prof, 43, 156, dpo_step_lora_dropout_bf16_k43_silu(t29, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 44, 156, dpo_step_lora_dropout_bf16_k44_w2(t30, w2, t29, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 45, 156, dpo_step_lora_dropout_bf16_k45_dropout(t31, lora_dropout, lora_dropout_key_w2, t29, B, F, T));
+        LA_TIMED(prof, 46, 156, dpo_step_lora_dropout_bf16_k46_lora_a_w2(t32, lora_a_w2, t31, B, F, R, T));
+        LA_TIMED(prof, 47, 156, dpo_step_lora_dropout_bf16_k47_lora(saved_lora_w2, lora_scale_w2, t32, B, R, T));
+        LA_TIMED(prof, 48, 156, dpo_step_lora_dropout_bf16_k48_lora_b_w2(t33, lora_b_w2, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 49, 156, dpo_step_lora_dropout_bf16_k49_lora(carry0_next, saved_h, t30, t33, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 50, 156, dpo_step_lora_dropout_bf16_k50_expand(t34, B));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t34;
+    float *carry1_buf[2] = { args->arena + off[32], args->arena + off[33] };
+    const float *carry2 = t34;
+    float *carry2_buf[2] = { args->arena + off[34], args->arena + off[35] };
+    const float *carry3 = t34;
+    float *carry3_buf[2] = { args->arena + off[36], args->arena + off[37] };
+    const float *carry4 = t34;
+    float *carry4_buf[2] = { args->arena + off[38], args->arena + off[39] };
+    const float *carry5 = t34;
+    float *carry5_buf[2] = { args->arena + off[40], args->arena + off[41] };
+    const float *carry6 = t34;
+    float *carry6_buf[2] = { args->arena + off[42], args->arena + off[43] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *scored_pair = args->scored_pair + l * CR;
+        const int32_t *chosen_targets = args->chosen_targets + l * CR;
+        const int32_t *rejected_targets = args->rejected_targets + l * CR;
+        const float *chosen_mask = args->chosen_mask + l * CR;
+        const float *rejected_mask = args->rejected_mask + l * CR;
+        float *carry1_next = l + 1 < NC ? carry1_buf[l & 1] : logps_chosen;
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : logps_rejected;
+        float *carry3_next = carry3_buf[l & 1];
+        float *carry4_next = carry4_buf[l & 1];
+        float *carry5_next = l + 1 < NC ? carry5_buf[l & 1] : logits_chosen;
+        float *carry6_next = l + 1 < NC ? carry6_buf[l & 1] : logits_rejected;
+        LA_TIMED(prof, 51, 156, dpo_step_lora_dropout_bf16_k51_rmsnorm(t35, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 52, 156, dpo_step_lora_dropout_bf16_k52_lm_head(t36, lm_head, t35, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 53, 156, dpo_step_lora_dropout_bf16_k53_log_softmax(t37, t36, CR, V));
+        LA_TIMED(prof, 54, 156, dpo_step_lora_dropout_bf16_k54_log_softmax(t38, t36, t37, CR, V));
+        LA_TIMED(prof, 55, 156, dpo_step_lora_dropout_bf16_k55_cross_entropy(t39, t36, chosen_targets, t37, t38, CR, V));
+        LA_TIMED(prof, 56, 156, dpo_step_lora_dropout_bf16_k56_sequence_logps_scatter_add(t40, scored_pair, chosen_mask, t39, B, CR));
+        LA_TIMED(prof, 57, 156, dpo_step_lora_dropout_bf16_k57_cross_entropy(t41, t36, rejected_targets, t37, t38, CR, V));
+        LA_TIMED(prof, 58, 156, dpo_step_lora_dropout_bf16_k58_sequence_logps_scatter_add(t42, scored_pair, rejected_mask, t41, B, CR));
+        LA_TIMED(prof, 59, 156, dpo_step_lora_dropout_bf16_k59_sequence_logps(t43, t36, CR, V));
+        LA_TIMED(prof, 60, 156, dpo_step_lora_dropout_bf16_k60_sequence_logps_scatter_add(t44, scored_pair, chosen_mask, B, CR));
+        LA_TIMED(prof, 61, 156, dpo_step_lora_dropout_bf16_k61_sequence_logps_scatter_add(t45, scored_pair, rejected_mask, B, CR));
+        LA_TIMED(prof, 62, 156, dpo_step_lora_dropout_bf16_k62_sequence_logps_scatter_add(t46, scored_pair, chosen_mask, t43, B, CR, V));
+        LA_TIMED(prof, 63, 156, dpo_step_lora_dropout_bf16_k63_sequence_logps_scatter_add(t47, scored_pair, rejected_mask, t43, B, CR, V));
+        LA_TIMED(prof, 64, 156, dpo_step_lora_dropout_bf16_k64_sequence_logps(carry1_next, carry1, t40, B));
+        LA_TIMED(prof, 65, 156, dpo_step_lora_dropout_bf16_k65_sequence_logps(carry2_next, carry2, t42, B));
+        LA_TIMED(prof, 66, 156, dpo_step_lora_dropout_bf16_k66_lm_chunk(carry3_next, carry3, t44, B));
+        LA_TIMED(prof, 67, 156, dpo_step_lora_dropout_bf16_k67_lm_chunk(carry4_next, carry4, t45, B));
+        LA_TIMED(prof, 68, 156, dpo_step_lora_dropout_bf16_k68_lm_chunk(carry5_next, carry5, t46, B));
+        LA_TIMED(prof, 69, 156, dpo_step_lora_dropout_bf16_k69_lm_chunk(carry6_next, carry6, t47, B));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+        carry5 = carry5_next;
+        carry6 = carry6_next;
+    }
+    /* stage 'after_lm_chunk' */
+    LA_TIMED(prof, 70, 156, dpo_step_lora_dropout_bf16_k70_dpo_kto_pair(t48, ref_chosen, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 71, 156, dpo_step_lora_dropout_bf16_k71_dpo_sigmoid(t49, pair_weight, B));
+    LA_TIMED(prof, 72, 156, dpo_step_lora_dropout_bf16_k72_dpo_kto_pair(t50, ref_rejected, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 73, 156, dpo_step_lora_dropout_bf16_k73_dpo_bco_pair(t51, ref_chosen, beta, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 74, 156, dpo_step_lora_dropout_bf16_k74_dpo_bco_pair(t52, ref_rejected, beta, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 75, 156, dpo_step_lora_dropout_bf16_k75_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, carry1, carry2, carry3, carry4, t48, t49, t50, t51, t52, B));
+    LA_TIMED(prof, 76, 156, dpo_step_lora_dropout_bf16_k76_lm_head(t53, loss_weights, losses, B));
+    LA_TIMED(prof, 77, 156, dpo_step_lora_dropout_bf16_k77_lm_head(t54, pair_weight, t53, B));
+    LA_TIMED(prof, 78, 156, dpo_step_lora_dropout_bf16_k78_sft(t55, pair_weight, carry1, carry3, B));
+    LA_TIMED(prof, 79, 156, dpo_step_lora_dropout_bf16_k79_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t54, t55));
+    LA_TIMED(prof, 80, 156, dpo_step_lora_dropout_bf16_k80_log_sigmoid_grad(t56, t57, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, carry1, carry2, carry3, carry4, t48, t49, t50, t51, t52, B));
+    LA_TIMED(prof, 81, 156, dpo_step_lora_dropout_bf16_k81_dpo_sigmoid(t58, B, HD2, KVH, REP, T));
+    /* stage 'lm_chunk_backward', repeated NC times */
+    const float *carry7 = t58;
+    float *carry7_buf[2] = { args->arena + off[44], args->arena + off[45] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *scored_pair = args->scored_pair + l * CR;
+        const int32_t *chosen_targets = args->chosen_targets + l * CR;
+        const int32_t *rejected_targets = args->rejected_targets + l * CR;
+        const float *chosen_mask = args->chosen_mask + l * CR;
+        const float *rejected_mask = args->rejected_mask + l * CR;
+        float *carry7_next = carry7_buf[l & 1];
+        LA_TIMED(prof, 82, 156, dpo_step_lora_dropout_bf16_k82_lm_head(t59, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 83, 156, dpo_step_lora_dropout_bf16_k83_rmsnorm(t60, t59, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 84, 156, dpo_step_lora_dropout_bf16_k84_rmsnorm(t61, norm_eps, final_norm, t59, t60, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 85, 156, dpo_step_lora_dropout_bf16_k85_lm_head(t62, lm_head, t61, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 86, 156, dpo_step_lora_dropout_bf16_k86_log_softmax(t63, t62, CR, V));
+        LA_TIMED(prof, 87, 156, dpo_step_lora_dropout_bf16_k87_log_softmax(t64, t62, t63, CR, V));
+        LA_TIMED(prof, 88, 156, dpo_step_lora_dropout_bf16_k88_sequence_logps_grad(t65, t66, t56, t57, B));
+        LA_TIMED(prof, 89, 156, dpo_step_lora_dropout_bf16_k89_log_softmax_grad(t67, t62, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t63, t64, t65, t66, CR, V));
+        LA_TIMED(prof, 90, 156, dpo_step_lora_dropout_bf16_k90_lm_head_grad_in(t68, lm_head, t67, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 91, 156, dpo_step_lora_dropout_bf16_k91_rmsnorm_grad(t69, final_norm, t59, t68, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 92, 156, dpo_step_lora_dropout_bf16_k92_rmsnorm_grad_scatter_add(t70, norm_eps, final_norm, scored, t59, t60, t68, t69, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 93, 156, dpo_step_lora_dropout_bf16_k93_lm_chunk_backward(carry7_next, carry7, t70, B, HD2, KVH, REP, T));
+        carry7 = carry7_next;
+    }
+    /* stage 'layer_backward', repeated L times, last layer first */
+    const float *carry8 = carry7;
+    float *carry8_buf[2] = { args->arena + off[46], args->arena + off[47] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + (L - 1 - l) * (2*HD2*KVH*R);
+        const float *wv = args->wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + (L - 1 - l) * (2*HD2*KVH*R);
+        const float *wo = args->wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + (L - 1 - l) * (F*R);
+        const float *w2 = args->w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + (L - 1 - l) * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + (L - 1 - l) * (F*R);
+        float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        const int32_t *lora_dropout_key_wq = args->lora_dropout_key_wq + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_wk = args->lora_dropout_key_wk + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_wv = args->lora_dropout_key_wv + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_wo = args->lora_dropout_key_wo + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_w1 = args->lora_dropout_key_w1 + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_w2 = args->lora_dropout_key_w2 + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_w3 = args->lora_dropout_key_w3 + (L - 1 - l) * 1;
+        float *saved_lora_wq = args->saved_lora_wq + (L - 1 - l) * (B*R*T);
+        float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + (L - 1 - l) * (B*R*T);
+        float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + (L - 1 - l) * (B*R*T);
+        float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lse = args->saved_lse + (L - 1 - l) * (B*KVH*REP*T);
+        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + (L - 1 - l) * (B*R*T);
+        float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + (L - 1 - l) * (B*R*T);
+        float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + (L - 1 - l) * (B*R*T);
+        float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + (L - 1 - l) * (B*R*T);
+        float *grad_lora_a_wq = args->grad_lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wq = args->grad_lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_wk = args->grad_lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wk = args->grad_lora_b_wk + (L - 1 - l) * (2*HD2*KVH*R);
+        float *grad_lora_a_wv = args->grad_lora_a_wv + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wv = args->grad_lora_b_wv + (L - 1 - l) * (2*HD2*KVH*R);
+        float *grad_lora_a_wo = args->grad_lora_a_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wo = args->grad_lora_b_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w1 = args->grad_lora_a_w1 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w1 = args->grad_lora_b_w1 + (L - 1 - l) * (F*R);
+        float *grad_lora_a_w2 = args->grad_lora_a_w2 + (L - 1 - l) * (F*R);
+        float *grad_lora_b_w2 = args->grad_lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
+        float *carry8_next = carry8_buf[l & 1];
+        LA_TIMED(prof, 94, 156, dpo_step_lora_dropout_bf16_k94_rmsnorm(t71, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 95, 156, dpo_step_lora_dropout_bf16_k95_rmsnorm(t72, norm_eps, saved_x, attn_norm, t71, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 96, 156, dpo_step_lora_dropout_bf16_k96_dropout(t73, lora_dropout_key_wq, lora_dropout, t72, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 156, dpo_step_lora_dropout_bf16_k97_dropout(t74, lora_dropout, lora_dropout_key_wk, t72, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 98, 156, dpo_step_lora_dropout_bf16_k98_dropout(t75, lora_dropout, lora_dropout_key_wv, t72, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 99, 156, dpo_step_lora_dropout_bf16_k99_dropout(t76, saved_attn, lora_dropout, lora_dropout_key_wo, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 100, 156, dpo_step_lora_dropout_bf16_k100_rmsnorm(t77, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 101, 156, dpo_step_lora_dropout_bf16_k101_rmsnorm(t78, norm_eps, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 102, 156, dpo_step_lora_dropout_bf16_k102_dropout(t79, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, t78, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 103, 156, dpo_step_lora_dropout_bf16_k103_silu(t80, saved_gate, B, F, T));
+        LA_TIMED(prof, 104, 156, dpo_step_lora_dropout_bf16_k104_dropout(t81, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w3, t78, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 105, 156, dpo_step_lora_dropout_bf16_k105_dropout(t82, saved_up, lora_dropout, lora_dropout_key_w2, t80, B, F, T));
+        LA_TIMED(prof, 106, 156, dpo_step_lora_dropout_bf16_k106_lora_b_w2_grad_in(t83, carry8, lora_b_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 107, 156, dpo_step_lora_dropout_bf16_k107_lora(t84, lora_scale_w2, t83, B, R, T));
+        LA_TIMED(prof, 108, 156, dpo_step_lora_dropout_bf16_k108_lora_a_w2_grad_in(t85, lora_a_w2, t84, B, F, R, T));
+        LA_TIMED(prof, 109, 156, dpo_step_lora_dropout_bf16_k109_w2_grad_in(t86, carry8, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 110, 156, dpo_step_lora_dropout_bf16_k110_dropout(t87, lora_dropout, lora_dropout_key_w2, t80, t85, t86, B, F, T));
+        LA_TIMED(prof, 111, 156, dpo_step_lora_dropout_bf16_k111_lora_b_w3_grad_in(t88, lora_b_w3, t87, B, F, R, T));
+        LA_TIMED(prof, 112, 156, dpo_step_lora_dropout_bf16_k112_lora(t89, lora_scale_w3, t88, B, R, T));
+        LA_TIMED(prof, 113, 156, dpo_step_lora_dropout_bf16_k113_lora_a_w3_grad_in(t90, lora_a_w3, t89, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 114, 156, dpo_step_lora_dropout_bf16_k114_w3_grad_in(t91, w3, t87, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 115, 156, dpo_step_lora_dropout_bf16_k115_dropout(t92, saved_gate, saved_up, lora_dropout, lora_dropout_key_w2, t80, t85, t86, B, F, T));
+        LA_TIMED(prof, 116, 156, dpo_step_lora_dropout_bf16_k116_lora_b_w1_grad_in(t93, lora_b_w1, t92, B, F, R, T));
+        LA_TIMED(prof, 117, 156, dpo_step_lora_dropout_bf16_k117_lora(t94, lora_scale_w1, t93, B, R, T));
+        LA_TIMED(prof, 118, 156, dpo_step_lora_dropout_bf16_k118_lora_a_w1_grad_in(t95, lora_a_w1, t94, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 119, 156, dpo_step_lora_dropout_bf16_k119_w1_grad_in(t96, w1, t92, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 120, 156, dpo_step_lora_dropout_bf16_k120_rmsnorm_grad(t97, carry8, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, lora_dropout_key_w3, t78, t90, t91, t95, t96, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 121, 156, dpo_step_lora_dropout_bf16_k121_lora_b_wo_grad_in(t98, lora_b_wo, t97, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 122, 156, dpo_step_lora_dropout_bf16_k122_lora(t99, lora_scale_wo, t98, B, R, T));
+        LA_TIMED(prof, 123, 156, dpo_step_lora_dropout_bf16_k123_lora_a_wo_grad_in(t100, lora_a_wo, t99, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 124, 156, dpo_step_lora_dropout_bf16_k124_wo_grad_in(t101, wo, t97, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 125, 156, dpo_step_lora_dropout_bf16_k125_dropout(t102, lora_dropout, lora_dropout_key_wo, t100, t101, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 126, 156, dpo_step_lora_dropout_bf16_k126_causal_attention_backward(t103, t104, t105, t2, saved_q, saved_k, saved_v, saved_lse, saved_attn, t102, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 127, 156, dpo_step_lora_dropout_bf16_k127_lora_b_wv_grad_in(t106, lora_b_wv, t105, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 128, 156, dpo_step_lora_dropout_bf16_k128_lora(t107, lora_scale_wv, t106, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 129, 156, dpo_step_lora_dropout_bf16_k129_lora_a_wv_grad_in(t108, lora_a_wv, t107, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 130, 156, dpo_step_lora_dropout_bf16_k130_wv_grad_in(t109, wv, t105, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 131, 156, dpo_step_lora_dropout_bf16_k131_rope_grad(t110, t0, t1, t104, B, HD2, KVH, T));
+        LA_TIMED(prof, 132, 156, dpo_step_lora_dropout_bf16_k132_lora_b_wk_grad_in(t111, lora_b_wk, t110, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 133, 156, dpo_step_lora_dropout_bf16_k133_lora(t112, lora_scale_wk, t111, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 134, 156, dpo_step_lora_dropout_bf16_k134_lora_a_wk_grad_in(t113, lora_a_wk, t112, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 135, 156, dpo_step_lora_dropout_bf16_k135_wk_grad_in(t114, wk, t110, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 136, 156, dpo_step_lora_dropout_bf16_k136_rope_grad(t115, t0, t1, t103, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 137, 156, dpo_step_lora_dropout_bf16_k137_lora_b_wq_grad_in(t116, lora_b_wq, t115, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 138, 156, dpo_step_lora_dropout_bf16_k138_lora(t117, lora_scale_wq, t116, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 139, 156, dpo_step_lora_dropout_bf16_k139_lora_a_wq_grad_in(t118, lora_a_wq, t117, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 140, 156, dpo_step_lora_dropout_bf16_k140_wq_grad_in(t119, wq, t115, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 141, 156, dpo_step_lora_dropout_bf16_k141_dropout(carry8_next, norm_eps, saved_x, attn_norm, lora_dropout_key_wq, lora_dropout, lora_dropout_key_wk, lora_dropout_key_wv, t71, t97, t108, t109, t113, t114, t118, t119, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 142, 156, dpo_step_lora_dropout_bf16_k142_grad_lora_a_wq(grad_lora_a_wq, t73, t117, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 143, 156, dpo_step_lora_dropout_bf16_k143_grad_lora_b_wq(grad_lora_b_wq, saved_lora_wq, t115, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 144, 156, dpo_step_lora_dropout_bf16_k144_grad_lora_a_wk(grad_lora_a_wk, t74, t112, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 145, 156, dpo_step_lora_dropout_bf16_k145_grad_lora_b_wk(grad_lora_b_wk, saved_lora_wk, t110, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 146, 156, dpo_step_lora_dropout_bf16_k146_grad_lora_a_wv(grad_lora_a_wv, t75, t107, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 147, 156, dpo_step_lora_dropout_bf16_k147_grad_lora_b_wv(grad_lora_b_wv, saved_lora_wv, t105, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 148, 156, dpo_step_lora_dropout_bf16_k148_grad_lora_a_wo(grad_lora_a_wo, t76, t99, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 149, 156, dpo_step_lora_dropout_bf16_k149_grad_lora_b_wo(grad_lora_b_wo, saved_lora_wo, t97, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 150, 156, dpo_step_lora_dropout_bf16_k150_grad_lora_a_w1(grad_lora_a_w1, t79, t94, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 151, 156, dpo_step_lora_dropout_bf16_k151_grad_lora_b_w1(grad_lora_b_w1, saved_lora_w1, t92, B, F, R, T));
+        LA_TIMED(prof, 152, 156, dpo_step_lora_dropout_bf16_k152_grad_lora_a_w2(grad_lora_a_w2, t82, t84, B, F, R, T));
+        LA_TIMED(prof, 153, 156, dpo_step_lora_dropout_bf16_k153_grad_lora_b_w2(grad_lora_b_w2, carry8, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 154, 156, dpo_step_lora_dropout_bf16_k154_grad_lora_a_w3(grad_lora_a_w3, t81, t89, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 155, 156, dpo_step_lora_dropout_bf16_k155_grad_lora_b_w3(grad_lora_b_w3, saved_lora_w3, t87, B, F, R, T));
+        carry8 = carry8_next;
+    }
+}
+
+void llama_dpo_dpo_step_lora_dropout_bf16_costs(const llama_dpo_dpo_step_lora_dropout_bf16_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T + B*HD2*T); bytes[0] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_step_lora_dropout_bf16_k0_rope_tables */
+    flops[1] = (double)(B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T + B*HD2*T); bytes[1] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_step_lora_dropout_bf16_k1_rope_tables */
+    flops[2] = (double)(B*T + B*T + B*T + B*T*T + B*T*T); bytes[2] = (double)(4*B*T*T + 4*B*T); /* dpo_step_lora_dropout_bf16_k2_shared_prompt_mask */
+    flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* dpo_step_lora_dropout_bf16_k3_embed */
+    flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_step_lora_dropout_bf16_k4_rmsnorm */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k5_wq */
+    flops[6] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k6_dropout */
+    flops[7] = (double)(4*B*HD2*KVH*R*REP*T); bytes[7] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k7_lora_a_wq */
+    flops[8] = (double)(B*R*T); bytes[8] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k8_lora */
+    flops[9] = (double)(4*B*HD2*KVH*R*REP*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k9_lora_b_wq */
+    flops[10] = (double)(2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k10_rope */
+    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k11_wk */
+    flops[12] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k12_dropout */
+    flops[13] = (double)(4*B*HD2*KVH*R*REP*T); bytes[13] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k13_lora_a_wk */
+    flops[14] = (double)(B*R*T); bytes[14] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k14_lora */
+    flops[15] = (double)(4*B*HD2*KVH*R*T); bytes[15] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k15_lora_b_wk */
+    flops[16] = (double)(2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[16] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_bf16_k16_rope */
+    flops[17] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k17_wv */
+    flops[18] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k18_dropout */
+    flops[19] = (double)(4*B*HD2*KVH*R*REP*T); bytes[19] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k19_lora_a_wv */
+    flops[20] = (double)(B*R*T); bytes[20] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k20_lora */
+    flops[21] = (double)(4*B*HD2*KVH*R*T); bytes[21] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k21_lora_b_wv */
+    flops[22] = (double)(2*B*HD2*KVH*T); bytes[22] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_bf16_k22_attention */
+    flops[23] = (double)(4*B*HD2*KVH*REP*T*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 4*B*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_bf16_k23_causal_attention_forward */
+    flops[24] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[24] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k24_wo */
+    flops[25] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[25] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k25_dropout */
+    flops[26] = (double)(4*B*HD2*KVH*R*REP*T); bytes[26] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k26_lora_a_wo */
+    flops[27] = (double)(B*R*T); bytes[27] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k27_lora */
+    flops[28] = (double)(4*B*HD2*KVH*R*REP*T); bytes[28] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k28_lora_b_wo */
+    flops[29] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[29] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k29_layer */
+    flops[30] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[30] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k30_rmsnorm */
+    flops[31] = (double)(4*B*F*HD2*KVH*REP*T); bytes[31] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k31_w1 */
+    flops[32] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[32] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k32_dropout */
+    flops[33] = (double)(4*B*HD2*KVH*R*REP*T); bytes[33] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k33_lora_a_w1 */
+    flops[34] = (double)(B*R*T); bytes[34] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k34_lora */
+    flops[35] = (double)(2*B*F*R*T); bytes[35] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k35_lora_b_w1 */
+    flops[36] = (double)(B*F*T); bytes[36] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_bf16_k36_gate_up */
+    flops[37] = (double)(4*B*F*HD2*KVH*REP*T); bytes[37] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k37_w3 */
+    flops[38] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[38] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k38_dropout */
+    flops[39] = (double)(4*B*HD2*KVH*R*REP*T); bytes[39] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k39_lora_a_w3 */
+    flops[40] = (double)(B*R*T); bytes[40] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k40_lora */
+    flops[41] = (double)(2*B*F*R*T); bytes[41] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k41_lora_b_w3 */
+    flops[42] = (double)(B*F*T); bytes[42] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_bf16_k42_gate_up */
+    flops[43] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[43] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_bf16_k43_silu */
+    flops[44] = (double)(4*B*F*HD2*KVH*REP*T); bytes[44] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_dropout_bf16_k44_w2 */
+    flops[45] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T); bytes[45] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T); /* dpo_step_lora_dropout_bf16_k45_dropout */
+    flops[46] = (double)(2*B*F*R*T); bytes[46] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_dropout_bf16_k46_lora_a_w2 */
+    flops[47] = (double)(B*R*T); bytes[47] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k47_lora */
+    flops[48] = (double)(4*B*HD2*KVH*R*REP*T); bytes[48] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k48_lora_b_w2 */
+    flops[49] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[49] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k49_lora */
+    flops[50] = (double)(0); bytes[50] = (double)(4*B); /* dpo_step_lora_dropout_bf16_k50_expand */
+    flops[51] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[51] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_lora_dropout_bf16_k51_rmsnorm */
+    flops[52] = (double)(4*CR*HD2*KVH*REP*V); bytes[52] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_lora_dropout_bf16_k52_lm_head */
+    flops[53] = (double)(CR*V); bytes[53] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_dropout_bf16_k53_log_softmax */
+    flops[54] = (double)(CR + CR*V + CR*V + CR*V); bytes[54] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_lora_dropout_bf16_k54_log_softmax */
+    flops[55] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[55] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_dropout_bf16_k55_cross_entropy */
+    flops[56] = (double)(CR + CR); bytes[56] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_dropout_bf16_k56_sequence_logps_scatter_add */
+    flops[57] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[57] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_dropout_bf16_k57_cross_entropy */
+    flops[58] = (double)(CR + CR); bytes[58] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_dropout_bf16_k58_sequence_logps_scatter_add */
+    flops[59] = (double)(CR*V); bytes[59] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_dropout_bf16_k59_sequence_logps */
+    flops[60] = (double)(CR); bytes[60] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_lora_dropout_bf16_k60_sequence_logps_scatter_add */
+    flops[61] = (double)(CR); bytes[61] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_lora_dropout_bf16_k61_sequence_logps_scatter_add */
+    flops[62] = (double)(CR + CR + CR); bytes[62] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_dropout_bf16_k62_sequence_logps_scatter_add */
+    flops[63] = (double)(CR + CR + CR); bytes[63] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_dropout_bf16_k63_sequence_logps_scatter_add */
+    flops[64] = (double)(B + B); bytes[64] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_dropout_bf16_k64_sequence_logps */
+    flops[65] = (double)(B + B); bytes[65] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_dropout_bf16_k65_sequence_logps */
+    flops[66] = (double)(B); bytes[66] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_dropout_bf16_k66_lm_chunk */
+    flops[67] = (double)(B); bytes[67] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_dropout_bf16_k67_lm_chunk */
+    flops[68] = (double)(B); bytes[68] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_dropout_bf16_k68_lm_chunk */
+    flops[69] = (double)(B); bytes[69] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_dropout_bf16_k69_lm_chunk */
+    flops[70] = (double)(1 + B + B + B + B + B); bytes[70] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_lora_dropout_bf16_k70_dpo_kto_pair */
+    flops[71] = (double)(B + B); bytes[71] = (double)(4 + 4*B); /* dpo_step_lora_dropout_bf16_k71_dpo_sigmoid */
+    flops[72] = (double)(1 + B + B + B + B + B); bytes[72] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_lora_dropout_bf16_k72_dpo_kto_pair */
+    flops[73] = (double)(1 + B + B + B + B + B + B); bytes[73] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_lora_dropout_bf16_k73_dpo_bco_pair */
+    flops[74] = (double)(1 + B + B + B + B + B + B); bytes[74] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_lora_dropout_bf16_k74_dpo_bco_pair */
+    flops[75] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[75] = (double)(68*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_lora_dropout_bf16_k75_log_sigmoid */
+    flops[76] = (double)(17*B + 17*B); bytes[76] = (double)(4*B + 68 + 68*B); /* dpo_step_lora_dropout_bf16_k76_lm_head */
+    flops[77] = (double)(B + B); bytes[77] = (double)(4 + 4*B + 4*B); /* dpo_step_lora_dropout_bf16_k77_lm_head */
+    flops[78] = (double)(B + B + B + B); bytes[78] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_lora_dropout_bf16_k78_sft */
+    flops[79] = (double)(1 + 1 + 1); bytes[79] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_lora_dropout_bf16_k79_dpo_loss */
+    flops[80] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[80] = (double)(4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_lora_dropout_bf16_k80_log_sigmoid_grad */
+    flops[81] = (double)(0); bytes[81] = (double)(8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k81_dpo_sigmoid */
+    flops[82] = (double)(0); bytes[82] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_lora_dropout_bf16_k82_lm_head */
+    flops[83] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[83] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* dpo_step_lora_dropout_bf16_k83_rmsnorm */
+    flops[84] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[84] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_lora_dropout_bf16_k84_rmsnorm */
+    flops[85] = (double)(4*CR*HD2*KVH*REP*V); bytes[85] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_lora_dropout_bf16_k85_lm_head */
+    flops[86] = (double)(CR*V); bytes[86] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_dropout_bf16_k86_log_softmax */
+    flops[87] = (double)(CR + CR*V + CR*V + CR*V); bytes[87] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_lora_dropout_bf16_k87_log_softmax */
+    flops[88] = (double)(B + B + B + B + B + B); bytes[88] = (double)(4*B + 4*B + 4*B + 4*B); /* dpo_step_lora_dropout_bf16_k88_sequence_logps_grad */
+    flops[89] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR*V); bytes[89] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*B + 4*B); /* dpo_step_lora_dropout_bf16_k89_log_softmax_grad */
+    flops[90] = (double)(4*CR*HD2*KVH*REP*V); bytes[90] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* dpo_step_lora_dropout_bf16_k90_lm_head_grad_in */
+    flops[91] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[91] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* dpo_step_lora_dropout_bf16_k91_rmsnorm_grad */
+    flops[92] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[92] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_lora_dropout_bf16_k92_rmsnorm_grad_scatter_add */
+    flops[93] = (double)(2*B*HD2*KVH*REP*T); bytes[93] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k93_lm_chunk_backward */
+    flops[94] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[94] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k94_rmsnorm */
+    flops[95] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[95] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_lora_dropout_bf16_k95_rmsnorm */
+    flops[96] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k96_dropout */
+    flops[97] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[97] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k97_dropout */
+    flops[98] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[98] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k98_dropout */
+    flops[99] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[99] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4); /* dpo_step_lora_dropout_bf16_k99_dropout */
+    flops[100] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[100] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k100_rmsnorm */
+    flops[101] = (double)(B*T + B*T + B*T); bytes[101] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_lora_dropout_bf16_k101_rmsnorm */
+    flops[102] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* dpo_step_lora_dropout_bf16_k102_dropout */
+    flops[103] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[103] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_bf16_k103_silu */
+    flops[104] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[104] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* dpo_step_lora_dropout_bf16_k104_dropout */
+    flops[105] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[105] = (double)(4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T); /* dpo_step_lora_dropout_bf16_k105_dropout */
+    flops[106] = (double)(4*B*HD2*KVH*R*REP*T); bytes[106] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* dpo_step_lora_dropout_bf16_k106_lora_b_w2_grad_in */
+    flops[107] = (double)(B*R*T); bytes[107] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k107_lora */
+    flops[108] = (double)(2*B*F*R*T); bytes[108] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k108_lora_a_w2_grad_in */
+    flops[109] = (double)(4*B*F*HD2*KVH*REP*T); bytes[109] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_lora_dropout_bf16_k109_w2_grad_in */
+    flops[110] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[110] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_bf16_k110_dropout */
+    flops[111] = (double)(2*B*F*R*T); bytes[111] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_dropout_bf16_k111_lora_b_w3_grad_in */
+    flops[112] = (double)(B*R*T); bytes[112] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k112_lora */
+    flops[113] = (double)(4*B*HD2*KVH*R*REP*T); bytes[113] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k113_lora_a_w3_grad_in */
+    flops[114] = (double)(4*B*F*HD2*KVH*REP*T); bytes[114] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_dropout_bf16_k114_w3_grad_in */
+    flops[115] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[115] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_bf16_k115_dropout */
+    flops[116] = (double)(2*B*F*R*T); bytes[116] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_dropout_bf16_k116_lora_b_w1_grad_in */
+    flops[117] = (double)(B*R*T); bytes[117] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k117_lora */
+    flops[118] = (double)(4*B*HD2*KVH*R*REP*T); bytes[118] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k118_lora_a_w1_grad_in */
+    flops[119] = (double)(4*B*F*HD2*KVH*REP*T); bytes[119] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_dropout_bf16_k119_w1_grad_in */
+    flops[120] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[120] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k120_rmsnorm_grad */
+    flops[121] = (double)(4*B*HD2*KVH*R*REP*T); bytes[121] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k121_lora_b_wo_grad_in */
+    flops[122] = (double)(B*R*T); bytes[122] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k122_lora */
+    flops[123] = (double)(4*B*HD2*KVH*R*REP*T); bytes[123] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k123_lora_a_wo_grad_in */
+    flops[124] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[124] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k124_wo_grad_in */
+    flops[125] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[125] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k125_dropout */
+    flops[126] = (double)(10*B*HD2*KVH*REP*T*T); bytes[126] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k126_causal_attention_backward */
+    flops[127] = (double)(4*B*HD2*KVH*R*T); bytes[127] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_bf16_k127_lora_b_wv_grad_in */
+    flops[128] = (double)(B*R*T); bytes[128] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k128_lora */
+    flops[129] = (double)(4*B*HD2*KVH*R*REP*T); bytes[129] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k129_lora_a_wv_grad_in */
+    flops[130] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[130] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_bf16_k130_wv_grad_in */
+    flops[131] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[131] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_bf16_k131_rope_grad */
+    flops[132] = (double)(4*B*HD2*KVH*R*T); bytes[132] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_bf16_k132_lora_b_wk_grad_in */
+    flops[133] = (double)(B*R*T); bytes[133] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k133_lora */
+    flops[134] = (double)(4*B*HD2*KVH*R*REP*T); bytes[134] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k134_lora_a_wk_grad_in */
+    flops[135] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[135] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_bf16_k135_wk_grad_in */
+    flops[136] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[136] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k136_rope_grad */
+    flops[137] = (double)(4*B*HD2*KVH*R*REP*T); bytes[137] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k137_lora_b_wq_grad_in */
+    flops[138] = (double)(B*R*T); bytes[138] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k138_lora */
+    flops[139] = (double)(4*B*HD2*KVH*R*REP*T); bytes[139] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k139_lora_a_wq_grad_in */
+    flops[140] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[140] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k140_wq_grad_in */
+    flops[141] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[141] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4 + 4 + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k141_dropout */
+    flops[142] = (double)(4*B*HD2*KVH*R*REP*T); bytes[142] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k142_grad_lora_a_wq */
+    flops[143] = (double)(4*B*HD2*KVH*R*REP*T); bytes[143] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k143_grad_lora_b_wq */
+    flops[144] = (double)(4*B*HD2*KVH*R*REP*T); bytes[144] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k144_grad_lora_a_wk */
+    flops[145] = (double)(4*B*HD2*KVH*R*T); bytes[145] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_bf16_k145_grad_lora_b_wk */
+    flops[146] = (double)(4*B*HD2*KVH*R*REP*T); bytes[146] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k146_grad_lora_a_wv */
+    flops[147] = (double)(4*B*HD2*KVH*R*T); bytes[147] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_bf16_k147_grad_lora_b_wv */
+    flops[148] = (double)(4*B*HD2*KVH*R*REP*T); bytes[148] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k148_grad_lora_a_wo */
+    flops[149] = (double)(4*B*HD2*KVH*R*REP*T); bytes[149] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_bf16_k149_grad_lora_b_wo */
+    flops[150] = (double)(4*B*HD2*KVH*R*REP*T); bytes[150] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k150_grad_lora_a_w1 */
+    flops[151] = (double)(2*B*F*R*T); bytes[151] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_dropout_bf16_k151_grad_lora_b_w1 */
+    flops[152] = (double)(2*B*F*R*T); bytes[152] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k152_grad_lora_a_w2 */
+    flops[153] = (double)(4*B*HD2*KVH*R*REP*T); bytes[153] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k153_grad_lora_b_w2 */
+    flops[154] = (double)(4*B*HD2*KVH*R*REP*T); bytes[154] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_bf16_k154_grad_lora_a_w3 */
+    flops[155] = (double)(2*B*F*R*T); bytes[155] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_dropout_bf16_k155_grad_lora_b_w3 */
+    (void)args;
+}
+
+static void llama_dpo_dpo_step_lora_dropout_bf16_run(const void *args) { llama_dpo_dpo_step_lora_dropout_bf16((const llama_dpo_dpo_step_lora_dropout_bf16_args *)args); }
+static long llama_dpo_dpo_step_lora_dropout_bf16_arena(const void *args) { return llama_dpo_dpo_step_lora_dropout_bf16_arena_floats((const llama_dpo_dpo_step_lora_dropout_bf16_args *)args); }
+static void llama_dpo_dpo_step_lora_dropout_bf16_cost(const void *args, double *f, double *b) { llama_dpo_dpo_step_lora_dropout_bf16_costs((const llama_dpo_dpo_step_lora_dropout_bf16_args *)args, f, b); }
+static const char *const llama_dpo_dpo_step_lora_dropout_bf16_kernel_names[] = {
+    "dpo_step_lora_dropout_bf16_k0_rope_tables",
+    "dpo_step_lora_dropout_bf16_k1_rope_tables",
+    "dpo_step_lora_dropout_bf16_k2_shared_prompt_mask",
+    "dpo_step_lora_dropout_bf16_k3_embed",
+    "dpo_step_lora_dropout_bf16_k4_rmsnorm",
+    "dpo_step_lora_dropout_bf16_k5_wq",
+    "dpo_step_lora_dropout_bf16_k6_dropout",
+    "dpo_step_lora_dropout_bf16_k7_lora_a_wq",
+    "dpo_step_lora_dropout_bf16_k8_lora",
+    "dpo_step_lora_dropout_bf16_k9_lora_b_wq",
+    "dpo_step_lora_dropout_bf16_k10_rope",
+    "dpo_step_lora_dropout_bf16_k11_wk",
+    "dpo_step_lora_dropout_bf16_k12_dropout",
+    "dpo_step_lora_dropout_bf16_k13_lora_a_wk",
+    "dpo_step_lora_dropout_bf16_k14_lora",
+    "dpo_step_lora_dropout_bf16_k15_lora_b_wk",
+    "dpo_step_lora_dropout_bf16_k16_rope",
+    "dpo_step_lora_dropout_bf16_k17_wv",
+    "dpo_step_lora_dropout_bf16_k18_dropout",
+    "dpo_step_lora_dropout_bf16_k19_lora_a_wv",
+    "dpo_step_lora_dropout_bf16_k20_lora",
+    "dpo_step_lora_dropout_bf16_k21_lora_b_wv",
+    "dpo_step_lora_dropout_bf16_k22_attention",
+    "dpo_step_lora_dropout_bf16_k23_causal_attention_forward",
+    "dpo_step_lora_dropout_bf16_k24_wo",
+    "dpo_step_lora_dropout_bf16_k25_dropout",
+    "dpo_step_lora_dropout_bf16_k26_lora_a_wo",
+    "dpo_step_lora_dropout_bf16_k27_lora",
+    "dpo_step_lora_dropout_bf16_k28_lora_b_wo",
+    "dpo_step_lora_dropout_bf16_k29_layer",
+    "dpo_step_lora_dropout_bf16_k30_rmsnorm",
+    "dpo_step_lora_dropout_bf16_k31_w1",
+    "dpo_step_lora_dropout_bf16_k32_dropout",
+    "dpo_step_lora_dropout_bf16_k33_lora_a_w1",
+    "dpo_step_lora_dropout_bf16_k34_lora",
+    "dpo_step_lora_dropout_bf16_k35_lora_b_w1",
+    "dpo_step_lora_dropout_bf16_k36_gate_up",
+    "dpo_step_lora_dropout_bf16_k37_w3",
+    "dpo_step_lora_dropout_bf16_k38_dropout",
+    "dpo_step_lora_dropout_bf16_k39_lora_a_w3",
+    "dpo_step_lora_dropout_bf16_k40_lora",
+    "dpo_step_lora_dropout_bf16_k41_lora_b_w3",
+    "dpo_step_lora_dropout_bf16_k42_gate_up",
+    "dpo_step_lora_dropout_bf16_k43_silu",
+    "dpo_step_lora_dropout_bf16_k44_w2",
+    "dpo_step_lora_dropout_bf16_k45_dropout",
+    "dpo_step_lora_dropout_bf16_k46_lora_a_w2",
+    "dpo_step_lora_dropout_bf16_k47_lora",
+    "dpo_step_lora_dropout_bf16_k48_lora_b_w2",
+    "dpo_step_lora_dropout_bf16_k49_lora",
+    "dpo_step_lora_dropout_bf16_k50_expand",
+    "dpo_step_lora_dropout_bf16_k51_rmsnorm",
+    "dpo_step_lora_dropout_bf16_k52_lm_head",
+    "dpo_step_lora_dropout_bf16_k53_log_softmax",
+    "dpo_step_lora_dropout_bf16_k54_log_softmax",
+    "dpo_step_lora_dropout_bf16_k55_cross_entropy",
+    "dpo_step_lora_dropout_bf16_k56_sequence_logps_scatter_add",
+    "dpo_step_lora_dropout_bf16_k57_cross_entropy",
+    "dpo_step_lora_dropout_bf16_k58_sequence_logps_scatter_add",
+    "dpo_step_lora_dropout_bf16_k59_sequence_logps",
+    "dpo_step_lora_dropout_bf16_k60_sequence_logps_scatter_add",
+    "dpo_step_lora_dropout_bf16_k61_sequence_logps_scatter_add",
+    "dpo_step_lora_dropout_bf16_k62_sequence_logps_scatter_add",
+    "dpo_step_lora_dropout_bf16_k63_sequence_logps_scatter_add",
+    "dpo_step_lora_dropout_bf16_k64_sequence_logps",
+    "dpo_step_lora_dropout_bf16_k65_sequence_logps",
+    "dpo_step_lora_dropout_bf16_k66_lm_chunk",
+    "dpo_step_lora_dropout_bf16_k67_lm_chunk",
+    "dpo_step_lora_dropout_bf16_k68_lm_chunk",
+    "dpo_step_lora_dropout_bf16_k69_lm_chunk",
+    "dpo_step_lora_dropout_bf16_k70_dpo_kto_pair",
+    "dpo_step_lora_dropout_bf16_k71_dpo_sigmoid",
+    "dpo_step_lora_dropout_bf16_k72_dpo_kto_pair",
+    "dpo_step_lora_dropout_bf16_k73_dpo_bco_pair",
+    "dpo_step_lora_dropout_bf16_k74_dpo_bco_pair",
+    "dpo_step_lora_dropout_bf16_k75_log_sigmoid",
+    "dpo_step_lora_dropout_bf16_k76_lm_head",
+    "dpo_step_lora_dropout_bf16_k77_lm_head",
+    "dpo_step_lora_dropout_bf16_k78_sft",
+    "dpo_step_lora_dropout_bf16_k79_dpo_loss",
+    "dpo_step_lora_dropout_bf16_k80_log_sigmoid_grad",
+    "dpo_step_lora_dropout_bf16_k81_dpo_sigmoid",
+    "dpo_step_lora_dropout_bf16_k82_lm_head",
+    "dpo_step_lora_dropout_bf16_k83_rmsnorm",
+    "dpo_step_lora_dropout_bf16_k84_rmsnorm",
+    "dpo_step_lora_dropout_bf16_k85_lm_head",
+    "dpo_step_lora_dropout_bf16_k86_log_softmax",
+    "dpo_step_lora_dropout_bf16_k87_log_softmax",
+    "dpo_step_lora_dropout_bf16_k88_sequence_logps_grad",
+    "dpo_step_lora_dropout_bf16_k89_log_softmax_grad",
+    "dpo_step_lora_dropout_bf16_k90_lm_head_grad_in",
+    "dpo_step_lora_dropout_bf16_k91_rmsnorm_grad",
+    "dpo_step_lora_dropout_bf16_k92_rmsnorm_grad_scatter_add",
+    "dpo_step_lora_dropout_bf16_k93_lm_chunk_backward",
+    "dpo_step_lora_dropout_bf16_k94_rmsnorm",
+    "dpo_step_lora_dropout_bf16_k95_rmsnorm",
+    "dpo_step_lora_dropout_bf16_k96_dropout",
+    "dpo_step_lora_dropout_bf16_k97_dropout",
+    "dpo_step_lora_dropout_bf16_k98_dropout",
+    "dpo_step_lora_dropout_bf16_k99_dropout",
+    "dpo_step_lora_dropout_bf16_k100_rmsnorm",
+    "dpo_step_lora_dropout_bf16_k101_rmsnorm",
+    "dpo_step_lora_dropout_bf16_k102_dropout",
+    "dpo_step_lora_dropout_bf16_k103_silu",
+    "dpo_step_lora_dropout_bf16_k104_dropout",
+    "dpo_step_lora_dropout_bf16_k105_dropout",
+    "dpo_step_lora_dropout_bf16_k106_lora_b_w2_grad_in",
+    "dpo_step_lora_dropout_bf16_k107_lora",
+    "dpo_step_lora_dropout_bf16_k108_lora_a_w2_grad_in",
+    "dpo_step_lora_dropout_bf16_k109_w2_grad_in",
+    "dpo_step_lora_dropout_bf16_k110_dropout",
+    "dpo_step_lora_dropout_bf16_k111_lora_b_w3_grad_in",
+    "dpo_step_lora_dropout_bf16_k112_lora",
+    "dpo_step_lora_dropout_bf16_k113_lora_a_w3_grad_in",
+    "dpo_step_lora_dropout_bf16_k114_w3_grad_in",
+    "dpo_step_lora_dropout_bf16_k115_dropout",
+    "dpo_step_lora_dropout_bf16_k116_lora_b_w1_grad_in",
+    "dpo_step_lora_dropout_bf16_k117_lora",
+    "dpo_step_lora_dropout_bf16_k118_lora_a_w1_grad_in",
+    "dpo_step_lora_dropout_bf16_k119_w1_grad_in",
+    "dpo_step_lora_dropout_bf16_k120_rmsnorm_grad",
+    "dpo_step_lora_dropout_bf16_k121_lora_b_wo_grad_in",
+    "dpo_step_lora_dropout_bf16_k122_lora",
+    "dpo_step_lora_dropout_bf16_k123_lora_a_wo_grad_in",
+    "dpo_step_lora_dropout_bf16_k124_wo_grad_in",
+    "dpo_step_lora_dropout_bf16_k125_dropout",
+    "dpo_step_lora_dropout_bf16_k126_causal_attention_backward",
+    "dpo_step_lora_dropout_bf16_k127_lora_b_wv_grad_in",
+    "dpo_step_lora_dropout_bf16_k128_lora",
+    "dpo_step_lora_dropout_bf16_k129_lora_a_wv_grad_in",
+    "dpo_step_lora_dropout_bf16_k130_wv_grad_in",
+    "dpo_step_lora_dropout_bf16_k131_rope_grad",
+    "dpo_step_lora_dropout_bf16_k132_lora_b_wk_grad_in",
+    "dpo_step_lora_dropout_bf16_k133_lora",
+    "dpo_step_lora_dropout_bf16_k134_lora_a_wk_grad_in",
+    "dpo_step_lora_dropout_bf16_k135_wk_grad_in",
+    "dpo_step_lora_dropout_bf16_k136_rope_grad",
+    "dpo_step_lora_dropout_bf16_k137_lora_b_wq_grad_in",
+    "dpo_step_lora_dropout_bf16_k138_lora",
+    "dpo_step_lora_dropout_bf16_k139_lora_a_wq_grad_in",
+    "dpo_step_lora_dropout_bf16_k140_wq_grad_in",
+    "dpo_step_lora_dropout_bf16_k141_dropout",
+    "dpo_step_lora_dropout_bf16_k142_grad_lora_a_wq",
+    "dpo_step_lora_dropout_bf16_k143_grad_lora_b_wq",
+    "dpo_step_lora_dropout_bf16_k144_grad_lora_a_wk",
+    "dpo_step_lora_dropout_bf16_k145_grad_lora_b_wk",
+    "dpo_step_lora_dropout_bf16_k146_grad_lora_a_wv",
+    "dpo_step_lora_dropout_bf16_k147_grad_lora_b_wv",
+    "dpo_step_lora_dropout_bf16_k148_grad_lora_a_wo",
+    "dpo_step_lora_dropout_bf16_k149_grad_lora_b_wo",
+    "dpo_step_lora_dropout_bf16_k150_grad_lora_a_w1",
+    "dpo_step_lora_dropout_bf16_k151_grad_lora_b_w1",
+    "dpo_step_lora_dropout_bf16_k152_grad_lora_a_w2",
+    "dpo_step_lora_dropout_bf16_k153_grad_lora_b_w2",
+    "dpo_step_lora_dropout_bf16_k154_grad_lora_a_w3",
+    "dpo_step_lora_dropout_bf16_k155_grad_lora_b_w3",
+};
+const la_program_info llama_dpo_dpo_step_lora_dropout_bf16_info = { "llama_dpo.dpo_step_lora_dropout_bf16", 111, 156, llama_dpo_dpo_step_lora_dropout_bf16_kernel_names, llama_dpo_dpo_step_lora_dropout_bf16_run, llama_dpo_dpo_step_lora_dropout_bf16_arena, llama_dpo_dpo_step_lora_dropout_bf16_cost };
+
 /* ===== program 'dpo_logps_prefix' ===== */
 
 /* dpo_logps_prefix_k0_rope_tables: t0 = cos((positions + P) · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
@@ -32447,4 +37090,4536 @@ static const char *const llama_dpo_dpo_step_prefix_kernel_names[] = {
     "dpo_step_prefix_k86_prefix_grad",
 };
 const la_program_info llama_dpo_dpo_step_prefix_info = { "llama_dpo.dpo_step_prefix", 64, 87, llama_dpo_dpo_step_prefix_kernel_names, llama_dpo_dpo_step_prefix_run, llama_dpo_dpo_step_prefix_arena, llama_dpo_dpo_step_prefix_cost };
+
+/* ===== program 'dpo_logps_prefix_bf16' ===== */
+
+/* dpo_logps_prefix_bf16_k0_rope_tables: t0 = cos((positions + P) · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
+static void dpo_logps_prefix_bf16_k0_rope_tables(float *restrict t0, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long P, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (float)positions[(i0) * T + i1];
+        float v1 = v0 + (float)(P);
+        for (long j = 0; j < n; j++) {
+            float v2 = ((float)j) * 2.0f;
+            float v3 = v2 / ((float)(HD));
+            float v4 = powf(rope_theta[0], v3);
+            float v5 = 1.0f / v4;
+            float v6 = v1 * v5;
+            float v7 = cosf(v6);
+            t0[r * n + j] = v7;
+        }
+    }
+}
+
+/* dpo_logps_prefix_bf16_k1_rope_tables: t1 = sin((positions + P) · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
+static void dpo_logps_prefix_bf16_k1_rope_tables(float *restrict t1, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long P, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (float)positions[(i0) * T + i1];
+        float v1 = v0 + (float)(P);
+        for (long j = 0; j < n; j++) {
+            float v2 = ((float)j) * 2.0f;
+            float v3 = v2 / ((float)(HD));
+            float v4 = powf(rope_theta[0], v3);
+            float v5 = 1.0f / v4;
+            float v6 = v1 * v5;
+            float v7 = sinf(v6);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* dpo_logps_prefix_bf16_k2_shared_prompt_mask: cast, cmpeq, cmpeq, mul, sub, concat  [rope_tables; shared_prompt_mask] */
+static void dpo_logps_prefix_bf16_k2_shared_prompt_mask(float *restrict t2, const int32_t *restrict segments, long B, long P, long S, long T) {
+    const long rows = B*T, n = S;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = 0;
+        const long i3 = (r) % T;
+        float v3 = (float)segments[(i0) * T + (i1) * T + i3];
+        float v4 = v3 == 2.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j < P) {
+                v0 = 1.0f;
+            }
+            else {
+                float v1 = (float)segments[(i0) * T + j - P];
+                float v2 = v1 == 1.0f ? 1.0f : 0.0f;
+                float v5 = v2 * v4;
+                float v6 = 1.0f - v5;
+                v0 = v6;
+            }
+            t2[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_prefix_bf16_k3_embed: t3 = embed[ids]  [embed] */
+static void dpo_logps_prefix_bf16_k3_embed(float *restrict t3, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            t3[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_prefix_bf16_k4_rmsnorm: t4 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void dpo_logps_prefix_bf16_k4_rmsnorm(float *restrict t4, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t4[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_logps_prefix_bf16_k5_wq: t5[B*T, D] = t4 · wqᵀ  [layer/attention] */
+static void dpo_logps_prefix_bf16_k5_wq(float *restrict t5, const float *restrict wq, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, t4, D, wq, D, 0.0f, t5, D);
+}
+
+/* dpo_logps_prefix_bf16_k6_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope] */
+static void dpo_logps_prefix_bf16_k6_rope(float *restrict t6, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                float v1 = (t5[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = (t5[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t5[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v5 = (t5[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t6[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_prefix_bf16_k7_wk: t7[B*T, KVD] = t4 · wkᵀ  [layer/attention] */
+static void dpo_logps_prefix_bf16_k7_wk(float *restrict t7, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t4, D, wk, D, 0.0f, t7, KVD);
+}
+
+/* dpo_logps_prefix_bf16_k8_wv: t8[B*T, KVD] = t4 · wvᵀ  [layer/attention] */
+static void dpo_logps_prefix_bf16_k8_wv(float *restrict t8, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t4, D, wv, D, 0.0f, t8, KVD);
+}
+
+/* dpo_logps_prefix_bf16_k9_rope: mul, mul, sub, mul, mul, add, concat, concat  [layer/attention/rope; layer/attention/prefix] */
+static void dpo_logps_prefix_bf16_k9_rope(float *restrict t9, const float *restrict t0, const float *restrict t1, const float *restrict prefix_kv, const float *restrict t7, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[((i1) * KVH + i2) * HD + j];
+            }
+            else {
+                float v1;
+                if ((j) % 2 < 1) {
+                    float v2 = (t7[((((i0) * T + i1 - P) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i1 - P) * HD2 + j / 2]);
+                    float v3 = (t7[((((i0) * T + i1 - P) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[((i0) * T + i1 - P) * HD2 + j / 2]);
+                    float v4 = v2 - v3;
+                    v1 = v4;
+                }
+                else {
+                    float v5 = (t7[((((i0) * T + i1 - P) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i1 - P) * HD2 + j / 2]);
+                    float v6 = (t7[((((i0) * T + i1 - P) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[((i0) * T + i1 - P) * HD2 + j / 2]);
+                    float v7 = v5 + v6;
+                    v1 = v7;
+                }
+                v0 = v1;
+            }
+            t9[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_prefix_bf16_k10_prefix: concat  [layer/attention; layer/attention/prefix] */
+static void dpo_logps_prefix_bf16_k10_prefix(float *restrict t10, const float *restrict prefix_kv, const float *restrict t8, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[(((1) * P + i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v0 = t8[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
+            }
+            t10[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_prefix_bf16_k11_causal_attention_forward: causal attention (s ≤ P + t, mask): lse → t12, out → t11  [layer/attention/attention] */
+static void dpo_logps_prefix_bf16_k11_causal_attention_forward(float *restrict t11, float *restrict t12, const float *restrict t2, const float *restrict t6, const float *restrict t9, const float *restrict t10, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = t6;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = t9;
+    const long ksb = S*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = t10;
+    const long vsb = S*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    const float *mp = t2;
+    const long msb = S*T;
+    const long mst = S;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
+                }
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
+                    if (rows >= 16)
+                        for (long d = 0; d < hd; d++)
+                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        if (rows - r0 >= 16) {
+                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                            for (long d = 0; d < hd; d++) {
+                                for (long r = 0; r < 16; r++) {
+                                    const float qd = qs[(r0 + r) * hd + d];
+                                    #pragma omp simd
+                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                }
+                            }
+                        } else {
+                            /* a few rows (decode, a short tail): one dot product per score */
+                            for (long r = 0; r < rows - r0; r++)
+                                for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
+                                    float y = 0.0f;
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
+                                    sc[r * 16 + c] = y;
+                                }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
+                        }
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = t11 + ((b * nt + t) * nh + h) * hd;
+                    const float lr = l[r];
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
+                    t12[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+                }
+            }
+        }
+    }
+}
+
+/* dpo_logps_prefix_bf16_k12_wo: t13[B*T, D] = t11 · woᵀ  [layer/attention] */
+static void dpo_logps_prefix_bf16_k12_wo(float *restrict t13, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, t11, D, wo, D, 0.0f, t13, D);
+}
+
+/* dpo_logps_prefix_bf16_k13_rmsnorm: t14 = ((carry0 + t13) · rsqrt(Σ((carry0 + t13)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void dpo_logps_prefix_bf16_k13_rmsnorm(float *restrict t14, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = carry0[r * n + j0] + t13[r * n + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
+        }
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
+        for (long j = 0; j < n; j++) {
+            float v2 = carry0[r * n + j] + t13[r * n + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (ffn_norm[j]);
+            t14[r * n + j] = v7;
+        }
+    }
+}
+
+/* dpo_logps_prefix_bf16_k14_w1: t15[B*T, F] = t14 · w1ᵀ  [layer/ffn/gate_up] */
+static void dpo_logps_prefix_bf16_k14_w1(float *restrict t15, const float *restrict w1, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t14, D, w1, D, 0.0f, t15, F);
+}
+
+/* dpo_logps_prefix_bf16_k15_w3: t16[B*T, F] = t14 · w3ᵀ  [layer/ffn/gate_up] */
+static void dpo_logps_prefix_bf16_k15_w3(float *restrict t16, const float *restrict w3, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t14, D, w3, D, 0.0f, t16, F);
+}
+
+/* dpo_logps_prefix_bf16_k16_silu: t17 = (t15 / (1 + exp(-t15))) · t16  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void dpo_logps_prefix_bf16_k16_silu(float *restrict t17, const float *restrict t15, const float *restrict t16, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t15[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (t15[r * n + j]) / v2;
+            float v4 = v3 * (t16[r * n + j]);
+            t17[r * n + j] = v4;
+        }
+    }
+}
+
+/* dpo_logps_prefix_bf16_k17_w2: t18[B*T, D] = t17 · w2ᵀ  [layer/ffn] */
+static void dpo_logps_prefix_bf16_k17_w2(float *restrict t18, const float *restrict w2, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, F, t17, F, w2, F, 0.0f, t18, D);
+}
+
+/* dpo_logps_prefix_bf16_k18_layer: carry0_next = carry0 + t13 + t18  [layer/attention; layer; layer/ffn] */
+static void dpo_logps_prefix_bf16_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t13, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t13[r * n + j];
+            float v1 = v0 + t18[r * n + j];
+            carry0_next[r * n + j] = v1;
+        }
+    }
+}
+
+/* dpo_logps_prefix_bf16_k19_expand: t19 = 0 */
+static void dpo_logps_prefix_bf16_k19_expand(float *restrict t19, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        t19[j] = 0.0f;
+    }
+}
+
+/* dpo_logps_prefix_bf16_k20_rmsnorm: t20 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head/lm_head; lm_chunk/lm_head/lm_head/rmsnorm] */
+static void dpo_logps_prefix_bf16_k20_rmsnorm(float *restrict t20, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = carry0[(long)scored[i0] * D + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
+        }
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
+        for (long j = 0; j < n; j++) {
+            float v2 = carry0[(long)scored[i0] * D + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t20[r * n + j] = v7;
+        }
+    }
+}
+
+/* dpo_logps_prefix_bf16_k21_lm_head: t21[CR, V] = t20 · lm_headᵀ  [lm_chunk/lm_head/lm_head] */
+static void dpo_logps_prefix_bf16_k21_lm_head(float *restrict t21, const float *restrict lm_head, const float *restrict t20, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[1], 0, 1, CR, V, D, t20, D, lm_head, D, 0.0f, t21, V);
+}
+
+/* dpo_logps_prefix_bf16_k22_log_softmax: t22 = max(t21)  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_logps_prefix_bf16_k22_log_softmax(float *restrict t22, const float *restrict t21, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t21[r * n + j0]);
+        }
+        t22[r] = acc0;
+    }
+}
+
+/* dpo_logps_prefix_bf16_k23_log_softmax: t23 = Σ(exp(t21 - t22))  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_logps_prefix_bf16_k23_log_softmax(float *restrict t23, const float *restrict t21, const float *restrict t22, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t22[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t21[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t23[r] = acc0;
+    }
+}
+
+/* dpo_logps_prefix_bf16_k24_cross_entropy: t24 = Σ((t21 - t22 - log(t23)) · [i1 = chosen_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_logps_prefix_bf16_k24_cross_entropy(float *restrict t24, const float *restrict t21, const int32_t *restrict chosen_targets, const float *restrict t22, const float *restrict t23, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t22[i0];
+        float v2 = logf(t23[i0]);
+        float v4 = (float)chosen_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t21[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t24[r] = acc0;
+    }
+}
+
+/* dpo_logps_prefix_bf16_k25_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_prefix_bf16_k25_sequence_logps_scatter_add(float *restrict t25, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t24, long B, long CR) {
+    memset(t25, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t24[i0]);
+        float v1 = v0 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t25[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_logps_prefix_bf16_k26_cross_entropy: t26 = Σ((t21 - t22 - log(t23)) · [i1 = rejected_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_logps_prefix_bf16_k26_cross_entropy(float *restrict t26, const float *restrict t21, const int32_t *restrict rejected_targets, const float *restrict t22, const float *restrict t23, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t22[i0];
+        float v2 = logf(t23[i0]);
+        float v4 = (float)rejected_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t21[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t26[r] = acc0;
+    }
+}
+
+/* dpo_logps_prefix_bf16_k27_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_prefix_bf16_k27_sequence_logps_scatter_add(float *restrict t27, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t26, long B, long CR) {
+    memset(t27, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t26[i0]);
+        float v1 = v0 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t27[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_logps_prefix_bf16_k28_sequence_logps: t28 = Σ(t21)  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_prefix_bf16_k28_sequence_logps(float *restrict t28, const float *restrict t21, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t21[r * n + j0];
+        }
+        t28[r] = acc0;
+    }
+}
+
+/* dpo_logps_prefix_bf16_k29_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_prefix_bf16_k29_sequence_logps_scatter_add(float *restrict t29, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t28, long B, long CR, long V) {
+    memset(t29, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t28[i0]) / ((float)(V));
+        float v1 = v0;
+        float v2 = v1 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t29[(long)scored_pair[i0] * 1 + j] += v2;
+        }
+    }
+}
+
+/* dpo_logps_prefix_bf16_k30_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_prefix_bf16_k30_sequence_logps_scatter_add(float *restrict t30, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t28, long B, long CR, long V) {
+    memset(t30, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t28[i0]) / ((float)(V));
+        float v1 = v0;
+        float v2 = v1 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t30[(long)scored_pair[i0] * 1 + j] += v2;
+        }
+    }
+}
+
+/* dpo_logps_prefix_bf16_k31_sequence_logps: carry1_next = carry1 + -t25  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_prefix_bf16_k31_sequence_logps(float *restrict carry1_next, const float *restrict carry1, const float *restrict t25, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t25[j]);
+        float v1 = carry1[j] + v0;
+        carry1_next[j] = v1;
+    }
+}
+
+/* dpo_logps_prefix_bf16_k32_sequence_logps: carry2_next = carry2 + -t27  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_prefix_bf16_k32_sequence_logps(float *restrict carry2_next, const float *restrict carry2, const float *restrict t27, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t27[j]);
+        float v1 = carry2[j] + v0;
+        carry2_next[j] = v1;
+    }
+}
+
+/* dpo_logps_prefix_bf16_k33_lm_chunk: carry3_next = carry3 + t29  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_prefix_bf16_k33_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t29, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry3[j] + t29[j];
+        carry3_next[j] = v0;
+    }
+}
+
+/* dpo_logps_prefix_bf16_k34_lm_chunk: carry4_next = carry4 + t30  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_prefix_bf16_k34_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t30, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry4[j] + t30[j];
+        carry4_next[j] = v0;
+    }
+}
+
+/* Arena: 19 slots planned for 35 kernels. */
+static long llama_dpo_dpo_logps_prefix_bf16_layout(const llama_dpo_dpo_logps_prefix_bf16_args *args, long *off) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(la_max(B*HD2*T, CR));
+    off[1] = total; total += la_round16(la_max(B*HD2*T, CR));
+    off[2] = total; total += la_round16(la_max(B*S*T, CR));
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B));
+    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S), B));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), 2*B*HD2*KVH*S), B*F*T), B));
+    off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T), B*F*T), CR*V));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(B*KVH*REP*T, B*F*T), 2*CR*HD2*KVH*REP), B));
+    off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[10] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[11] = total; total += la_round16(B);
+    off[12] = total; total += la_round16(B);
+    off[13] = total; total += la_round16(B);
+    off[14] = total; total += la_round16(B);
+    off[15] = total; total += la_round16(B);
+    off[16] = total; total += la_round16(B);
+    off[17] = total; total += la_round16(B);
+    off[18] = total; total += la_round16(B);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_dpo_dpo_logps_prefix_bf16_arena_floats(const llama_dpo_dpo_logps_prefix_bf16_args *args) {
+    long off[19];
+    return llama_dpo_dpo_logps_prefix_bf16_layout(args, off);
+}
+
+void llama_dpo_dpo_logps_prefix_bf16(const llama_dpo_dpo_logps_prefix_bf16_args *args) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long NC = args->NC;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    long off[19];
+    llama_dpo_dpo_logps_prefix_bf16_layout(args, off);
+    double *prof = args->kernel_ns;
+    la_bf16_epoch++;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[6];
+    float *t7 = args->arena + off[5];
+    float *t8 = args->arena + off[7];
+    float *t9 = args->arena + off[4];
+    float *t10 = args->arena + off[5];
+    float *t11 = args->arena + off[7];
+    float *t12 = args->arena + off[8];
+    float *t13 = args->arena + off[6];
+    float *t14 = args->arena + off[4];
+    float *t15 = args->arena + off[5];
+    float *t16 = args->arena + off[8];
+    float *t17 = args->arena + off[7];
+    float *t18 = args->arena + off[4];
+    float *t19 = args->arena + off[5];
+    float *t20 = args->arena + off[8];
+    float *t21 = args->arena + off[7];
+    float *t22 = args->arena + off[0];
+    float *t23 = args->arena + off[1];
+    float *t24 = args->arena + off[2];
+    float *t25 = args->arena + off[3];
+    float *t26 = args->arena + off[2];
+    float *t27 = args->arena + off[6];
+    float *t28 = args->arena + off[0];
+    float *t29 = args->arena + off[4];
+    float *t30 = args->arena + off[8];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const int32_t *positions = args->positions;
+    const int32_t *segments = args->segments;
+    const float *rope_theta = args->rope_theta;
+    const float *norm_eps = args->norm_eps;
+    float *logps_chosen = args->logps_chosen;
+    float *logps_rejected = args->logps_rejected;
+    float *logits_chosen = args->logits_chosen;
+    float *logits_rejected = args->logits_rejected;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 35, dpo_logps_prefix_bf16_k0_rope_tables(t0, positions, rope_theta, B, HD2, P, T));
+    LA_TIMED(prof, 1, 35, dpo_logps_prefix_bf16_k1_rope_tables(t1, positions, rope_theta, B, HD2, P, T));
+    LA_TIMED(prof, 2, 35, dpo_logps_prefix_bf16_k2_shared_prompt_mask(t2, segments, B, P, S, T));
+    LA_TIMED(prof, 3, 35, dpo_logps_prefix_bf16_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = t3;
+    float *carry0_buf[2] = { args->arena + off[9], args->arena + off[10] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *prefix_kv = args->prefix_kv + l * (4*HD2*KVH*P);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        float *carry0_next = carry0_buf[l & 1];
+        LA_TIMED(prof, 4, 35, dpo_logps_prefix_bf16_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 35, dpo_logps_prefix_bf16_k5_wq(t5, wq, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 35, dpo_logps_prefix_bf16_k6_rope(t6, t0, t1, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 35, dpo_logps_prefix_bf16_k7_wk(t7, wk, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 35, dpo_logps_prefix_bf16_k8_wv(t8, wv, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 35, dpo_logps_prefix_bf16_k9_rope(t9, t0, t1, prefix_kv, t7, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 10, 35, dpo_logps_prefix_bf16_k10_prefix(t10, prefix_kv, t8, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 11, 35, dpo_logps_prefix_bf16_k11_causal_attention_forward(t11, t12, t2, t6, t9, t10, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 12, 35, dpo_logps_prefix_bf16_k12_wo(t13, wo, t11, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 35, dpo_logps_prefix_bf16_k13_rmsnorm(t14, norm_eps, carry0, ffn_norm, t13, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 35, dpo_logps_prefix_bf16_k14_w1(t15, w1, t14, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 35, dpo_logps_prefix_bf16_k15_w3(t16, w3, t14, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 35, dpo_logps_prefix_bf16_k16_silu(t17, t15, t16, B, F, T));
+        LA_TIMED(prof, 17, 35, dpo_logps_prefix_bf16_k17_w2(t18, w2, t17, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 35, dpo_logps_prefix_bf16_k18_layer(carry0_next, carry0, t13, t18, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 19, 35, dpo_logps_prefix_bf16_k19_expand(t19, B));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t19;
+    float *carry1_buf[2] = { args->arena + off[11], args->arena + off[12] };
+    const float *carry2 = t19;
+    float *carry2_buf[2] = { args->arena + off[13], args->arena + off[14] };
+    const float *carry3 = t19;
+    float *carry3_buf[2] = { args->arena + off[15], args->arena + off[16] };
+    const float *carry4 = t19;
+    float *carry4_buf[2] = { args->arena + off[17], args->arena + off[18] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *scored_pair = args->scored_pair + l * CR;
+        const int32_t *chosen_targets = args->chosen_targets + l * CR;
+        const int32_t *rejected_targets = args->rejected_targets + l * CR;
+        const float *chosen_mask = args->chosen_mask + l * CR;
+        const float *rejected_mask = args->rejected_mask + l * CR;
+        float *carry1_next = l + 1 < NC ? carry1_buf[l & 1] : logps_chosen;
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : logps_rejected;
+        float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : logits_chosen;
+        float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : logits_rejected;
+        LA_TIMED(prof, 20, 35, dpo_logps_prefix_bf16_k20_rmsnorm(t20, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 21, 35, dpo_logps_prefix_bf16_k21_lm_head(t21, lm_head, t20, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 22, 35, dpo_logps_prefix_bf16_k22_log_softmax(t22, t21, CR, V));
+        LA_TIMED(prof, 23, 35, dpo_logps_prefix_bf16_k23_log_softmax(t23, t21, t22, CR, V));
+        LA_TIMED(prof, 24, 35, dpo_logps_prefix_bf16_k24_cross_entropy(t24, t21, chosen_targets, t22, t23, CR, V));
+        LA_TIMED(prof, 25, 35, dpo_logps_prefix_bf16_k25_sequence_logps_scatter_add(t25, scored_pair, chosen_mask, t24, B, CR));
+        LA_TIMED(prof, 26, 35, dpo_logps_prefix_bf16_k26_cross_entropy(t26, t21, rejected_targets, t22, t23, CR, V));
+        LA_TIMED(prof, 27, 35, dpo_logps_prefix_bf16_k27_sequence_logps_scatter_add(t27, scored_pair, rejected_mask, t26, B, CR));
+        LA_TIMED(prof, 28, 35, dpo_logps_prefix_bf16_k28_sequence_logps(t28, t21, CR, V));
+        LA_TIMED(prof, 29, 35, dpo_logps_prefix_bf16_k29_sequence_logps_scatter_add(t29, scored_pair, chosen_mask, t28, B, CR, V));
+        LA_TIMED(prof, 30, 35, dpo_logps_prefix_bf16_k30_sequence_logps_scatter_add(t30, scored_pair, rejected_mask, t28, B, CR, V));
+        LA_TIMED(prof, 31, 35, dpo_logps_prefix_bf16_k31_sequence_logps(carry1_next, carry1, t25, B));
+        LA_TIMED(prof, 32, 35, dpo_logps_prefix_bf16_k32_sequence_logps(carry2_next, carry2, t27, B));
+        LA_TIMED(prof, 33, 35, dpo_logps_prefix_bf16_k33_lm_chunk(carry3_next, carry3, t29, B));
+        LA_TIMED(prof, 34, 35, dpo_logps_prefix_bf16_k34_lm_chunk(carry4_next, carry4, t30, B));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+    }
+}
+
+void llama_dpo_dpo_logps_prefix_bf16_costs(const llama_dpo_dpo_logps_prefix_bf16_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(B*T + B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T + B*HD2*T); bytes[0] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_logps_prefix_bf16_k0_rope_tables */
+    flops[1] = (double)(B*T + B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T + B*HD2*T); bytes[1] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_logps_prefix_bf16_k1_rope_tables */
+    flops[2] = (double)(B*T + B*T + B*T + B*T*T + B*T*T); bytes[2] = (double)(4*B*S*T + 4*B*T); /* dpo_logps_prefix_bf16_k2_shared_prompt_mask */
+    flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* dpo_logps_prefix_bf16_k3_embed */
+    flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_logps_prefix_bf16_k4_rmsnorm */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_prefix_bf16_k5_wq */
+    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_prefix_bf16_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_prefix_bf16_k7_wk */
+    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_prefix_bf16_k8_wv */
+    flops[9] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[9] = (double)(8*B*HD2*KVH*S + 4*B*HD2*T + 4*B*HD2*T + 16*HD2*KVH*P + 8*B*HD2*KVH*T); /* dpo_logps_prefix_bf16_k9_rope */
+    flops[10] = (double)(0); bytes[10] = (double)(8*B*HD2*KVH*S + 16*HD2*KVH*P + 8*B*HD2*KVH*T); /* dpo_logps_prefix_bf16_k10_prefix */
+    flops[11] = (double)(4*B*HD2*KVH*REP*S*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 4*B*S*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S); /* dpo_logps_prefix_bf16_k11_causal_attention_forward */
+    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_prefix_bf16_k12_wo */
+    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_prefix_bf16_k13_rmsnorm */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_prefix_bf16_k14_w1 */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_prefix_bf16_k15_w3 */
+    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_logps_prefix_bf16_k16_silu */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_logps_prefix_bf16_k17_w2 */
+    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_prefix_bf16_k18_layer */
+    flops[19] = (double)(0); bytes[19] = (double)(4*B); /* dpo_logps_prefix_bf16_k19_expand */
+    flops[20] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[20] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_logps_prefix_bf16_k20_rmsnorm */
+    flops[21] = (double)(4*CR*HD2*KVH*REP*V); bytes[21] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_logps_prefix_bf16_k21_lm_head */
+    flops[22] = (double)(CR*V); bytes[22] = (double)(4*CR + 4*CR*V); /* dpo_logps_prefix_bf16_k22_log_softmax */
+    flops[23] = (double)(CR + CR*V + CR*V + CR*V); bytes[23] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_logps_prefix_bf16_k23_log_softmax */
+    flops[24] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[24] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_logps_prefix_bf16_k24_cross_entropy */
+    flops[25] = (double)(CR + CR); bytes[25] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_prefix_bf16_k25_sequence_logps_scatter_add */
+    flops[26] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[26] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_logps_prefix_bf16_k26_cross_entropy */
+    flops[27] = (double)(CR + CR); bytes[27] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_prefix_bf16_k27_sequence_logps_scatter_add */
+    flops[28] = (double)(CR*V); bytes[28] = (double)(4*CR + 4*CR*V); /* dpo_logps_prefix_bf16_k28_sequence_logps */
+    flops[29] = (double)(CR + CR + CR); bytes[29] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_prefix_bf16_k29_sequence_logps_scatter_add */
+    flops[30] = (double)(CR + CR + CR); bytes[30] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_prefix_bf16_k30_sequence_logps_scatter_add */
+    flops[31] = (double)(B + B); bytes[31] = (double)(4*B + 4*B + 4*B); /* dpo_logps_prefix_bf16_k31_sequence_logps */
+    flops[32] = (double)(B + B); bytes[32] = (double)(4*B + 4*B + 4*B); /* dpo_logps_prefix_bf16_k32_sequence_logps */
+    flops[33] = (double)(B); bytes[33] = (double)(4*B + 4*B + 4*B); /* dpo_logps_prefix_bf16_k33_lm_chunk */
+    flops[34] = (double)(B); bytes[34] = (double)(4*B + 4*B + 4*B); /* dpo_logps_prefix_bf16_k34_lm_chunk */
+    (void)args;
+}
+
+static void llama_dpo_dpo_logps_prefix_bf16_run(const void *args) { llama_dpo_dpo_logps_prefix_bf16((const llama_dpo_dpo_logps_prefix_bf16_args *)args); }
+static long llama_dpo_dpo_logps_prefix_bf16_arena(const void *args) { return llama_dpo_dpo_logps_prefix_bf16_arena_floats((const llama_dpo_dpo_logps_prefix_bf16_args *)args); }
+static void llama_dpo_dpo_logps_prefix_bf16_cost(const void *args, double *f, double *b) { llama_dpo_dpo_logps_prefix_bf16_costs((const llama_dpo_dpo_logps_prefix_bf16_args *)args, f, b); }
+static const char *const llama_dpo_dpo_logps_prefix_bf16_kernel_names[] = {
+    "dpo_logps_prefix_bf16_k0_rope_tables",
+    "dpo_logps_prefix_bf16_k1_rope_tables",
+    "dpo_logps_prefix_bf16_k2_shared_prompt_mask",
+    "dpo_logps_prefix_bf16_k3_embed",
+    "dpo_logps_prefix_bf16_k4_rmsnorm",
+    "dpo_logps_prefix_bf16_k5_wq",
+    "dpo_logps_prefix_bf16_k6_rope",
+    "dpo_logps_prefix_bf16_k7_wk",
+    "dpo_logps_prefix_bf16_k8_wv",
+    "dpo_logps_prefix_bf16_k9_rope",
+    "dpo_logps_prefix_bf16_k10_prefix",
+    "dpo_logps_prefix_bf16_k11_causal_attention_forward",
+    "dpo_logps_prefix_bf16_k12_wo",
+    "dpo_logps_prefix_bf16_k13_rmsnorm",
+    "dpo_logps_prefix_bf16_k14_w1",
+    "dpo_logps_prefix_bf16_k15_w3",
+    "dpo_logps_prefix_bf16_k16_silu",
+    "dpo_logps_prefix_bf16_k17_w2",
+    "dpo_logps_prefix_bf16_k18_layer",
+    "dpo_logps_prefix_bf16_k19_expand",
+    "dpo_logps_prefix_bf16_k20_rmsnorm",
+    "dpo_logps_prefix_bf16_k21_lm_head",
+    "dpo_logps_prefix_bf16_k22_log_softmax",
+    "dpo_logps_prefix_bf16_k23_log_softmax",
+    "dpo_logps_prefix_bf16_k24_cross_entropy",
+    "dpo_logps_prefix_bf16_k25_sequence_logps_scatter_add",
+    "dpo_logps_prefix_bf16_k26_cross_entropy",
+    "dpo_logps_prefix_bf16_k27_sequence_logps_scatter_add",
+    "dpo_logps_prefix_bf16_k28_sequence_logps",
+    "dpo_logps_prefix_bf16_k29_sequence_logps_scatter_add",
+    "dpo_logps_prefix_bf16_k30_sequence_logps_scatter_add",
+    "dpo_logps_prefix_bf16_k31_sequence_logps",
+    "dpo_logps_prefix_bf16_k32_sequence_logps",
+    "dpo_logps_prefix_bf16_k33_lm_chunk",
+    "dpo_logps_prefix_bf16_k34_lm_chunk",
+};
+const la_program_info llama_dpo_dpo_logps_prefix_bf16_info = { "llama_dpo.dpo_logps_prefix_bf16", 42, 35, llama_dpo_dpo_logps_prefix_bf16_kernel_names, llama_dpo_dpo_logps_prefix_bf16_run, llama_dpo_dpo_logps_prefix_bf16_arena, llama_dpo_dpo_logps_prefix_bf16_cost };
+
+/* ===== program 'dpo_step_prefix_bf16' ===== */
+
+/* dpo_step_prefix_bf16_k0_rope_tables: t0 = cos((positions + P) · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
+static void dpo_step_prefix_bf16_k0_rope_tables(float *restrict t0, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long P, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (float)positions[(i0) * T + i1];
+        float v1 = v0 + (float)(P);
+        for (long j = 0; j < n; j++) {
+            float v2 = ((float)j) * 2.0f;
+            float v3 = v2 / ((float)(HD));
+            float v4 = powf(rope_theta[0], v3);
+            float v5 = 1.0f / v4;
+            float v6 = v1 * v5;
+            float v7 = cosf(v6);
+            t0[r * n + j] = v7;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k1_rope_tables: t1 = sin((positions + P) · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
+static void dpo_step_prefix_bf16_k1_rope_tables(float *restrict t1, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long P, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (float)positions[(i0) * T + i1];
+        float v1 = v0 + (float)(P);
+        for (long j = 0; j < n; j++) {
+            float v2 = ((float)j) * 2.0f;
+            float v3 = v2 / ((float)(HD));
+            float v4 = powf(rope_theta[0], v3);
+            float v5 = 1.0f / v4;
+            float v6 = v1 * v5;
+            float v7 = sinf(v6);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k2_shared_prompt_mask: cast, cmpeq, cmpeq, mul, sub, concat  [rope_tables; shared_prompt_mask] */
+static void dpo_step_prefix_bf16_k2_shared_prompt_mask(float *restrict t2, const int32_t *restrict segments, long B, long P, long S, long T) {
+    const long rows = B*T, n = S;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = 0;
+        const long i3 = (r) % T;
+        float v3 = (float)segments[(i0) * T + (i1) * T + i3];
+        float v4 = v3 == 2.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j < P) {
+                v0 = 1.0f;
+            }
+            else {
+                float v1 = (float)segments[(i0) * T + j - P];
+                float v2 = v1 == 1.0f ? 1.0f : 0.0f;
+                float v5 = v2 * v4;
+                float v6 = 1.0f - v5;
+                v0 = v6;
+            }
+            t2[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k3_embed: saved_x_slot0 = embed[ids]  [embed] */
+static void dpo_step_prefix_bf16_k3_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            saved_x_slot0[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k4_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void dpo_step_prefix_bf16_k4_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t3[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k5_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void dpo_step_prefix_bf16_k5_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+}
+
+/* dpo_step_prefix_bf16_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void dpo_step_prefix_bf16_k6_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            saved_q[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k7_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void dpo_step_prefix_bf16_k7_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+}
+
+/* dpo_step_prefix_bf16_k8_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void dpo_step_prefix_bf16_k8_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v5 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            saved_k[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k9_wv: saved_v[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void dpo_step_prefix_bf16_k9_wv(float *restrict saved_v, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t3, D, wv, D, 0.0f, saved_v, KVD);
+}
+
+/* dpo_step_prefix_bf16_k10_prefix: concat  [layer/attention/prefix] */
+static void dpo_step_prefix_bf16_k10_prefix(float *restrict t6, const float *restrict prefix_kv, const float *restrict saved_k, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[((i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v0 = saved_k[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
+            }
+            t6[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k11_prefix: concat  [layer/attention/prefix] */
+static void dpo_step_prefix_bf16_k11_prefix(float *restrict t7, const float *restrict prefix_kv, const float *restrict saved_v, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[(((1) * P + i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v0 = saved_v[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
+            }
+            t7[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k12_causal_attention_forward: causal attention (s ≤ P + t, mask): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
+static void dpo_step_prefix_bf16_k12_causal_attention_forward(float *restrict saved_attn, float *restrict saved_lse, const float *restrict t2, const float *restrict saved_q, const float *restrict t6, const float *restrict t7, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = t6;
+    const long ksb = S*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = t7;
+    const long vsb = S*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    const float *mp = t2;
+    const long msb = S*T;
+    const long mst = S;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
+                }
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
+                    if (rows >= 16)
+                        for (long d = 0; d < hd; d++)
+                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        if (rows - r0 >= 16) {
+                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                            for (long d = 0; d < hd; d++) {
+                                for (long r = 0; r < 16; r++) {
+                                    const float qd = qs[(r0 + r) * hd + d];
+                                    #pragma omp simd
+                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                }
+                            }
+                        } else {
+                            /* a few rows (decode, a short tail): one dot product per score */
+                            for (long r = 0; r < rows - r0; r++)
+                                for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
+                                    float y = 0.0f;
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
+                                    sc[r * 16 + c] = y;
+                                }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
+                        }
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
+                    const float lr = l[r];
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
+                    saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+                }
+            }
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k13_wo: t8[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void dpo_step_prefix_bf16_k13_wo(float *restrict t8, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, saved_attn, D, wo, D, 0.0f, t8, D);
+}
+
+/* dpo_step_prefix_bf16_k14_layer: saved_h = carry0 + t8  [layer/attention; layer] */
+static void dpo_step_prefix_bf16_k14_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t8[r * n + j];
+            saved_h[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k15_rmsnorm: t9 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void dpo_step_prefix_bf16_k15_rmsnorm(float *restrict t9, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (saved_h[r * n + j]) * v3;
+            float v5 = v4 * (ffn_norm[j]);
+            t9[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k16_w1: saved_gate[B*T, F] = t9 · w1ᵀ  [layer/ffn/gate_up] */
+static void dpo_step_prefix_bf16_k16_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t9, D, w1, D, 0.0f, saved_gate, F);
+}
+
+/* dpo_step_prefix_bf16_k17_w3: saved_up[B*T, F] = t9 · w3ᵀ  [layer/ffn/gate_up] */
+static void dpo_step_prefix_bf16_k17_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t9, D, w3, D, 0.0f, saved_up, F);
+}
+
+/* dpo_step_prefix_bf16_k18_silu: t10 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void dpo_step_prefix_bf16_k18_silu(float *restrict t10, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t10[r * n + j] = v4;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k19_w2: t11[B*T, D] = t10 · w2ᵀ  [layer/ffn] */
+static void dpo_step_prefix_bf16_k19_w2(float *restrict t11, const float *restrict w2, const float *restrict t10, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, F, t10, F, w2, F, 0.0f, t11, D);
+}
+
+/* dpo_step_prefix_bf16_k20_ffn: carry0_next = saved_h + t11  [layer/ffn; layer] */
+static void dpo_step_prefix_bf16_k20_ffn(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = saved_h[r * n + j] + t11[r * n + j];
+            carry0_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k21_expand: t12 = 0 */
+static void dpo_step_prefix_bf16_k21_expand(float *restrict t12, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        t12[j] = 0.0f;
+    }
+}
+
+/* dpo_step_prefix_bf16_k22_rmsnorm: t13 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head/lm_head; lm_chunk/lm_head/lm_head/rmsnorm] */
+static void dpo_step_prefix_bf16_k22_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = carry0[(long)scored[i0] * D + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
+        }
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
+        for (long j = 0; j < n; j++) {
+            float v2 = carry0[(long)scored[i0] * D + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t13[r * n + j] = v7;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k23_lm_head: t14[CR, V] = t13 · lm_headᵀ  [lm_chunk/lm_head/lm_head] */
+static void dpo_step_prefix_bf16_k23_lm_head(float *restrict t14, const float *restrict lm_head, const float *restrict t13, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[1], 0, 1, CR, V, D, t13, D, lm_head, D, 0.0f, t14, V);
+}
+
+/* dpo_step_prefix_bf16_k24_log_softmax: t15 = max(t14)  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_prefix_bf16_k24_log_softmax(float *restrict t15, const float *restrict t14, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t14[r * n + j0]);
+        }
+        t15[r] = acc0;
+    }
+}
+
+/* dpo_step_prefix_bf16_k25_log_softmax: t16 = Σ(exp(t14 - t15))  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_prefix_bf16_k25_log_softmax(float *restrict t16, const float *restrict t14, const float *restrict t15, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t15[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t14[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t16[r] = acc0;
+    }
+}
+
+/* dpo_step_prefix_bf16_k26_cross_entropy: t17 = Σ((t14 - t15 - log(t16)) · [i1 = chosen_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_prefix_bf16_k26_cross_entropy(float *restrict t17, const float *restrict t14, const int32_t *restrict chosen_targets, const float *restrict t15, const float *restrict t16, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t15[i0];
+        float v2 = logf(t16[i0]);
+        float v4 = (float)chosen_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t14[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t17[r] = acc0;
+    }
+}
+
+/* dpo_step_prefix_bf16_k27_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_prefix_bf16_k27_sequence_logps_scatter_add(float *restrict t18, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t17, long B, long CR) {
+    memset(t18, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t17[i0]);
+        float v1 = v0 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t18[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k28_cross_entropy: t19 = Σ((t14 - t15 - log(t16)) · [i1 = rejected_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_prefix_bf16_k28_cross_entropy(float *restrict t19, const float *restrict t14, const int32_t *restrict rejected_targets, const float *restrict t15, const float *restrict t16, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t15[i0];
+        float v2 = logf(t16[i0]);
+        float v4 = (float)rejected_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t14[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t19[r] = acc0;
+    }
+}
+
+/* dpo_step_prefix_bf16_k29_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_prefix_bf16_k29_sequence_logps_scatter_add(float *restrict t20, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t19, long B, long CR) {
+    memset(t20, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t19[i0]);
+        float v1 = v0 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t20[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k30_sequence_logps: t21 = Σ(t14)  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_prefix_bf16_k30_sequence_logps(float *restrict t21, const float *restrict t14, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t14[r * n + j0];
+        }
+        t21[r] = acc0;
+    }
+}
+
+/* dpo_step_prefix_bf16_k31_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_prefix_bf16_k31_sequence_logps_scatter_add(float *restrict t22, const int32_t *restrict scored_pair, const float *restrict chosen_mask, long B, long CR) {
+    memset(t22, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t22[(long)scored_pair[i0] * 1 + j] += v0;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k32_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_prefix_bf16_k32_sequence_logps_scatter_add(float *restrict t23, const int32_t *restrict scored_pair, const float *restrict rejected_mask, long B, long CR) {
+    memset(t23, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t23[(long)scored_pair[i0] * 1 + j] += v0;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k33_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_prefix_bf16_k33_sequence_logps_scatter_add(float *restrict t24, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t21, long B, long CR, long V) {
+    memset(t24, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t21[i0]) / ((float)(V));
+        float v1 = v0;
+        float v2 = v1 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t24[(long)scored_pair[i0] * 1 + j] += v2;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k34_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_prefix_bf16_k34_sequence_logps_scatter_add(float *restrict t25, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t21, long B, long CR, long V) {
+    memset(t25, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t21[i0]) / ((float)(V));
+        float v1 = v0;
+        float v2 = v1 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t25[(long)scored_pair[i0] * 1 + j] += v2;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k35_sequence_logps: carry1_next = carry1 + -t18  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_prefix_bf16_k35_sequence_logps(float *restrict carry1_next, const float *restrict carry1, const float *restrict t18, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t18[j]);
+        float v1 = carry1[j] + v0;
+        carry1_next[j] = v1;
+    }
+}
+
+/* dpo_step_prefix_bf16_k36_sequence_logps: carry2_next = carry2 + -t20  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_prefix_bf16_k36_sequence_logps(float *restrict carry2_next, const float *restrict carry2, const float *restrict t20, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t20[j]);
+        float v1 = carry2[j] + v0;
+        carry2_next[j] = v1;
+    }
+}
+
+/* dpo_step_prefix_bf16_k37_lm_chunk: carry3_next = carry3 + t22  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_prefix_bf16_k37_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t22, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry3[j] + t22[j];
+        carry3_next[j] = v0;
+    }
+}
+
+/* dpo_step_prefix_bf16_k38_lm_chunk: carry4_next = carry4 + t23  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_prefix_bf16_k38_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t23, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry4[j] + t23[j];
+        carry4_next[j] = v0;
+    }
+}
+
+/* dpo_step_prefix_bf16_k39_lm_chunk: carry5_next = carry5 + t24  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_prefix_bf16_k39_lm_chunk(float *restrict carry5_next, const float *restrict carry5, const float *restrict t24, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry5[j] + t24[j];
+        carry5_next[j] = v0;
+    }
+}
+
+/* dpo_step_prefix_bf16_k40_lm_chunk: carry6_next = carry6 + t25  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_prefix_bf16_k40_lm_chunk(float *restrict carry6_next, const float *restrict carry6, const float *restrict t25, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry6[j] + t25[j];
+        carry6_next[j] = v0;
+    }
+}
+
+/* dpo_step_prefix_bf16_k41_dpo_kto_pair: t26 = Σ([loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_prefix_bf16_k41_dpo_kto_pair(float *restrict t26, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : carry1[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+        float v3 = v1 - v2;
+        float v4 = v3 * (pair_weight[j0]);
+        acc0 += v4;
+    }
+    t26[r] = acc0;
+}
+
+/* dpo_step_prefix_bf16_k42_dpo_sigmoid: t27 = Σ(1 · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_prefix_bf16_k42_dpo_sigmoid(float *restrict t27, const float *restrict pair_weight, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = 1.0f * (pair_weight[j0]);
+        acc0 += v0;
+    }
+    t27[r] = acc0;
+}
+
+/* dpo_step_prefix_bf16_k43_dpo_kto_pair: t28 = Σ([loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_prefix_bf16_k43_dpo_kto_pair(float *restrict t28, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : carry2[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
+        float v3 = v1 - v2;
+        float v4 = v3 * (pair_weight[j0]);
+        acc0 += v4;
+    }
+    t28[r] = acc0;
+}
+
+/* dpo_step_prefix_bf16_k44_dpo_bco_pair: t29 = Σ((beta · [loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_prefix_bf16_k44_dpo_bco_pair(float *restrict t29, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : carry1[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+        float v3 = v1 - v2;
+        float v4 = (beta[0]) * v3;
+        float v5 = v4 * (pair_weight[j0]);
+        acc0 += v5;
+    }
+    t29[r] = acc0;
+}
+
+/* dpo_step_prefix_bf16_k45_dpo_bco_pair: t30 = Σ((beta · [loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_prefix_bf16_k45_dpo_bco_pair(float *restrict t30, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : carry2[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
+        float v3 = v1 - v2;
+        float v4 = (beta[0]) * v3;
+        float v5 = v4 * (pair_weight[j0]);
+        acc0 += v5;
+    }
+    t30[r] = acc0;
+}
+
+/* dpo_step_prefix_bf16_k46_log_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, add, mul, sub, div, select, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, max, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, neg, neg, min, abs, neg, exp, add, log, sub, mul, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, mul, select, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, min, abs, neg, exp, add, log, sub, neg, select, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, min, abs, neg, exp, add, log, sub, neg, sub, neg, min, abs, neg, exp, add, log, sub, sub, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, select, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, mul, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, mul, neg, exp, mul, add, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
+static void dpo_step_prefix_bf16_k46_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t26, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t30, long B) {
+    const long rows = 17, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        float v2 = 1.0f - (label_smoothing[0]);
+        float v3 = -v2;
+        float v31 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+        float v58 = 2.0f * (label_smoothing[0]);
+        float v59 = 1.0f - v58;
+        float v62 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+        float v74 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+        float v88 = (beta[0]) * 2.0f;
+        float v89 = 1.0f / v88;
+        float v93 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+        float v97 = 0.5f / (beta[0]);
+        float v107 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+        float v145 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float v149 = (t28[0]) / (t27[0]);
+        float v150 = v149;
+        float v151 = fmaxf(v150, 0.0f);
+        float v163 = (t26[0]) / (t27[0]);
+        float v164 = v163;
+        float v165 = fmaxf(v164, 0.0f);
+        float v183 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+        float v205 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+        float v213 = (simpo_gamma[0]) / (beta[0]);
+        float v235 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+        float v262 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+        float v267 = (t29[0]) / (t27[0]);
+        float v268 = v267;
+        float v269 = (t30[0]) / (t27[0]);
+        float v270 = v269;
+        float v271 = v268 + v270;
+        float v272 = v271 * 0.5f;
+        float v297 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+        float v325 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+        float v354 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+        float v371 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+        float v372 = v371 != 0.0f ? 0.00100000005f : label_smoothing[0];
+        float v373 = 1.0f - v372;
+        float v374 = logf(v373);
+        float v386 = logf(v372);
+        float v391 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+        float v424 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+        float v458 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i0 < 1) {
+                float v4 = v1 != 0.0f ? -1.0f : carry1[j];
+                float v5 = v1 != 0.0f ? 0.0f : ref_chosen[j];
+                float v6 = v4 - v5;
+                float v7 = v1 != 0.0f ? -1.0f : carry2[j];
+                float v8 = v1 != 0.0f ? 0.0f : ref_rejected[j];
+                float v9 = v7 - v8;
+                float v10 = v6 - v9;
+                float v11 = (beta[0]) * v10;
+                float v12 = fminf(v11, 0.0f);
+                float v13 = fabsf(v11);
+                float v14 = -v13;
+                float v15 = la_expf(v14);
+                float v16 = 1.0f + v15;
+                float v17 = logf(v16);
+                float v18 = v12 - v17;
+                float v19 = v3 * v18;
+                float v20 = -v11;
+                float v21 = fminf(v20, 0.0f);
+                float v22 = fabsf(v20);
+                float v23 = -v22;
+                float v24 = la_expf(v23);
+                float v25 = 1.0f + v24;
+                float v26 = logf(v25);
+                float v27 = v21 - v26;
+                float v28 = (label_smoothing[0]) * v27;
+                float v29 = v19 - v28;
+                float v30 = v1 != 0.0f ? 0.0f : v29;
+                v0 = v30;
+            }
+            else if (i0 < (1 + 1)) {
+                float v32 = v31 != 0.0f ? -1.0f : carry1[j];
+                float v33 = v31 != 0.0f ? 0.0f : ref_chosen[j];
+                float v34 = v32 - v33;
+                float v35 = v31 != 0.0f ? -1.0f : carry2[j];
+                float v36 = v31 != 0.0f ? 0.0f : ref_rejected[j];
+                float v37 = v35 - v36;
+                float v38 = v34 - v37;
+                float v39 = (beta[0]) * v38;
+                float v40 = fminf(v39, 0.0f);
+                float v41 = fabsf(v39);
+                float v42 = -v41;
+                float v43 = la_expf(v42);
+                float v44 = 1.0f + v43;
+                float v45 = logf(v44);
+                float v46 = v40 - v45;
+                float v47 = v3 * v46;
+                float v48 = -v39;
+                float v49 = fminf(v48, 0.0f);
+                float v50 = fabsf(v48);
+                float v51 = -v50;
+                float v52 = la_expf(v51);
+                float v53 = 1.0f + v52;
+                float v54 = logf(v53);
+                float v55 = v49 - v54;
+                float v56 = (label_smoothing[0]) * v55;
+                float v57 = v47 + v56;
+                float v60 = v57 / v59;
+                float v61 = v31 != 0.0f ? 0.0f : v60;
+                v0 = v61;
+            }
+            else if (i0 < (1 + 1 + 1)) {
+                float v63 = v62 != 0.0f ? -1.0f : carry1[j];
+                float v64 = v62 != 0.0f ? 0.0f : ref_chosen[j];
+                float v65 = v63 - v64;
+                float v66 = v62 != 0.0f ? -1.0f : carry2[j];
+                float v67 = v62 != 0.0f ? 0.0f : ref_rejected[j];
+                float v68 = v66 - v67;
+                float v69 = v65 - v68;
+                float v70 = (beta[0]) * v69;
+                float v71 = 1.0f - v70;
+                float v72 = fmaxf(v71, 0.0f);
+                float v73 = v62 != 0.0f ? 0.0f : v72;
+                v0 = v73;
+            }
+            else if (i0 < (1 + 1 + 1 + 1)) {
+                float v75 = v74 != 0.0f ? -1.0f : carry1[j];
+                float v76 = v74 != 0.0f ? 1.0f : carry3[j];
+                float v77 = v75 / v76;
+                float v78 = v74 != 0.0f ? 0.0f : ref_chosen[j];
+                float v79 = v78 / v76;
+                float v80 = v77 - v79;
+                float v81 = v74 != 0.0f ? -1.0f : carry2[j];
+                float v82 = v74 != 0.0f ? 1.0f : carry4[j];
+                float v83 = v81 / v82;
+                float v84 = v74 != 0.0f ? 0.0f : ref_rejected[j];
+                float v85 = v84 / v82;
+                float v86 = v83 - v85;
+                float v87 = v80 - v86;
+                float v90 = v87 - v89;
+                float v91 = v90 * v90;
+                float v92 = v74 != 0.0f ? 0.0f : v91;
+                v0 = v92;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1)) {
+                float v94 = v93 != 0.0f ? -1.0f : carry1[j];
+                float v95 = v93 != 0.0f ? 0.0f : ref_chosen[j];
+                float v96 = v94 - v95;
+                float v98 = v96 - v97;
+                float v99 = v98 * v98;
+                float v100 = v93 != 0.0f ? -1.0f : carry2[j];
+                float v101 = v93 != 0.0f ? 0.0f : ref_rejected[j];
+                float v102 = v100 - v101;
+                float v103 = v102 + v97;
+                float v104 = v103 * v103;
+                float v105 = v99 + v104;
+                float v106 = v93 != 0.0f ? 0.0f : v105;
+                v0 = v106;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1)) {
+                float v108 = v107 != 0.0f ? -1.0f : carry1[j];
+                float v109 = v107 != 0.0f ? 0.0f : ref_chosen[j];
+                float v110 = v108 - v109;
+                float v111 = (beta[0]) * v110;
+                float v112 = fminf(v111, 0.0f);
+                float v113 = fabsf(v111);
+                float v114 = -v113;
+                float v115 = la_expf(v114);
+                float v116 = 1.0f + v115;
+                float v117 = logf(v116);
+                float v118 = v112 - v117;
+                float v119 = -v118;
+                float v120 = -v111;
+                float v121 = fminf(v120, 0.0f);
+                float v122 = fabsf(v120);
+                float v123 = -v122;
+                float v124 = la_expf(v123);
+                float v125 = 1.0f + v124;
+                float v126 = logf(v125);
+                float v127 = v121 - v126;
+                float v128 = 0.5f * v127;
+                float v129 = v119 - v128;
+                float v130 = v107 != 0.0f ? -1.0f : carry2[j];
+                float v131 = v107 != 0.0f ? 0.0f : ref_rejected[j];
+                float v132 = v130 - v131;
+                float v133 = (beta[0]) * v132;
+                float v134 = -v133;
+                float v135 = fminf(v134, 0.0f);
+                float v136 = fabsf(v134);
+                float v137 = -v136;
+                float v138 = la_expf(v137);
+                float v139 = 1.0f + v138;
+                float v140 = logf(v139);
+                float v141 = v135 - v140;
+                float v142 = 0.5f * v141;
+                float v143 = v129 - v142;
+                float v144 = v107 != 0.0f ? 0.0f : v143;
+                v0 = v144;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v146 = v145 != 0.0f ? -1.0f : carry1[j];
+                float v147 = v145 != 0.0f ? 0.0f : ref_chosen[j];
+                float v148 = v146 - v147;
+                float v152 = v148 - v151;
+                float v153 = (beta[0]) * v152;
+                float v154 = fminf(v153, 0.0f);
+                float v155 = fabsf(v153);
+                float v156 = -v155;
+                float v157 = la_expf(v156);
+                float v158 = 1.0f + v157;
+                float v159 = logf(v158);
+                float v160 = v154 - v159;
+                float v161 = la_expf(v160);
+                float v162 = 1.0f - v161;
+                float v166 = v145 != 0.0f ? -1.0f : carry2[j];
+                float v167 = v145 != 0.0f ? 0.0f : ref_rejected[j];
+                float v168 = v166 - v167;
+                float v169 = v165 - v168;
+                float v170 = (beta[0]) * v169;
+                float v171 = fminf(v170, 0.0f);
+                float v172 = fabsf(v170);
+                float v173 = -v172;
+                float v174 = la_expf(v173);
+                float v175 = 1.0f + v174;
+                float v176 = logf(v175);
+                float v177 = v171 - v176;
+                float v178 = la_expf(v177);
+                float v179 = 1.0f - v178;
+                float v180 = v162 + v179;
+                float v181 = v180 * 0.5f;
+                float v182 = v145 != 0.0f ? 0.0f : v181;
+                v0 = v182;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v184 = v183 != 0.0f ? -1.0f : carry1[j];
+                float v185 = v183 != 0.0f ? 0.0f : ref_chosen[j];
+                float v186 = v184 - v185;
+                float v187 = v183 != 0.0f ? -1.0f : carry2[j];
+                float v188 = v183 != 0.0f ? 0.0f : ref_rejected[j];
+                float v189 = v187 - v188;
+                float v190 = v186 - v189;
+                float v191 = v185 - v184;
+                float v192 = fmaxf(v191, 0.0f);
+                float v193 = (dpop_lambda[0]) * v192;
+                float v194 = v190 - v193;
+                float v195 = (beta[0]) * v194;
+                float v196 = fminf(v195, 0.0f);
+                float v197 = fabsf(v195);
+                float v198 = -v197;
+                float v199 = la_expf(v198);
+                float v200 = 1.0f + v199;
+                float v201 = logf(v200);
+                float v202 = v196 - v201;
+                float v203 = -v202;
+                float v204 = v183 != 0.0f ? 0.0f : v203;
+                v0 = v204;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v206 = v205 != 0.0f ? -1.0f : carry1[j];
+                float v207 = v205 != 0.0f ? 1.0f : carry3[j];
+                float v208 = v206 / v207;
+                float v209 = v205 != 0.0f ? -1.0f : carry2[j];
+                float v210 = v205 != 0.0f ? 1.0f : carry4[j];
+                float v211 = v209 / v210;
+                float v212 = v208 - v211;
+                float v214 = v212 - v213;
+                float v215 = (beta[0]) * v214;
+                float v216 = fminf(v215, 0.0f);
+                float v217 = fabsf(v215);
+                float v218 = -v217;
+                float v219 = la_expf(v218);
+                float v220 = 1.0f + v219;
+                float v221 = logf(v220);
+                float v222 = v216 - v221;
+                float v223 = v3 * v222;
+                float v224 = -v215;
+                float v225 = fminf(v224, 0.0f);
+                float v226 = fabsf(v224);
+                float v227 = -v226;
+                float v228 = la_expf(v227);
+                float v229 = 1.0f + v228;
+                float v230 = logf(v229);
+                float v231 = v225 - v230;
+                float v232 = (label_smoothing[0]) * v231;
+                float v233 = v223 - v232;
+                float v234 = v205 != 0.0f ? 0.0f : v233;
+                v0 = v234;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v236 = v235 != 0.0f ? -1.0f : carry1[j];
+                float v237 = v235 != 0.0f ? 1.0f : carry3[j];
+                float v238 = v236 / v237;
+                float v239 = -v238;
+                float v240 = v235 != 0.0f ? -1.0f : carry2[j];
+                float v241 = v235 != 0.0f ? 1.0f : carry4[j];
+                float v242 = v240 / v241;
+                float v243 = v238 - v242;
+                float v244 = la_expf(v238);
+                float v245 = 1.0f - v244;
+                float v246 = logf(v245);
+                float v247 = la_expf(v242);
+                float v248 = 1.0f - v247;
+                float v249 = logf(v248);
+                float v250 = v246 - v249;
+                float v251 = v243 - v250;
+                float v252 = fminf(v251, 0.0f);
+                float v253 = fabsf(v251);
+                float v254 = -v253;
+                float v255 = la_expf(v254);
+                float v256 = 1.0f + v255;
+                float v257 = logf(v256);
+                float v258 = v252 - v257;
+                float v259 = (beta[0]) * v258;
+                float v260 = v239 - v259;
+                float v261 = v235 != 0.0f ? 0.0f : v260;
+                v0 = v261;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v263 = v262 != 0.0f ? -1.0f : carry1[j];
+                float v264 = v262 != 0.0f ? 0.0f : ref_chosen[j];
+                float v265 = v263 - v264;
+                float v266 = (beta[0]) * v265;
+                float v273 = v266 - v272;
+                float v274 = fminf(v273, 0.0f);
+                float v275 = fabsf(v273);
+                float v276 = -v275;
+                float v277 = la_expf(v276);
+                float v278 = 1.0f + v277;
+                float v279 = logf(v278);
+                float v280 = v274 - v279;
+                float v281 = -v280;
+                float v282 = v262 != 0.0f ? -1.0f : carry2[j];
+                float v283 = v262 != 0.0f ? 0.0f : ref_rejected[j];
+                float v284 = v282 - v283;
+                float v285 = (beta[0]) * v284;
+                float v286 = v285 - v272;
+                float v287 = -v286;
+                float v288 = fminf(v287, 0.0f);
+                float v289 = fabsf(v287);
+                float v290 = -v289;
+                float v291 = la_expf(v290);
+                float v292 = 1.0f + v291;
+                float v293 = logf(v292);
+                float v294 = v288 - v293;
+                float v295 = v281 - v294;
+                float v296 = v262 != 0.0f ? 0.0f : v295;
+                v0 = v296;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v298 = v297 != 0.0f ? -1.0f : carry1[j];
+                float v299 = v297 != 0.0f ? 0.0f : ref_chosen[j];
+                float v300 = v298 - v299;
+                float v301 = (beta[0]) * v300;
+                float v302 = fminf(v301, 0.0f);
+                float v303 = fabsf(v301);
+                float v304 = -v303;
+                float v305 = la_expf(v304);
+                float v306 = 1.0f + v305;
+                float v307 = logf(v306);
+                float v308 = v302 - v307;
+                float v309 = la_expf(v308);
+                float v310 = 1.0f - v309;
+                float v311 = v297 != 0.0f ? -1.0f : carry2[j];
+                float v312 = v297 != 0.0f ? 0.0f : ref_rejected[j];
+                float v313 = v311 - v312;
+                float v314 = (beta[0]) * v313;
+                float v315 = fminf(v314, 0.0f);
+                float v316 = fabsf(v314);
+                float v317 = -v316;
+                float v318 = la_expf(v317);
+                float v319 = 1.0f + v318;
+                float v320 = logf(v319);
+                float v321 = v315 - v320;
+                float v322 = la_expf(v321);
+                float v323 = v310 + v322;
+                float v324 = v297 != 0.0f ? 0.0f : v323;
+                v0 = v324;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v326 = v325 != 0.0f ? -1.0f : carry1[j];
+                float v327 = v325 != 0.0f ? 0.0f : ref_chosen[j];
+                float v328 = v326 - v327;
+                float v329 = (beta[0]) * v328;
+                float v330 = fminf(v329, 0.0f);
+                float v331 = fabsf(v329);
+                float v332 = -v331;
+                float v333 = la_expf(v332);
+                float v334 = 1.0f + v333;
+                float v335 = logf(v334);
+                float v336 = v330 - v335;
+                float v337 = la_expf(v336);
+                float v338 = v325 != 0.0f ? -1.0f : carry2[j];
+                float v339 = v325 != 0.0f ? 0.0f : ref_rejected[j];
+                float v340 = v338 - v339;
+                float v341 = v328 - v340;
+                float v342 = (beta[0]) * v341;
+                float v343 = fminf(v342, 0.0f);
+                float v344 = fabsf(v342);
+                float v345 = -v344;
+                float v346 = la_expf(v345);
+                float v347 = 1.0f + v346;
+                float v348 = logf(v347);
+                float v349 = v343 - v348;
+                float v350 = la_expf(v349);
+                float v351 = 1.0f - v350;
+                float v352 = v337 + v351;
+                float v353 = v325 != 0.0f ? 0.0f : v352;
+                v0 = v353;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v355 = v354 != 0.0f ? -1.0f : carry1[j];
+                float v356 = v354 != 0.0f ? 0.0f : ref_chosen[j];
+                float v357 = v355 - v356;
+                float v358 = v354 != 0.0f ? -1.0f : carry2[j];
+                float v359 = v354 != 0.0f ? 0.0f : ref_rejected[j];
+                float v360 = v358 - v359;
+                float v361 = v357 - v360;
+                float v362 = (beta[0]) * v361;
+                float v363 = fminf(v362, 0.0f);
+                float v364 = fabsf(v362);
+                float v365 = -v364;
+                float v366 = la_expf(v365);
+                float v367 = 1.0f + v366;
+                float v368 = logf(v367);
+                float v369 = v363 - v368;
+                float v370 = la_expf(v369);
+                float v375 = v369 - v374;
+                float v376 = v370 * v375;
+                float v377 = -v362;
+                float v378 = fminf(v377, 0.0f);
+                float v379 = fabsf(v377);
+                float v380 = -v379;
+                float v381 = la_expf(v380);
+                float v382 = 1.0f + v381;
+                float v383 = logf(v382);
+                float v384 = v378 - v383;
+                float v385 = la_expf(v384);
+                float v387 = v384 - v386;
+                float v388 = v385 * v387;
+                float v389 = v376 + v388;
+                float v390 = v354 != 0.0f ? 0.0f : v389;
+                v0 = v390;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v392 = v391 != 0.0f ? -1.0f : carry1[j];
+                float v393 = v391 != 0.0f ? 0.0f : ref_chosen[j];
+                float v394 = v392 - v393;
+                float v395 = v391 != 0.0f ? -1.0f : carry2[j];
+                float v396 = v391 != 0.0f ? 0.0f : ref_rejected[j];
+                float v397 = v395 - v396;
+                float v398 = v394 - v397;
+                float v399 = (beta[0]) * v398;
+                float v400 = fminf(v399, 0.0f);
+                float v401 = fabsf(v399);
+                float v402 = -v401;
+                float v403 = la_expf(v402);
+                float v404 = 1.0f + v403;
+                float v405 = logf(v404);
+                float v406 = v400 - v405;
+                float v407 = -v406;
+                float v408 = v399 / 0.0500000007f;
+                float v409 = fminf(v408, 0.0f);
+                float v410 = fabsf(v408);
+                float v411 = -v410;
+                float v412 = la_expf(v411);
+                float v413 = 1.0f + v412;
+                float v414 = logf(v413);
+                float v415 = v409 - v414;
+                float v416 = la_expf(v415);
+                float v417 = 1.0f - v416;
+                float v418 = v407 * v417;
+                float v419 = -v399;
+                float v420 = la_expf(v419);
+                float v421 = v420 * v416;
+                float v422 = v418 + v421;
+                float v423 = v391 != 0.0f ? 0.0f : v422;
+                v0 = v423;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v425 = v424 != 0.0f ? -1.0f : carry1[j];
+                float v426 = v424 != 0.0f ? 1.0f : carry3[j];
+                float v427 = v425 / v426;
+                float v428 = v424 != 0.0f ? 0.0f : ref_chosen[j];
+                float v429 = v428 / v426;
+                float v430 = v427 - v429;
+                float v431 = v424 != 0.0f ? -1.0f : carry2[j];
+                float v432 = v424 != 0.0f ? 1.0f : carry4[j];
+                float v433 = v431 / v432;
+                float v434 = v424 != 0.0f ? 0.0f : ref_rejected[j];
+                float v435 = v434 / v432;
+                float v436 = v433 - v435;
+                float v437 = v430 - v436;
+                float v438 = (beta[0]) * v437;
+                float v439 = fminf(v438, 0.0f);
+                float v440 = fabsf(v438);
+                float v441 = -v440;
+                float v442 = la_expf(v441);
+                float v443 = 1.0f + v442;
+                float v444 = logf(v443);
+                float v445 = v439 - v444;
+                float v446 = v3 * v445;
+                float v447 = -v438;
+                float v448 = fminf(v447, 0.0f);
+                float v449 = fabsf(v447);
+                float v450 = -v449;
+                float v451 = la_expf(v450);
+                float v452 = 1.0f + v451;
+                float v453 = logf(v452);
+                float v454 = v448 - v453;
+                float v455 = (label_smoothing[0]) * v454;
+                float v456 = v446 - v455;
+                float v457 = v424 != 0.0f ? 0.0f : v456;
+                v0 = v457;
+            }
+            else {
+                float v459 = v458 != 0.0f ? -1.0f : carry1[j];
+                float v460 = v458 != 0.0f ? 1.0f : carry3[j];
+                float v461 = v459 / v460;
+                float v462 = -v461;
+                float v463 = v458 != 0.0f ? 0.0f : v462;
+                v0 = v463;
+            }
+            losses[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k47_lm_head: t31 = Σ(losses · loss_weights)  [lm_head] */
+static void dpo_step_prefix_bf16_k47_lm_head(float *restrict t31, const float *restrict loss_weights, const float *restrict losses, long B) {
+    /* one result per row */
+    const long rows = B, n = 17;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (losses[(j0) * B + i0]) * (loss_weights[j0]);
+            acc0 += v0;
+        }
+        t31[r] = acc0;
+    }
+}
+
+/* dpo_step_prefix_bf16_k48_lm_head: t32 = Σ(t31 · pair_weight)  [lm_head; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_prefix_bf16_k48_lm_head(float *restrict t32, const float *restrict pair_weight, const float *restrict t31, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = (t31[j0]) * (pair_weight[j0]);
+        acc0 += v0;
+    }
+    t32[r] = acc0;
+}
+
+/* dpo_step_prefix_bf16_k49_sft: t33 = Σ((-(carry1 / carry3)) · pair_weight)  [lm_head/sft; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_prefix_bf16_k49_sft(float *restrict t33, const float *restrict pair_weight, const float *restrict carry1, const float *restrict carry3, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = (carry1[j0]) / (carry3[j0]);
+        float v1 = -v0;
+        float v2 = v1 * (pair_weight[j0]);
+        acc0 += v2;
+    }
+    t33[r] = acc0;
+}
+
+/* dpo_step_prefix_bf16_k50_dpo_loss: loss = pref_loss_ratio · t32 + sft_loss_ratio · t33  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
+static void dpo_step_prefix_bf16_k50_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t32, const float *restrict t33) {
+    const long n = 1;
+    float v0 = (pref_loss_ratio[0]) * (t32[0]);
+    float v1 = (sft_loss_ratio[0]) * (t33[0]);
+    float v2 = v0 + v1;
+    loss[0] = v2;
+}
+
+/* dpo_step_prefix_bf16_k51_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, select, select, sub, sub, div, sub, add, cmpeq, select, select, select, select, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, sub, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, add, mul, add, select, add, select, add, select, mul, add, neg, div, div, select, add, select, add, select, cmple, mul, neg, mul, neg, select, add, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
+static void dpo_step_prefix_bf16_k51_log_sigmoid_grad(float *restrict t34, float *restrict t35, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t26, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t30, long B) {
+    const long n = B;
+    float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+    float v1 = 1.0f * (pref_loss_ratio[0]);
+    float v39 = 1.0f - (label_smoothing[0]);
+    float v40 = -v39;
+    float v62 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+    float v132 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+    float v165 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+    float v166 = v165 != 0.0f ? 0.00100000005f : label_smoothing[0];
+    float v167 = logf(v166);
+    float v201 = 1.0f - v166;
+    float v202 = logf(v201);
+    float v218 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+    float v254 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+    float v284 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float v293 = (t29[0]) / (t27[0]);
+    float v294 = v293;
+    float v295 = (t30[0]) / (t27[0]);
+    float v296 = v295;
+    float v297 = v294 + v296;
+    float v298 = v297 * 0.5f;
+    float v319 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+    float v363 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+    float v376 = (simpo_gamma[0]) / (beta[0]);
+    float v418 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+    float v453 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float v458 = (t26[0]) / (t27[0]);
+    float v459 = v458;
+    float v460 = fmaxf(v459, 0.0f);
+    float v490 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+    float v519 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+    float v525 = 0.5f / (beta[0]);
+    float v531 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+    float v547 = (beta[0]) * 2.0f;
+    float v548 = 1.0f / v547;
+    float v556 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+    float v575 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+    float v578 = 2.0f * (label_smoothing[0]);
+    float v579 = 1.0f - v578;
+    float v629 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+    float v681 = 1.0f * (sft_loss_ratio[0]);
+    float v685 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
+    float v796 = (t28[0]) / (t27[0]);
+    float v797 = v796;
+    float v798 = fmaxf(v797, 0.0f);
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v2 = v1 * (pair_weight[j]);
+        float v3 = v2 * (loss_weights[15]);
+        float v4 = v0 != 0.0f ? 0.0f : v3;
+        float v5 = -v4;
+        float v6 = v5 * (label_smoothing[0]);
+        float v7 = -v6;
+        float v8 = v0 != 0.0f ? -1.0f : carry1[j];
+        float v9 = v0 != 0.0f ? 1.0f : carry3[j];
+        float v10 = v8 / v9;
+        float v11 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+        float v12 = v11 / v9;
+        float v13 = v10 - v12;
+        float v14 = v0 != 0.0f ? -1.0f : carry2[j];
+        float v15 = v0 != 0.0f ? 1.0f : carry4[j];
+        float v16 = v14 / v15;
+        float v17 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+        float v18 = v17 / v15;
+        float v19 = v16 - v18;
+        float v20 = v13 - v19;
+        float v21 = (beta[0]) * v20;
+        float v22 = -v21;
+        float v23 = fabsf(v22);
+        float v24 = -v23;
+        float v25 = la_expf(v24);
+        float v26 = 1.0f + v25;
+        float v27 = v7 / v26;
+        float v28 = v27 * v25;
+        float v29 = -v28;
+        float v30 = 0.0f < v22 ? 1.0f : 0.0f;
+        float v31 = v30 * 2.0f;
+        float v32 = v31 - 1.0f;
+        float v33 = v29 * v32;
+        float v34 = v22 <= 0.0f ? 1.0f : 0.0f;
+        float v35 = v6 * v34;
+        float v36 = v33 + v35;
+        float v37 = -v36;
+        float v38 = v37 * (beta[0]);
+        float v41 = v4 * v40;
+        float v42 = -v41;
+        float v43 = fabsf(v21);
+        float v44 = -v43;
+        float v45 = la_expf(v44);
+        float v46 = 1.0f + v45;
+        float v47 = v42 / v46;
+        float v48 = v47 * v45;
+        float v49 = -v48;
+        float v50 = 0.0f < v21 ? 1.0f : 0.0f;
+        float v51 = v50 * 2.0f;
+        float v52 = v51 - 1.0f;
+        float v53 = v49 * v52;
+        float v54 = v21 <= 0.0f ? 1.0f : 0.0f;
+        float v55 = v41 * v54;
+        float v56 = v53 + v55;
+        float v57 = v56 * (beta[0]);
+        float v58 = v38 + v57;
+        float v59 = -v58;
+        float v60 = v59 / v15;
+        float v61 = v0 != 0.0f ? 0.0f : v60;
+        float v63 = v2 * (loss_weights[14]);
+        float v64 = v62 != 0.0f ? 0.0f : v63;
+        float v65 = v62 != 0.0f ? -1.0f : carry1[j];
+        float v66 = v62 != 0.0f ? 0.0f : ref_chosen[j];
+        float v67 = v65 - v66;
+        float v68 = v62 != 0.0f ? -1.0f : carry2[j];
+        float v69 = v62 != 0.0f ? 0.0f : ref_rejected[j];
+        float v70 = v68 - v69;
+        float v71 = v67 - v70;
+        float v72 = (beta[0]) * v71;
+        float v73 = v72 / 0.0500000007f;
+        float v74 = fminf(v73, 0.0f);
+        float v75 = fabsf(v73);
+        float v76 = -v75;
+        float v77 = la_expf(v76);
+        float v78 = 1.0f + v77;
+        float v79 = logf(v78);
+        float v80 = v74 - v79;
+        float v81 = la_expf(v80);
+        float v82 = v64 * v81;
+        float v83 = -v72;
+        float v84 = la_expf(v83);
+        float v85 = v82 * v84;
+        float v86 = -v85;
+        float v87 = 1.0f - v81;
+        float v88 = v64 * v87;
+        float v89 = -v88;
+        float v90 = -v89;
+        float v91 = fabsf(v72);
+        float v92 = -v91;
+        float v93 = la_expf(v92);
+        float v94 = 1.0f + v93;
+        float v95 = v90 / v94;
+        float v96 = v95 * v93;
+        float v97 = -v96;
+        float v98 = 0.0f < v72 ? 1.0f : 0.0f;
+        float v99 = v98 * 2.0f;
+        float v100 = v99 - 1.0f;
+        float v101 = v97 * v100;
+        float v102 = v86 + v101;
+        float v103 = v72 <= 0.0f ? 1.0f : 0.0f;
+        float v104 = v89 * v103;
+        float v105 = v102 + v104;
+        float v106 = v64 * v84;
+        float v107 = fminf(v72, 0.0f);
+        float v108 = logf(v94);
+        float v109 = v107 - v108;
+        float v110 = -v109;
+        float v111 = v64 * v110;
+        float v112 = -v111;
+        float v113 = v106 + v112;
+        float v114 = v113 * v81;
+        float v115 = -v114;
+        float v116 = v115 / v78;
+        float v117 = v116 * v77;
+        float v118 = -v117;
+        float v119 = 0.0f < v73 ? 1.0f : 0.0f;
+        float v120 = v119 * 2.0f;
+        float v121 = v120 - 1.0f;
+        float v122 = v118 * v121;
+        float v123 = v73 <= 0.0f ? 1.0f : 0.0f;
+        float v124 = v114 * v123;
+        float v125 = v122 + v124;
+        float v126 = v125 / 0.0500000007f;
+        float v127 = v105 + v126;
+        float v128 = v127 * (beta[0]);
+        float v129 = -v128;
+        float v130 = v62 != 0.0f ? 0.0f : v129;
+        float v131 = v61 + v130;
+        float v133 = v2 * (loss_weights[13]);
+        float v134 = v132 != 0.0f ? 0.0f : v133;
+        float v135 = v132 != 0.0f ? -1.0f : carry1[j];
+        float v136 = v132 != 0.0f ? 0.0f : ref_chosen[j];
+        float v137 = v135 - v136;
+        float v138 = v132 != 0.0f ? -1.0f : carry2[j];
+        float v139 = v132 != 0.0f ? 0.0f : ref_rejected[j];
+        float v140 = v138 - v139;
+        float v141 = v137 - v140;
+        float v142 = (beta[0]) * v141;
+        float v143 = -v142;
+        float v144 = fminf(v143, 0.0f);
+        float v145 = fabsf(v143);
+        float v146 = -v145;
+        float v147 = la_expf(v146);
+        float v148 = 1.0f + v147;
+        float v149 = logf(v148);
+        float v150 = v144 - v149;
+        float v151 = la_expf(v150);
+        float v152 = v134 * v151;
+        float v153 = -v152;
+        float v154 = v153 / v148;
+        float v155 = v154 * v147;
+        float v156 = -v155;
+        float v157 = 0.0f < v143 ? 1.0f : 0.0f;
+        float v158 = v157 * 2.0f;
+        float v159 = v158 - 1.0f;
+        float v160 = v156 * v159;
+        float v161 = v143 <= 0.0f ? 1.0f : 0.0f;
+        float v162 = v152 * v161;
+        float v163 = v160 + v162;
+        float v164 = -v163;
+        float v168 = v150 - v167;
+        float v169 = v134 * v168;
+        float v170 = v169 * v151;
+        float v171 = -v170;
+        float v172 = v171 / v148;
+        float v173 = v172 * v147;
+        float v174 = -v173;
+        float v175 = v174 * v159;
+        float v176 = v170 * v161;
+        float v177 = v175 + v176;
+        float v178 = -v177;
+        float v179 = v164 + v178;
+        float v180 = fminf(v142, 0.0f);
+        float v181 = fabsf(v142);
+        float v182 = -v181;
+        float v183 = la_expf(v182);
+        float v184 = 1.0f + v183;
+        float v185 = logf(v184);
+        float v186 = v180 - v185;
+        float v187 = la_expf(v186);
+        float v188 = v134 * v187;
+        float v189 = -v188;
+        float v190 = v189 / v184;
+        float v191 = v190 * v183;
+        float v192 = -v191;
+        float v193 = 0.0f < v142 ? 1.0f : 0.0f;
+        float v194 = v193 * 2.0f;
+        float v195 = v194 - 1.0f;
+        float v196 = v192 * v195;
+        float v197 = v179 + v196;
+        float v198 = v142 <= 0.0f ? 1.0f : 0.0f;
+        float v199 = v188 * v198;
+        float v200 = v197 + v199;
+        float v203 = v186 - v202;
+        float v204 = v134 * v203;
+        float v205 = v204 * v187;
+        float v206 = -v205;
+        float v207 = v206 / v184;
+        float v208 = v207 * v183;
+        float v209 = -v208;
+        float v210 = v209 * v195;
+        float v211 = v200 + v210;
+        float v212 = v205 * v198;
+        float v213 = v211 + v212;
+        float v214 = v213 * (beta[0]);
+        float v215 = -v214;
+        float v216 = v132 != 0.0f ? 0.0f : v215;
+        float v217 = v131 + v216;
+        float v219 = v2 * (loss_weights[12]);
+        float v220 = v218 != 0.0f ? 0.0f : v219;
+        float v221 = -v220;
+        float v222 = v218 != 0.0f ? -1.0f : carry1[j];
+        float v223 = v218 != 0.0f ? 0.0f : ref_chosen[j];
+        float v224 = v222 - v223;
+        float v225 = v218 != 0.0f ? -1.0f : carry2[j];
+        float v226 = v218 != 0.0f ? 0.0f : ref_rejected[j];
+        float v227 = v225 - v226;
+        float v228 = v224 - v227;
+        float v229 = (beta[0]) * v228;
+        float v230 = fminf(v229, 0.0f);
+        float v231 = fabsf(v229);
+        float v232 = -v231;
+        float v233 = la_expf(v232);
+        float v234 = 1.0f + v233;
+        float v235 = logf(v234);
+        float v236 = v230 - v235;
+        float v237 = la_expf(v236);
+        float v238 = v221 * v237;
+        float v239 = -v238;
+        float v240 = v239 / v234;
+        float v241 = v240 * v233;
+        float v242 = -v241;
+        float v243 = 0.0f < v229 ? 1.0f : 0.0f;
+        float v244 = v243 * 2.0f;
+        float v245 = v244 - 1.0f;
+        float v246 = v242 * v245;
+        float v247 = v229 <= 0.0f ? 1.0f : 0.0f;
+        float v248 = v238 * v247;
+        float v249 = v246 + v248;
+        float v250 = v249 * (beta[0]);
+        float v251 = -v250;
+        float v252 = v218 != 0.0f ? 0.0f : v251;
+        float v253 = v217 + v252;
+        float v255 = v2 * (loss_weights[11]);
+        float v256 = v254 != 0.0f ? 0.0f : v255;
+        float v257 = v254 != 0.0f ? -1.0f : carry2[j];
+        float v258 = v254 != 0.0f ? 0.0f : ref_rejected[j];
+        float v259 = v257 - v258;
+        float v260 = (beta[0]) * v259;
+        float v261 = fminf(v260, 0.0f);
+        float v262 = fabsf(v260);
+        float v263 = -v262;
+        float v264 = la_expf(v263);
+        float v265 = 1.0f + v264;
+        float v266 = logf(v265);
+        float v267 = v261 - v266;
+        float v268 = la_expf(v267);
+        float v269 = v256 * v268;
+        float v270 = -v269;
+        float v271 = v270 / v265;
+        float v272 = v271 * v264;
+        float v273 = -v272;
+        float v274 = 0.0f < v260 ? 1.0f : 0.0f;
+        float v275 = v274 * 2.0f;
+        float v276 = v275 - 1.0f;
+        float v277 = v273 * v276;
+        float v278 = v260 <= 0.0f ? 1.0f : 0.0f;
+        float v279 = v269 * v278;
+        float v280 = v277 + v279;
+        float v281 = v280 * (beta[0]);
+        float v282 = v254 != 0.0f ? 0.0f : v281;
+        float v283 = v253 + v282;
+        float v285 = v2 * (loss_weights[10]);
+        float v286 = v284 != 0.0f ? 0.0f : v285;
+        float v287 = -v286;
+        float v288 = -v287;
+        float v289 = v284 != 0.0f ? -1.0f : carry2[j];
+        float v290 = v284 != 0.0f ? 0.0f : ref_rejected[j];
+        float v291 = v289 - v290;
+        float v292 = (beta[0]) * v291;
+        float v299 = v292 - v298;
+        float v300 = -v299;
+        float v301 = fabsf(v300);
+        float v302 = -v301;
+        float v303 = la_expf(v302);
+        float v304 = 1.0f + v303;
+        float v305 = v288 / v304;
+        float v306 = v305 * v303;
+        float v307 = -v306;
+        float v308 = 0.0f < v300 ? 1.0f : 0.0f;
+        float v309 = v308 * 2.0f;
+        float v310 = v309 - 1.0f;
+        float v311 = v307 * v310;
+        float v312 = v300 <= 0.0f ? 1.0f : 0.0f;
+        float v313 = v287 * v312;
+        float v314 = v311 + v313;
+        float v315 = -v314;
+        float v316 = v315 * (beta[0]);
+        float v317 = v284 != 0.0f ? 0.0f : v316;
+        float v318 = v283 + v317;
+        float v320 = v2 * (loss_weights[9]);
+        float v321 = v319 != 0.0f ? 0.0f : v320;
+        float v322 = -v321;
+        float v323 = v322 * (beta[0]);
+        float v324 = -v323;
+        float v325 = v319 != 0.0f ? -1.0f : carry1[j];
+        float v326 = v319 != 0.0f ? 1.0f : carry3[j];
+        float v327 = v325 / v326;
+        float v328 = v319 != 0.0f ? -1.0f : carry2[j];
+        float v329 = v319 != 0.0f ? 1.0f : carry4[j];
+        float v330 = v328 / v329;
+        float v331 = v327 - v330;
+        float v332 = la_expf(v327);
+        float v333 = 1.0f - v332;
+        float v334 = logf(v333);
+        float v335 = la_expf(v330);
+        float v336 = 1.0f - v335;
+        float v337 = logf(v336);
+        float v338 = v334 - v337;
+        float v339 = v331 - v338;
+        float v340 = fabsf(v339);
+        float v341 = -v340;
+        float v342 = la_expf(v341);
+        float v343 = 1.0f + v342;
+        float v344 = v324 / v343;
+        float v345 = v344 * v342;
+        float v346 = -v345;
+        float v347 = 0.0f < v339 ? 1.0f : 0.0f;
+        float v348 = v347 * 2.0f;
+        float v349 = v348 - 1.0f;
+        float v350 = v346 * v349;
+        float v351 = v339 <= 0.0f ? 1.0f : 0.0f;
+        float v352 = v323 * v351;
+        float v353 = v350 + v352;
+        float v354 = -v353;
+        float v355 = -v354;
+        float v356 = v355 / v336;
+        float v357 = -v356;
+        float v358 = v357 * v335;
+        float v359 = v358 + v354;
+        float v360 = v359 / v329;
+        float v361 = v319 != 0.0f ? 0.0f : v360;
+        float v362 = v318 + v361;
+        float v364 = v2 * (loss_weights[8]);
+        float v365 = v363 != 0.0f ? 0.0f : v364;
+        float v366 = -v365;
+        float v367 = v366 * (label_smoothing[0]);
+        float v368 = -v367;
+        float v369 = v363 != 0.0f ? -1.0f : carry1[j];
+        float v370 = v363 != 0.0f ? 1.0f : carry3[j];
+        float v371 = v369 / v370;
+        float v372 = v363 != 0.0f ? -1.0f : carry2[j];
+        float v373 = v363 != 0.0f ? 1.0f : carry4[j];
+        float v374 = v372 / v373;
+        float v375 = v371 - v374;
+        float v377 = v375 - v376;
+        float v378 = (beta[0]) * v377;
+        float v379 = -v378;
+        float v380 = fabsf(v379);
+        float v381 = -v380;
+        float v382 = la_expf(v381);
+        float v383 = 1.0f + v382;
+        float v384 = v368 / v383;
+        float v385 = v384 * v382;
+        float v386 = -v385;
+        float v387 = 0.0f < v379 ? 1.0f : 0.0f;
+        float v388 = v387 * 2.0f;
+        float v389 = v388 - 1.0f;
+        float v390 = v386 * v389;
+        float v391 = v379 <= 0.0f ? 1.0f : 0.0f;
+        float v392 = v367 * v391;
+        float v393 = v390 + v392;
+        float v394 = -v393;
+        float v395 = v394 * (beta[0]);
+        float v396 = v365 * v40;
+        float v397 = -v396;
+        float v398 = fabsf(v378);
+        float v399 = -v398;
+        float v400 = la_expf(v399);
+        float v401 = 1.0f + v400;
+        float v402 = v397 / v401;
+        float v403 = v402 * v400;
+        float v404 = -v403;
+        float v405 = 0.0f < v378 ? 1.0f : 0.0f;
+        float v406 = v405 * 2.0f;
+        float v407 = v406 - 1.0f;
+        float v408 = v404 * v407;
+        float v409 = v378 <= 0.0f ? 1.0f : 0.0f;
+        float v410 = v396 * v409;
+        float v411 = v408 + v410;
+        float v412 = v411 * (beta[0]);
+        float v413 = v395 + v412;
+        float v414 = -v413;
+        float v415 = v414 / v373;
+        float v416 = v363 != 0.0f ? 0.0f : v415;
+        float v417 = v362 + v416;
+        float v419 = v2 * (loss_weights[7]);
+        float v420 = v418 != 0.0f ? 0.0f : v419;
+        float v421 = -v420;
+        float v422 = -v421;
+        float v423 = v418 != 0.0f ? -1.0f : carry1[j];
+        float v424 = v418 != 0.0f ? 0.0f : ref_chosen[j];
+        float v425 = v423 - v424;
+        float v426 = v418 != 0.0f ? -1.0f : carry2[j];
+        float v427 = v418 != 0.0f ? 0.0f : ref_rejected[j];
+        float v428 = v426 - v427;
+        float v429 = v425 - v428;
+        float v430 = v424 - v423;
+        float v431 = fmaxf(v430, 0.0f);
+        float v432 = (dpop_lambda[0]) * v431;
+        float v433 = v429 - v432;
+        float v434 = (beta[0]) * v433;
+        float v435 = fabsf(v434);
+        float v436 = -v435;
+        float v437 = la_expf(v436);
+        float v438 = 1.0f + v437;
+        float v439 = v422 / v438;
+        float v440 = v439 * v437;
+        float v441 = -v440;
+        float v442 = 0.0f < v434 ? 1.0f : 0.0f;
+        float v443 = v442 * 2.0f;
+        float v444 = v443 - 1.0f;
+        float v445 = v441 * v444;
+        float v446 = v434 <= 0.0f ? 1.0f : 0.0f;
+        float v447 = v421 * v446;
+        float v448 = v445 + v447;
+        float v449 = v448 * (beta[0]);
+        float v450 = -v449;
+        float v451 = v418 != 0.0f ? 0.0f : v450;
+        float v452 = v417 + v451;
+        float v454 = v2 * (loss_weights[6]);
+        float v455 = v453 != 0.0f ? 0.0f : v454;
+        float v456 = v455 * 0.5f;
+        float v457 = -v456;
+        float v461 = v453 != 0.0f ? -1.0f : carry2[j];
+        float v462 = v453 != 0.0f ? 0.0f : ref_rejected[j];
+        float v463 = v461 - v462;
+        float v464 = v460 - v463;
+        float v465 = (beta[0]) * v464;
+        float v466 = fminf(v465, 0.0f);
+        float v467 = fabsf(v465);
+        float v468 = -v467;
+        float v469 = la_expf(v468);
+        float v470 = 1.0f + v469;
+        float v471 = logf(v470);
+        float v472 = v466 - v471;
+        float v473 = la_expf(v472);
+        float v474 = v457 * v473;
+        float v475 = -v474;
+        float v476 = v475 / v470;
+        float v477 = v476 * v469;
+        float v478 = -v477;
+        float v479 = 0.0f < v465 ? 1.0f : 0.0f;
+        float v480 = v479 * 2.0f;
+        float v481 = v480 - 1.0f;
+        float v482 = v478 * v481;
+        float v483 = v465 <= 0.0f ? 1.0f : 0.0f;
+        float v484 = v474 * v483;
+        float v485 = v482 + v484;
+        float v486 = v485 * (beta[0]);
+        float v487 = -v486;
+        float v488 = v453 != 0.0f ? 0.0f : v487;
+        float v489 = v452 + v488;
+        float v491 = v2 * (loss_weights[5]);
+        float v492 = v490 != 0.0f ? 0.0f : v491;
+        float v493 = -v492;
+        float v494 = v493 * 0.5f;
+        float v495 = -v494;
+        float v496 = v490 != 0.0f ? -1.0f : carry2[j];
+        float v497 = v490 != 0.0f ? 0.0f : ref_rejected[j];
+        float v498 = v496 - v497;
+        float v499 = (beta[0]) * v498;
+        float v500 = -v499;
+        float v501 = fabsf(v500);
+        float v502 = -v501;
+        float v503 = la_expf(v502);
+        float v504 = 1.0f + v503;
+        float v505 = v495 / v504;
+        float v506 = v505 * v503;
+        float v507 = -v506;
+        float v508 = 0.0f < v500 ? 1.0f : 0.0f;
+        float v509 = v508 * 2.0f;
+        float v510 = v509 - 1.0f;
+        float v511 = v507 * v510;
+        float v512 = v500 <= 0.0f ? 1.0f : 0.0f;
+        float v513 = v494 * v512;
+        float v514 = v511 + v513;
+        float v515 = -v514;
+        float v516 = v515 * (beta[0]);
+        float v517 = v490 != 0.0f ? 0.0f : v516;
+        float v518 = v489 + v517;
+        float v520 = v2 * (loss_weights[4]);
+        float v521 = v519 != 0.0f ? 0.0f : v520;
+        float v522 = v519 != 0.0f ? -1.0f : carry2[j];
+        float v523 = v519 != 0.0f ? 0.0f : ref_rejected[j];
+        float v524 = v522 - v523;
+        float v526 = v524 + v525;
+        float v527 = v521 * v526;
+        float v528 = v527 + v527;
+        float v529 = v519 != 0.0f ? 0.0f : v528;
+        float v530 = v518 + v529;
+        float v532 = v2 * (loss_weights[3]);
+        float v533 = v531 != 0.0f ? 0.0f : v532;
+        float v534 = v531 != 0.0f ? -1.0f : carry1[j];
+        float v535 = v531 != 0.0f ? 1.0f : carry3[j];
+        float v536 = v534 / v535;
+        float v537 = v531 != 0.0f ? 0.0f : ref_chosen[j];
+        float v538 = v537 / v535;
+        float v539 = v536 - v538;
+        float v540 = v531 != 0.0f ? -1.0f : carry2[j];
+        float v541 = v531 != 0.0f ? 1.0f : carry4[j];
+        float v542 = v540 / v541;
+        float v543 = v531 != 0.0f ? 0.0f : ref_rejected[j];
+        float v544 = v543 / v541;
+        float v545 = v542 - v544;
+        float v546 = v539 - v545;
+        float v549 = v546 - v548;
+        float v550 = v533 * v549;
+        float v551 = v550 + v550;
+        float v552 = -v551;
+        float v553 = v552 / v541;
+        float v554 = v531 != 0.0f ? 0.0f : v553;
+        float v555 = v530 + v554;
+        float v557 = v2 * (loss_weights[2]);
+        float v558 = v556 != 0.0f ? 0.0f : v557;
+        float v559 = v556 != 0.0f ? -1.0f : carry1[j];
+        float v560 = v556 != 0.0f ? 0.0f : ref_chosen[j];
+        float v561 = v559 - v560;
+        float v562 = v556 != 0.0f ? -1.0f : carry2[j];
+        float v563 = v556 != 0.0f ? 0.0f : ref_rejected[j];
+        float v564 = v562 - v563;
+        float v565 = v561 - v564;
+        float v566 = (beta[0]) * v565;
+        float v567 = 1.0f - v566;
+        float v568 = 0.0f <= v567 ? 1.0f : 0.0f;
+        float v569 = v558 * v568;
+        float v570 = -v569;
+        float v571 = v570 * (beta[0]);
+        float v572 = -v571;
+        float v573 = v556 != 0.0f ? 0.0f : v572;
+        float v574 = v555 + v573;
+        float v576 = v2 * (loss_weights[1]);
+        float v577 = v575 != 0.0f ? 0.0f : v576;
+        float v580 = v577 / v579;
+        float v581 = v580 * (label_smoothing[0]);
+        float v582 = -v581;
+        float v583 = v575 != 0.0f ? -1.0f : carry1[j];
+        float v584 = v575 != 0.0f ? 0.0f : ref_chosen[j];
+        float v585 = v583 - v584;
+        float v586 = v575 != 0.0f ? -1.0f : carry2[j];
+        float v587 = v575 != 0.0f ? 0.0f : ref_rejected[j];
+        float v588 = v586 - v587;
+        float v589 = v585 - v588;
+        float v590 = (beta[0]) * v589;
+        float v591 = -v590;
+        float v592 = fabsf(v591);
+        float v593 = -v592;
+        float v594 = la_expf(v593);
+        float v595 = 1.0f + v594;
+        float v596 = v582 / v595;
+        float v597 = v596 * v594;
+        float v598 = -v597;
+        float v599 = 0.0f < v591 ? 1.0f : 0.0f;
+        float v600 = v599 * 2.0f;
+        float v601 = v600 - 1.0f;
+        float v602 = v598 * v601;
+        float v603 = v591 <= 0.0f ? 1.0f : 0.0f;
+        float v604 = v581 * v603;
+        float v605 = v602 + v604;
+        float v606 = -v605;
+        float v607 = v606 * (beta[0]);
+        float v608 = v580 * v40;
+        float v609 = -v608;
+        float v610 = fabsf(v590);
+        float v611 = -v610;
+        float v612 = la_expf(v611);
+        float v613 = 1.0f + v612;
+        float v614 = v609 / v613;
+        float v615 = v614 * v612;
+        float v616 = -v615;
+        float v617 = 0.0f < v590 ? 1.0f : 0.0f;
+        float v618 = v617 * 2.0f;
+        float v619 = v618 - 1.0f;
+        float v620 = v616 * v619;
+        float v621 = v590 <= 0.0f ? 1.0f : 0.0f;
+        float v622 = v608 * v621;
+        float v623 = v620 + v622;
+        float v624 = v623 * (beta[0]);
+        float v625 = v607 + v624;
+        float v626 = -v625;
+        float v627 = v575 != 0.0f ? 0.0f : v626;
+        float v628 = v574 + v627;
+        float v630 = v2 * (loss_weights[0]);
+        float v631 = v629 != 0.0f ? 0.0f : v630;
+        float v632 = -v631;
+        float v633 = v632 * (label_smoothing[0]);
+        float v634 = -v633;
+        float v635 = v629 != 0.0f ? -1.0f : carry1[j];
+        float v636 = v629 != 0.0f ? 0.0f : ref_chosen[j];
+        float v637 = v635 - v636;
+        float v638 = v629 != 0.0f ? -1.0f : carry2[j];
+        float v639 = v629 != 0.0f ? 0.0f : ref_rejected[j];
+        float v640 = v638 - v639;
+        float v641 = v637 - v640;
+        float v642 = (beta[0]) * v641;
+        float v643 = -v642;
+        float v644 = fabsf(v643);
+        float v645 = -v644;
+        float v646 = la_expf(v645);
+        float v647 = 1.0f + v646;
+        float v648 = v634 / v647;
+        float v649 = v648 * v646;
+        float v650 = -v649;
+        float v651 = 0.0f < v643 ? 1.0f : 0.0f;
+        float v652 = v651 * 2.0f;
+        float v653 = v652 - 1.0f;
+        float v654 = v650 * v653;
+        float v655 = v643 <= 0.0f ? 1.0f : 0.0f;
+        float v656 = v633 * v655;
+        float v657 = v654 + v656;
+        float v658 = -v657;
+        float v659 = v658 * (beta[0]);
+        float v660 = v631 * v40;
+        float v661 = -v660;
+        float v662 = fabsf(v642);
+        float v663 = -v662;
+        float v664 = la_expf(v663);
+        float v665 = 1.0f + v664;
+        float v666 = v661 / v665;
+        float v667 = v666 * v664;
+        float v668 = -v667;
+        float v669 = 0.0f < v642 ? 1.0f : 0.0f;
+        float v670 = v669 * 2.0f;
+        float v671 = v670 - 1.0f;
+        float v672 = v668 * v671;
+        float v673 = v642 <= 0.0f ? 1.0f : 0.0f;
+        float v674 = v660 * v673;
+        float v675 = v672 + v674;
+        float v676 = v675 * (beta[0]);
+        float v677 = v659 + v676;
+        float v678 = -v677;
+        float v679 = v629 != 0.0f ? 0.0f : v678;
+        float v680 = v628 + v679;
+        t34[j] = v680;
+        float v682 = v681 * (pair_weight[j]);
+        float v683 = -v682;
+        float v684 = v683 / (carry3[j]);
+        float v686 = v2 * (loss_weights[16]);
+        float v687 = v685 != 0.0f ? 0.0f : v686;
+        float v688 = -v687;
+        float v689 = v685 != 0.0f ? 1.0f : carry3[j];
+        float v690 = v688 / v689;
+        float v691 = v685 != 0.0f ? 0.0f : v690;
+        float v692 = v684 + v691;
+        float v693 = v58 / v9;
+        float v694 = v0 != 0.0f ? 0.0f : v693;
+        float v695 = v692 + v694;
+        float v696 = v62 != 0.0f ? 0.0f : v128;
+        float v697 = v695 + v696;
+        float v698 = v132 != 0.0f ? 0.0f : v214;
+        float v699 = v697 + v698;
+        float v700 = (beta[0]) * v224;
+        float v701 = fminf(v700, 0.0f);
+        float v702 = fabsf(v700);
+        float v703 = -v702;
+        float v704 = la_expf(v703);
+        float v705 = 1.0f + v704;
+        float v706 = logf(v705);
+        float v707 = v701 - v706;
+        float v708 = la_expf(v707);
+        float v709 = v220 * v708;
+        float v710 = -v709;
+        float v711 = v710 / v705;
+        float v712 = v711 * v704;
+        float v713 = -v712;
+        float v714 = 0.0f < v700 ? 1.0f : 0.0f;
+        float v715 = v714 * 2.0f;
+        float v716 = v715 - 1.0f;
+        float v717 = v713 * v716;
+        float v718 = v700 <= 0.0f ? 1.0f : 0.0f;
+        float v719 = v709 * v718;
+        float v720 = v717 + v719;
+        float v721 = v720 * (beta[0]);
+        float v722 = v250 + v721;
+        float v723 = v218 != 0.0f ? 0.0f : v722;
+        float v724 = v699 + v723;
+        float v725 = -v256;
+        float v726 = v254 != 0.0f ? -1.0f : carry1[j];
+        float v727 = v254 != 0.0f ? 0.0f : ref_chosen[j];
+        float v728 = v726 - v727;
+        float v729 = (beta[0]) * v728;
+        float v730 = fminf(v729, 0.0f);
+        float v731 = fabsf(v729);
+        float v732 = -v731;
+        float v733 = la_expf(v732);
+        float v734 = 1.0f + v733;
+        float v735 = logf(v734);
+        float v736 = v730 - v735;
+        float v737 = la_expf(v736);
+        float v738 = v725 * v737;
+        float v739 = -v738;
+        float v740 = v739 / v734;
+        float v741 = v740 * v733;
+        float v742 = -v741;
+        float v743 = 0.0f < v729 ? 1.0f : 0.0f;
+        float v744 = v743 * 2.0f;
+        float v745 = v744 - 1.0f;
+        float v746 = v742 * v745;
+        float v747 = v729 <= 0.0f ? 1.0f : 0.0f;
+        float v748 = v738 * v747;
+        float v749 = v746 + v748;
+        float v750 = v749 * (beta[0]);
+        float v751 = v254 != 0.0f ? 0.0f : v750;
+        float v752 = v724 + v751;
+        float v753 = v284 != 0.0f ? -1.0f : carry1[j];
+        float v754 = v284 != 0.0f ? 0.0f : ref_chosen[j];
+        float v755 = v753 - v754;
+        float v756 = (beta[0]) * v755;
+        float v757 = v756 - v298;
+        float v758 = fabsf(v757);
+        float v759 = -v758;
+        float v760 = la_expf(v759);
+        float v761 = 1.0f + v760;
+        float v762 = v288 / v761;
+        float v763 = v762 * v760;
+        float v764 = -v763;
+        float v765 = 0.0f < v757 ? 1.0f : 0.0f;
+        float v766 = v765 * 2.0f;
+        float v767 = v766 - 1.0f;
+        float v768 = v764 * v767;
+        float v769 = v757 <= 0.0f ? 1.0f : 0.0f;
+        float v770 = v287 * v769;
+        float v771 = v768 + v770;
+        float v772 = v771 * (beta[0]);
+        float v773 = v284 != 0.0f ? 0.0f : v772;
+        float v774 = v752 + v773;
+        float v775 = v354 / v333;
+        float v776 = -v775;
+        float v777 = v776 * v332;
+        float v778 = v322 + v777;
+        float v779 = v778 + v353;
+        float v780 = v779 / v326;
+        float v781 = v319 != 0.0f ? 0.0f : v780;
+        float v782 = v774 + v781;
+        float v783 = v413 / v370;
+        float v784 = v363 != 0.0f ? 0.0f : v783;
+        float v785 = v782 + v784;
+        float v786 = v450 * (dpop_lambda[0]);
+        float v787 = 0.0f <= v430 ? 1.0f : 0.0f;
+        float v788 = v786 * v787;
+        float v789 = -v788;
+        float v790 = v789 + v449;
+        float v791 = v418 != 0.0f ? 0.0f : v790;
+        float v792 = v785 + v791;
+        float v793 = v453 != 0.0f ? -1.0f : carry1[j];
+        float v794 = v453 != 0.0f ? 0.0f : ref_chosen[j];
+        float v795 = v793 - v794;
+        float v799 = v795 - v798;
+        float v800 = (beta[0]) * v799;
+        float v801 = fminf(v800, 0.0f);
+        float v802 = fabsf(v800);
+        float v803 = -v802;
+        float v804 = la_expf(v803);
+        float v805 = 1.0f + v804;
+        float v806 = logf(v805);
+        float v807 = v801 - v806;
+        float v808 = la_expf(v807);
+        float v809 = v457 * v808;
+        float v810 = -v809;
+        float v811 = v810 / v805;
+        float v812 = v811 * v804;
+        float v813 = -v812;
+        float v814 = 0.0f < v800 ? 1.0f : 0.0f;
+        float v815 = v814 * 2.0f;
+        float v816 = v815 - 1.0f;
+        float v817 = v813 * v816;
+        float v818 = v800 <= 0.0f ? 1.0f : 0.0f;
+        float v819 = v809 * v818;
+        float v820 = v817 + v819;
+        float v821 = v820 * (beta[0]);
+        float v822 = v453 != 0.0f ? 0.0f : v821;
+        float v823 = v792 + v822;
+        float v824 = v490 != 0.0f ? -1.0f : carry1[j];
+        float v825 = v490 != 0.0f ? 0.0f : ref_chosen[j];
+        float v826 = v824 - v825;
+        float v827 = (beta[0]) * v826;
+        float v828 = -v827;
+        float v829 = fabsf(v828);
+        float v830 = -v829;
+        float v831 = la_expf(v830);
+        float v832 = 1.0f + v831;
+        float v833 = v495 / v832;
+        float v834 = v833 * v831;
+        float v835 = -v834;
+        float v836 = 0.0f < v828 ? 1.0f : 0.0f;
+        float v837 = v836 * 2.0f;
+        float v838 = v837 - 1.0f;
+        float v839 = v835 * v838;
+        float v840 = v828 <= 0.0f ? 1.0f : 0.0f;
+        float v841 = v494 * v840;
+        float v842 = v839 + v841;
+        float v843 = -v842;
+        float v844 = v843 * (beta[0]);
+        float v845 = -v493;
+        float v846 = fabsf(v827);
+        float v847 = -v846;
+        float v848 = la_expf(v847);
+        float v849 = 1.0f + v848;
+        float v850 = v845 / v849;
+        float v851 = v850 * v848;
+        float v852 = -v851;
+        float v853 = 0.0f < v827 ? 1.0f : 0.0f;
+        float v854 = v853 * 2.0f;
+        float v855 = v854 - 1.0f;
+        float v856 = v852 * v855;
+        float v857 = v827 <= 0.0f ? 1.0f : 0.0f;
+        float v858 = v493 * v857;
+        float v859 = v856 + v858;
+        float v860 = v859 * (beta[0]);
+        float v861 = v844 + v860;
+        float v862 = v490 != 0.0f ? 0.0f : v861;
+        float v863 = v823 + v862;
+        float v864 = v519 != 0.0f ? -1.0f : carry1[j];
+        float v865 = v519 != 0.0f ? 0.0f : ref_chosen[j];
+        float v866 = v864 - v865;
+        float v867 = v866 - v525;
+        float v868 = v521 * v867;
+        float v869 = v868 + v868;
+        float v870 = v519 != 0.0f ? 0.0f : v869;
+        float v871 = v863 + v870;
+        float v872 = v551 / v535;
+        float v873 = v531 != 0.0f ? 0.0f : v872;
+        float v874 = v871 + v873;
+        float v875 = v556 != 0.0f ? 0.0f : v571;
+        float v876 = v874 + v875;
+        float v877 = v575 != 0.0f ? 0.0f : v625;
+        float v878 = v876 + v877;
+        float v879 = v629 != 0.0f ? 0.0f : v677;
+        float v880 = v878 + v879;
+        t35[j] = v880;
+    }
+}
+
+/* dpo_step_prefix_bf16_k52_dpo_sigmoid: t36 = 0  [lm_head/dpo_sigmoid] */
+static void dpo_step_prefix_bf16_k52_dpo_sigmoid(float *restrict t36, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t36[r * n + j] = 0.0f;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k53_lm_head: t37 = carry0[scored]  [lm_chunk_backward/lm_head] */
+static void dpo_step_prefix_bf16_k53_lm_head(float *restrict t37, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[(long)scored[i0] * D + j];
+            t37[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k54_rmsnorm: t38 = Σ(t37²)  [lm_chunk_backward/lm_head/rmsnorm] */
+static void dpo_step_prefix_bf16_k54_rmsnorm(float *restrict t38, const float *restrict t37, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t37[r * n + j0]) * (t37[r * n + j0]);
+            acc0 += v0;
+        }
+        t38[r] = acc0;
+    }
+}
+
+/* dpo_step_prefix_bf16_k55_rmsnorm: t39 = (t37 · rsqrt(t38 / D + norm_eps)) · final_norm  [lm_chunk_backward/lm_head/rmsnorm] */
+static void dpo_step_prefix_bf16_k55_rmsnorm(float *restrict t39, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t37, const float *restrict t38, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t38[i0]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t37[r * n + j]) * v2;
+            float v4 = v3 * (final_norm[j]);
+            t39[r * n + j] = v4;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k56_lm_head: t40[CR, V] = t39 · lm_headᵀ  [lm_chunk_backward/lm_head] */
+static void dpo_step_prefix_bf16_k56_lm_head(float *restrict t40, const float *restrict lm_head, const float *restrict t39, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[1], 0, 1, CR, V, D, t39, D, lm_head, D, 0.0f, t40, V);
+}
+
+/* dpo_step_prefix_bf16_k57_log_softmax: t41 = max(t40)  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_prefix_bf16_k57_log_softmax(float *restrict t41, const float *restrict t40, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t40[r * n + j0]);
+        }
+        t41[r] = acc0;
+    }
+}
+
+/* dpo_step_prefix_bf16_k58_log_softmax: t42 = Σ(exp(t40 - t41))  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_prefix_bf16_k58_log_softmax(float *restrict t42, const float *restrict t40, const float *restrict t41, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t41[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t40[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t42[r] = acc0;
+    }
+}
+
+/* dpo_step_prefix_bf16_k59_sequence_logps_grad: t43 = -(1 · t34); t44 = -(1 · t35)  [lm_chunk_backward/lm_head/sequence_logps; lm_chunk_backward; lm_chunk_backward/grad; lm_chunk_backward/lm_head/sequence_logps/grad] */
+static void dpo_step_prefix_bf16_k59_sequence_logps_grad(float *restrict t43, float *restrict t44, const float *restrict t34, const float *restrict t35, long B) {
+    const long rows = B, n = 1;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t34[i0];
+        float v1 = 1.0f * v0;
+        float v2 = -v1;
+        float v3 = t35[i0];
+        float v4 = 1.0f * v3;
+        float v5 = -v4;
+        for (long j = 0; j < n; j++) {
+            t43[r * n + j] = v2;
+            t44[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k60_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk_backward/lm_head/sequence_logps/cross_entropy; lm_chunk_backward/lm_head/sequence_logps/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
+static void dpo_step_prefix_bf16_k60_log_softmax_grad(float *t45, const float *t40, const int32_t *scored_pair, const int32_t *chosen_targets, const int32_t *rejected_targets, const float *chosen_mask, const float *rejected_mask, const float *t41, const float *t42, const float *t43, const float *t44, long CR, long V) {
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t43[(long)scored_pair[i0] * 1 + 0];
+        float v1 = v0 * (rejected_mask[i0]);
+        float v2 = -v1;
+        float v3 = (float)rejected_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v4 = (float)j0 == v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = -v5;
+            acc0 += v6;
+        }
+        float v7 = t44[(long)scored_pair[i0] * 1 + 0];
+        float v8 = v7 * (chosen_mask[i0]);
+        float v9 = -v8;
+        float v10 = (float)chosen_targets[i0];
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v11 = (float)j1 == v10 ? 1.0f : 0.0f;
+            float v12 = v9 * v11;
+            float v13 = -v12;
+            acc1 += v13;
+        }
+        float v16 = acc0 / (t42[i0]);
+        float v17 = t41[i0];
+        float v24 = acc1 / (t42[i0]);
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v14 = (float)j == v3 ? 1.0f : 0.0f;
+            float v15 = v2 * v14;
+            float v18 = t40[r * n + j] - v17;
+            float v19 = la_expf(v18);
+            float v20 = v16 * v19;
+            float v21 = v15 + v20;
+            float v22 = (float)j == v10 ? 1.0f : 0.0f;
+            float v23 = v9 * v22;
+            float v25 = v24 * v19;
+            float v26 = v23 + v25;
+            float v27 = v21 + v26;
+            t45[r * n + j] = v27;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k61_lm_head_grad_in: t46[CR, D] = t45 · lm_head  [lm_chunk_backward/lm_head/grad] */
+static void dpo_step_prefix_bf16_k61_lm_head_grad_in(float *restrict t46, const float *restrict lm_head, const float *restrict t45, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[0], 0, 0, CR, D, V, t45, V, lm_head, D, 0.0f, t46, D);
+}
+
+/* dpo_step_prefix_bf16_k62_rmsnorm_grad: t47 = Σ((t46 · final_norm) · t37)  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad] */
+static void dpo_step_prefix_bf16_k62_rmsnorm_grad(float *restrict t47, const float *restrict final_norm, const float *restrict t37, const float *restrict t46, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t46[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t37[r * n + j0]);
+            acc0 += v1;
+        }
+        t47[r] = acc0;
+    }
+}
+
+/* dpo_step_prefix_bf16_k63_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad; lm_chunk_backward/lm_head/grad] */
+static void dpo_step_prefix_bf16_k63_rmsnorm_grad_scatter_add(float *restrict t48, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t37, const float *restrict t38, const float *restrict t46, const float *restrict t47, long B, long CR, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    memset(t48, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = CR, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = (t38[i0]) / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        float v5 = (t47[i0]) * v3;
+        float v6 = v5 * v3;
+        float v7 = v6 * v3;
+        float v8 = v7 * (-0.5f);
+        float v9 = v8 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v0 = (t46[r * n + j]) * (final_norm[j]);
+            float v4 = v0 * v3;
+            float v10 = v9 * (t37[r * n + j]);
+            float v11 = v4 + v10;
+            float v12 = v11 + v10;
+            t48[(long)scored[i0] * D + j] += v12;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k64_lm_chunk_backward: carry7_next = carry7 + t48  [lm_chunk_backward/lm_head/grad; lm_chunk_backward] */
+static void dpo_step_prefix_bf16_k64_lm_chunk_backward(float *restrict carry7_next, const float *restrict carry7, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry7[r * n + j] + t48[r * n + j];
+            carry7_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k65_rmsnorm: t49 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void dpo_step_prefix_bf16_k65_rmsnorm(float *restrict t49, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
+            acc0 += v0;
+        }
+        t49[r] = acc0;
+    }
+}
+
+/* dpo_step_prefix_bf16_k66_prefix: concat  [layer_backward/attention/prefix] */
+static void dpo_step_prefix_bf16_k66_prefix(float *restrict t50, const float *restrict saved_k, const float *restrict prefix_kv, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[((i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v0 = saved_k[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
+            }
+            t50[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k67_prefix: concat  [layer_backward/attention/prefix] */
+static void dpo_step_prefix_bf16_k67_prefix(float *restrict t51, const float *restrict saved_v, const float *restrict prefix_kv, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[(((1) * P + i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v0 = saved_v[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
+            }
+            t51[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k68_rmsnorm: t52 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void dpo_step_prefix_bf16_k68_rmsnorm(float *restrict t52, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        t52[r] = acc0;
+    }
+}
+
+/* dpo_step_prefix_bf16_k69_w2_grad_in: t53[B*T, F] = carry8 · w2  [layer_backward/ffn/grad] */
+static void dpo_step_prefix_bf16_k69_w2_grad_in(float *restrict t53, const float *restrict carry8, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, F, D, carry8, D, w2, F, 0.0f, t53, F);
+}
+
+/* dpo_step_prefix_bf16_k70_silu: t54 = t53 · (saved_gate / (1 + exp(-saved_gate)))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void dpo_step_prefix_bf16_k70_silu(float *restrict t54, const float *restrict saved_gate, const float *restrict t53, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = (t53[r * n + j]) * v3;
+            t54[r * n + j] = v4;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k71_w3_grad_in: t55[B*T, D] = t54 · w3  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_prefix_bf16_k71_w3_grad_in(float *restrict t55, const float *restrict w3, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t54, F, w3, D, 0.0f, t55, D);
+}
+
+/* dpo_step_prefix_bf16_k72_silu: neg, exp, add, div, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void dpo_step_prefix_bf16_k72_silu(float *restrict t56, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t53, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t53[r * n + j]) * (saved_up[r * n + j]);
+            float v1 = -(saved_gate[r * n + j]);
+            float v2 = la_expf(v1);
+            float v3 = 1.0f + v2;
+            float v4 = v0 / v3;
+            float v5 = (saved_gate[r * n + j]) / v3;
+            float v6 = v0 * v5;
+            float v7 = v6 / v3;
+            float v8 = -v7;
+            float v9 = v8 * v2;
+            float v10 = -v9;
+            float v11 = v4 + v10;
+            t56[r * n + j] = v11;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k73_w1_grad_in: t57[B*T, D] = t56 · w1  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_prefix_bf16_k73_w1_grad_in(float *restrict t57, const float *restrict w1, const float *restrict t56, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t56, F, w1, D, 0.0f, t57, D);
+}
+
+/* dpo_step_prefix_bf16_k74_rmsnorm_grad: div, add, rsqrt, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_prefix_bf16_k74_rmsnorm_grad(float *restrict t58, const float *restrict norm_eps, const float *restrict carry8, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t52, const float *restrict t55, const float *restrict t57, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t55[r * n + j0] + t57[r * n + j0];
+            float v1 = v0 * (ffn_norm[j0]);
+            float v2 = v1 * (saved_h[r * n + j0]);
+            acc0 += v2;
+        }
+        float v5 = (t52[(i0) * T + i1]) / ((float)(D));
+        float v6 = v5 + norm_eps[0];
+        float v7 = 1.0f / sqrtf(v6);
+        float v10 = acc0 * v7;
+        float v11 = v10 * v7;
+        float v12 = v11 * v7;
+        float v13 = v12 * (-0.5f);
+        float v14 = v13 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v3 = t55[r * n + j] + t57[r * n + j];
+            float v4 = v3 * (ffn_norm[j]);
+            float v8 = v4 * v7;
+            float v9 = carry8[r * n + j] + v8;
+            float v15 = v14 * (saved_h[r * n + j]);
+            float v16 = v9 + v15;
+            float v17 = v16 + v15;
+            t58[r * n + j] = v17;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k75_wo_grad_in: t59[B*T, D] = t58 · wo  [layer_backward/attention/grad] */
+static void dpo_step_prefix_bf16_k75_wo_grad_in(float *restrict t59, const float *restrict wo, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t58, D, wo, D, 0.0f, t59, D);
+}
+
+/* dpo_step_prefix_bf16_k76_causal_attention_backward: causal attention (s ≤ P + t, mask): grad_q → t60, grad_k → t61, grad_v → t62  [layer_backward/attention/attention/grad] */
+static void dpo_step_prefix_bf16_k76_causal_attention_backward(float *restrict t60, float *restrict t61, float *restrict t62, const float *restrict t2, const float *restrict saved_q, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t50, const float *restrict t51, const float *restrict t59, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = t50;
+    const long ksb = S*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = t51;
+    const long vsb = S*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    const float *mp = t2;
+    const long msb = S*T;
+    const long mst = S;
+    const float *op = saved_attn;
+    const long osb = T*D;
+    const long ost = D;
+    const long osh = HD;
+    const float *lp = saved_lse;
+    const long lsb = T*H;
+    const long lsh = T;
+    const float *gp = t59;
+    const long gsb = T*D;
+    const long gst = D;
+    const long gsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long g = 0; g < nkv; g++) {
+            float kt[hd * 16], vt[hd * 16], qs[16 * hd], gs[16 * hd], sc[16 * 16], dps[16 * 16], rowd[nt];
+            for (long s = 0; s < ns; s++) {
+                float *dks = t61 + ((b * ns + s) * nkv + g) * hd;
+                for (long d = 0; d < hd; d++) dks[d] = 0.0f;
+                float *dvs = t62 + ((b * ns + s) * nkv + g) * hd;
+                for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
+            }
+            for (long r = 0; r < rep; r++) {
+                const long h = g * rep + r;
+                for (long t = 0; t < nt; t++) {
+                    float *dqt = t60 + ((b * nt + t) * nh + h) * hd;
+                    for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
+                }
+                /* D_t = dO·out */
+                for (long t = 0; t < nt; t++) {
+                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
+                    float y = 0.0f;
+                    #pragma omp simd reduction(+:y)
+                    for (long d = 0; d < hd; d++) y += gt[d] * ot[d];
+                    rowd[t] = y;
+                }
+                for (long key0 = 0; key0 < ns; key0 += 16) {
+                    const long cols = ns - key0 < 16 ? ns - key0 : 16;
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key and value tiles transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) { kt[d * 16 + c] = kr[c][d]; vt[d * 16 + c] = vr[c][d]; }
+                    /* the rows that see a key of the tile (t ≥ key0 − start), 16 at a time */
+                    for (long row0 = key0 - start > 0 ? key0 - start : 0; row0 < nt; row0 += 16) {
+                        const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                        for (long r = 0; r < 16; r++) {
+                            const long t = row0 + (r < rows ? r : 0);
+                            const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
+                            for (long d = 0; d < hd; d++) {
+                                qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                                gs[r * hd + d] = r < rows ? gt[d] : 0.0f;
+                            }
+                        }
+                        /* sc[r][c] = q_r·k_c and dps[r][c] = dO_r·v_c */
+                        for (long i = 0; i < 16 * 16; i++) { sc[i] = 0.0f; dps[i] = 0.0f; }
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[r * hd + d], gd = gs[r * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) {
+                                    sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                    dps[r * 16 + c] = fmaf(gd, vt[d * 16 + c], dps[r * 16 + c]);
+                                }
+                            }
+                        }
+                        /* sc ← p = exp(score/√HD − lse), dps ← ds = p·(dO·v − D_t)/√HD (0 where masked) */
+                        for (long r = 0; r < 16; r++) {
+                            const long t = row0 + r;
+                            const float lt = r < rows ? lp[b * lsb + h * lsh + t] : -INFINITY, dt = r < rows ? rowd[t] : 0.0f;
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                const float p = lt > -INFINITY && c < cols && s <= start + t && !(mp[b * msb + t * mst + s] == 0.0f) ? expf(sc[r * 16 + c] * scale - lt) : 0.0f;
+                                sc[r * 16 + c] = p;
+                                dps[r * 16 + c] = p * (dps[r * 16 + c] - dt) * scale;
+                            }
+                        }
+                        /* dq[r] += Σ_c ds[r][c]·k_c */
+                        for (long r = 0; r < rows; r++) {
+                            float *dqt = t60 + ((b * nt + row0 + r) * nh + h) * hd;
+                            const float *x = dps + r * 16;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dqt[d];
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], kr[c][d], a);
+                                dqt[d] = a;
+                            }
+                        }
+                        /* dk[c] += Σ_r ds[r][c]·q_r */
+                        for (long c = 0; c < cols; c++) {
+                            float *dst = t61 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dst[d];
+                                for (long r = 0; r < 16; r++) a = fmaf(dps[r * 16 + c], qs[r * hd + d], a);
+                                dst[d] = a;
+                            }
+                        }
+                        /* dv[c] += Σ_r p[r][c]·dO_r */
+                        for (long c = 0; c < cols; c++) {
+                            float *dst = t62 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dst[d];
+                                for (long r = 0; r < 16; r++) a = fmaf(sc[r * 16 + c], gs[r * hd + d], a);
+                                dst[d] = a;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k77_prefix_grad: t63 = Σ(t62)  [layer_backward/attention/prefix/grad] */
+static void dpo_step_prefix_bf16_k77_prefix_grad(float *restrict t63, const float *restrict t62, long B, long HD2, long KVH, long P, long S) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    /* one result per row */
+    const long rows = P*KVD, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVD);
+        const long i1 = (r / (HD)) % KVH;
+        const long i2 = (r) % HD;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t62[(((j0) * S + i0) * KVH + i1) * HD + i2];
+        }
+        t63[r] = acc0;
+    }
+}
+
+/* dpo_step_prefix_bf16_k78_prefix_grad: t64 = Σ(t61)  [layer_backward/attention/prefix/grad] */
+static void dpo_step_prefix_bf16_k78_prefix_grad(float *restrict t64, const float *restrict t61, long B, long HD2, long KVH, long P, long S) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    /* one result per row */
+    const long rows = P*KVD, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVD);
+        const long i1 = (r / (HD)) % KVH;
+        const long i2 = (r) % HD;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t61[(((j0) * S + i0) * KVH + i1) * HD + i2];
+        }
+        t64[r] = acc0;
+    }
+}
+
+/* dpo_step_prefix_bf16_k79_attention_grad: t65 = t62  [layer_backward/attention/prefix/grad; layer_backward/attention/grad] */
+static void dpo_step_prefix_bf16_k79_attention_grad(float *restrict t65, const float *restrict t62, long B, long HD2, long KVH, long P, long S, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t65[r * n + j] = t62[((((r * n + j) / (T*KVD)) * S + ((r * n + j) / KVD) % T + P) * KVH + ((r * n + j) / HD) % KVH) * HD + ((r * n + j)) % HD];
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k80_wv_grad_in: t66[B*T, D] = t65 · wv  [layer_backward/attention/grad] */
+static void dpo_step_prefix_bf16_k80_wv_grad_in(float *restrict t66, const float *restrict wv, const float *restrict t65, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t65, KVD, wv, D, 0.0f, t66, D);
+}
+
+/* dpo_step_prefix_bf16_k81_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
+static void dpo_step_prefix_bf16_k81_rope_grad(float *restrict t67, const float *restrict t0, const float *restrict t1, const float *restrict t61, long B, long HD2, long KVH, long P, long S, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (((r * n + j)) % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t61[((((r * n + j) / (T*KVD)) * S + ((r * n + j) / KVD) % T + P) * KVH + ((r * n + j) / HD) % KVH) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t0[(((r * n + j) / (T*KVD)) * T + ((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v2 = -(t61[((((r * n + j) / (T*KVD)) * S + ((r * n + j) / KVD) % T + P) * KVH + ((r * n + j) / HD) % KVH) * HD + (((r * n + j) / 2) % HD2) * 2]);
+                float v3 = v2 * (t1[(((r * n + j) / (T*KVD)) * T + ((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (((r * n + j)) % 2 < 1) {
+                float v6 = (t61[((((r * n + j) / (T*KVD)) * S + ((r * n + j) / KVD) % T + P) * KVH + ((r * n + j) / HD) % KVH) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t1[(((r * n + j) / (T*KVD)) * T + ((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v7 = (t61[((((r * n + j) / (T*KVD)) * S + ((r * n + j) / KVD) % T + P) * KVH + ((r * n + j) / HD) % KVH) * HD + (((r * n + j) / 2) % HD2) * 2]) * (t0[(((r * n + j) / (T*KVD)) * T + ((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t67[r * n + j] = v9;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k82_wk_grad_in: t68[B*T, D] = t67 · wk  [layer_backward/attention/grad] */
+static void dpo_step_prefix_bf16_k82_wk_grad_in(float *restrict t68, const float *restrict wk, const float *restrict t67, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t67, KVD, wk, D, 0.0f, t68, D);
+}
+
+/* dpo_step_prefix_bf16_k83_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
+static void dpo_step_prefix_bf16_k83_rope_grad(float *restrict t69, const float *restrict t0, const float *restrict t1, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (((r * n + j)) % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t60[(((((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * H + ((r * n + j) / HD) % H) * HD2 + ((r * n + j) / 2) % HD2) * 2 + 1]) * (t0[(((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v2 = -(t60[(((((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * H + ((r * n + j) / HD) % H) * HD2 + ((r * n + j) / 2) % HD2) * 2]);
+                float v3 = v2 * (t1[(((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (((r * n + j)) % 2 < 1) {
+                float v6 = (t60[(((((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * H + ((r * n + j) / HD) % H) * HD2 + ((r * n + j) / 2) % HD2) * 2 + 1]) * (t1[(((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v7 = (t60[(((((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * H + ((r * n + j) / HD) % H) * HD2 + ((r * n + j) / 2) % HD2) * 2]) * (t0[(((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t69[r * n + j] = v9;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k84_wq_grad_in: t70[B*T, D] = t69 · wq  [layer_backward/attention/grad] */
+static void dpo_step_prefix_bf16_k84_wq_grad_in(float *restrict t70, const float *restrict wq, const float *restrict t69, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t69, D, wq, D, 0.0f, t70, D);
+}
+
+/* dpo_step_prefix_bf16_k85_rmsnorm_grad: div, add, rsqrt, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void dpo_step_prefix_bf16_k85_rmsnorm_grad(float *restrict carry8_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t49, const float *restrict t58, const float *restrict t66, const float *restrict t68, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t66[r * n + j0] + t68[r * n + j0];
+            float v1 = v0 + t70[r * n + j0];
+            float v2 = v1 * (attn_norm[j0]);
+            float v3 = v2 * (saved_x[r * n + j0]);
+            acc0 += v3;
+        }
+        float v7 = (t49[(i0) * T + i1]) / ((float)(D));
+        float v8 = v7 + norm_eps[0];
+        float v9 = 1.0f / sqrtf(v8);
+        float v12 = acc0 * v9;
+        float v13 = v12 * v9;
+        float v14 = v13 * v9;
+        float v15 = v14 * (-0.5f);
+        float v16 = v15 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v4 = t66[r * n + j] + t68[r * n + j];
+            float v5 = v4 + t70[r * n + j];
+            float v6 = v5 * (attn_norm[j]);
+            float v10 = v6 * v9;
+            float v11 = t58[r * n + j] + v10;
+            float v17 = v16 * (saved_x[r * n + j]);
+            float v18 = v11 + v17;
+            float v19 = v18 + v17;
+            carry8_next[r * n + j] = v19;
+        }
+    }
+}
+
+/* dpo_step_prefix_bf16_k86_prefix_grad: concat, concat, add, add, write_slice  [layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward] */
+static void dpo_step_prefix_bf16_k86_prefix_grad(float *restrict grad_prefix_kv, const float *restrict t63, const float *restrict t64, long HD2, long KVH, long P) {
+    const long HD = 2*HD2;
+    const long rows = 2*KVH*P, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*P);
+        const long i1 = (r / (KVH)) % P;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i0 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                v0 = t63[((i1) * KVH + i2) * HD + j];
+            }
+            float v1;
+            if (i0 < 1) {
+                v1 = t64[((i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v1 = 0.0f;
+            }
+            float v2 = v0 + v1;
+            float v3 = grad_prefix_kv[r * n + j] + v2;
+            grad_prefix_kv[r * n + j] = v3;
+        }
+    }
+}
+
+/* Arena: 31 slots planned for 87 kernels. */
+static long llama_dpo_dpo_step_prefix_bf16_layout(const llama_dpo_dpo_step_prefix_bf16_args *args, long *off) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(B*HD2*T);
+    off[1] = total; total += la_round16(B*HD2*T);
+    off[2] = total; total += la_round16(B*S*T);
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S), 2*CR*HD2*KVH*REP), CR), B), 1));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), 2*B*HD2*KVH*S), B*F*T), B), 1));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(la_max(CR*V, B), 1), B*T), 2*HD2*KVH*P));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(CR, 1), B*F*T), 2*HD2*KVH*P));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(CR, B), 1), 2*B*HD2*KVH*REP*T));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), CR), 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*S));
+    off[10] = total; total += la_round16(la_max(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), B*F*T), 2*B*HD2*KVH*S));
+    off[11] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[12] = total; total += la_round16(la_max(B, B*T));
+    off[13] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[14] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[15] = total; total += la_round16(B);
+    off[16] = total; total += la_round16(B);
+    off[17] = total; total += la_round16(B);
+    off[18] = total; total += la_round16(B);
+    off[19] = total; total += la_round16(B);
+    off[20] = total; total += la_round16(B);
+    off[21] = total; total += la_round16(B);
+    off[22] = total; total += la_round16(B);
+    off[23] = total; total += la_round16(B);
+    off[24] = total; total += la_round16(B);
+    off[25] = total; total += la_round16(B);
+    off[26] = total; total += la_round16(B);
+    off[27] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[28] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[29] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[30] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_dpo_dpo_step_prefix_bf16_arena_floats(const llama_dpo_dpo_step_prefix_bf16_args *args) {
+    long off[31];
+    return llama_dpo_dpo_step_prefix_bf16_layout(args, off);
+}
+
+void llama_dpo_dpo_step_prefix_bf16(const llama_dpo_dpo_step_prefix_bf16_args *args) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long NC = args->NC;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    long off[31];
+    llama_dpo_dpo_step_prefix_bf16_layout(args, off);
+    double *prof = args->kernel_ns;
+    la_bf16_epoch++;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[4];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[3];
+    float *t8 = args->arena + off[4];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[3];
+    float *t12 = args->arena + off[4];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[3];
+    float *t16 = args->arena + off[6];
+    float *t17 = args->arena + off[7];
+    float *t18 = args->arena + off[8];
+    float *t19 = args->arena + off[7];
+    float *t20 = args->arena + off[3];
+    float *t21 = args->arena + off[6];
+    float *t22 = args->arena + off[7];
+    float *t23 = args->arena + off[5];
+    float *t24 = args->arena + off[9];
+    float *t25 = args->arena + off[10];
+    float *t26 = args->arena + off[6];
+    float *t27 = args->arena + off[8];
+    float *t28 = args->arena + off[3];
+    float *t29 = args->arena + off[7];
+    float *t30 = args->arena + off[5];
+    float *t31 = args->arena + off[9];
+    float *t32 = args->arena + off[4];
+    float *t33 = args->arena + off[10];
+    float *t34 = args->arena + off[9];
+    float *t35 = args->arena + off[4];
+    float *t36 = args->arena + off[3];
+    float *t37 = args->arena + off[10];
+    float *t38 = args->arena + off[6];
+    float *t39 = args->arena + off[8];
+    float *t40 = args->arena + off[5];
+    float *t41 = args->arena + off[7];
+    float *t42 = args->arena + off[8];
+    float *t43 = args->arena + off[11];
+    float *t44 = args->arena + off[12];
+    float *t45 = args->arena + off[5];
+    float *t46 = args->arena + off[8];
+    float *t47 = args->arena + off[7];
+    float *t48 = args->arena + off[11];
+    float *t49 = args->arena + off[12];
+    float *t50 = args->arena + off[4];
+    float *t51 = args->arena + off[3];
+    float *t52 = args->arena + off[5];
+    float *t53 = args->arena + off[10];
+    float *t54 = args->arena + off[6];
+    float *t55 = args->arena + off[11];
+    float *t56 = args->arena + off[6];
+    float *t57 = args->arena + off[8];
+    float *t58 = args->arena + off[7];
+    float *t59 = args->arena + off[11];
+    float *t60 = args->arena + off[8];
+    float *t61 = args->arena + off[9];
+    float *t62 = args->arena + off[10];
+    float *t63 = args->arena + off[6];
+    float *t64 = args->arena + off[5];
+    float *t65 = args->arena + off[4];
+    float *t66 = args->arena + off[3];
+    float *t67 = args->arena + off[4];
+    float *t68 = args->arena + off[11];
+    float *t69 = args->arena + off[4];
+    float *t70 = args->arena + off[8];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const int32_t *positions = args->positions;
+    const int32_t *segments = args->segments;
+    const float *rope_theta = args->rope_theta;
+    const float *ref_chosen = args->ref_chosen;
+    const float *ref_rejected = args->ref_rejected;
+    const float *beta = args->beta;
+    const float *label_smoothing = args->label_smoothing;
+    const float *simpo_gamma = args->simpo_gamma;
+    const float *dpop_lambda = args->dpop_lambda;
+    const float *pair_weight = args->pair_weight;
+    const float *loss_weights = args->loss_weights;
+    const float *pref_loss_ratio = args->pref_loss_ratio;
+    const float *sft_loss_ratio = args->sft_loss_ratio;
+    const float *norm_eps = args->norm_eps;
+    float *loss = args->loss;
+    float *losses = args->losses;
+    float *logps_chosen = args->logps_chosen;
+    float *logps_rejected = args->logps_rejected;
+    float *logits_chosen = args->logits_chosen;
+    float *logits_rejected = args->logits_rejected;
+    float *saved_x_slot0 = args->saved_x;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 87, dpo_step_prefix_bf16_k0_rope_tables(t0, positions, rope_theta, B, HD2, P, T));
+    LA_TIMED(prof, 1, 87, dpo_step_prefix_bf16_k1_rope_tables(t1, positions, rope_theta, B, HD2, P, T));
+    LA_TIMED(prof, 2, 87, dpo_step_prefix_bf16_k2_shared_prompt_mask(t2, segments, B, P, S, T));
+    LA_TIMED(prof, 3, 87, dpo_step_prefix_bf16_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = saved_x_slot0;
+    float *carry0_buf[2] = { args->arena + off[13], args->arena + off[14] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *prefix_kv = args->prefix_kv + l * (4*HD2*KVH*P);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_lse = args->saved_lse + l * (B*KVH*REP*T);
+        float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_up = args->saved_up + l * (B*F*T);
+        float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
+        LA_TIMED(prof, 4, 87, dpo_step_prefix_bf16_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 87, dpo_step_prefix_bf16_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 87, dpo_step_prefix_bf16_k6_rope(saved_q, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 87, dpo_step_prefix_bf16_k7_wk(t5, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 87, dpo_step_prefix_bf16_k8_rope(saved_k, t0, t1, t5, B, HD2, KVH, T));
+        LA_TIMED(prof, 9, 87, dpo_step_prefix_bf16_k9_wv(saved_v, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 87, dpo_step_prefix_bf16_k10_prefix(t6, prefix_kv, saved_k, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 11, 87, dpo_step_prefix_bf16_k11_prefix(t7, prefix_kv, saved_v, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 12, 87, dpo_step_prefix_bf16_k12_causal_attention_forward(saved_attn, saved_lse, t2, saved_q, t6, t7, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 13, 87, dpo_step_prefix_bf16_k13_wo(t8, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 87, dpo_step_prefix_bf16_k14_layer(saved_h, carry0, t8, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 87, dpo_step_prefix_bf16_k15_rmsnorm(t9, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 87, dpo_step_prefix_bf16_k16_w1(saved_gate, w1, t9, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 87, dpo_step_prefix_bf16_k17_w3(saved_up, w3, t9, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 87, dpo_step_prefix_bf16_k18_silu(t10, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 19, 87, dpo_step_prefix_bf16_k19_w2(t11, w2, t10, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 87, dpo_step_prefix_bf16_k20_ffn(carry0_next, saved_h, t11, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 21, 87, dpo_step_prefix_bf16_k21_expand(t12, B));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t12;
+    float *carry1_buf[2] = { args->arena + off[15], args->arena + off[16] };
+    const float *carry2 = t12;
+    float *carry2_buf[2] = { args->arena + off[17], args->arena + off[18] };
+    const float *carry3 = t12;
+    float *carry3_buf[2] = { args->arena + off[19], args->arena + off[20] };
+    const float *carry4 = t12;
+    float *carry4_buf[2] = { args->arena + off[21], args->arena + off[22] };
+    const float *carry5 = t12;
+    float *carry5_buf[2] = { args->arena + off[23], args->arena + off[24] };
+    const float *carry6 = t12;
+    float *carry6_buf[2] = { args->arena + off[25], args->arena + off[26] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *scored_pair = args->scored_pair + l * CR;
+        const int32_t *chosen_targets = args->chosen_targets + l * CR;
+        const int32_t *rejected_targets = args->rejected_targets + l * CR;
+        const float *chosen_mask = args->chosen_mask + l * CR;
+        const float *rejected_mask = args->rejected_mask + l * CR;
+        float *carry1_next = l + 1 < NC ? carry1_buf[l & 1] : logps_chosen;
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : logps_rejected;
+        float *carry3_next = carry3_buf[l & 1];
+        float *carry4_next = carry4_buf[l & 1];
+        float *carry5_next = l + 1 < NC ? carry5_buf[l & 1] : logits_chosen;
+        float *carry6_next = l + 1 < NC ? carry6_buf[l & 1] : logits_rejected;
+        LA_TIMED(prof, 22, 87, dpo_step_prefix_bf16_k22_rmsnorm(t13, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 23, 87, dpo_step_prefix_bf16_k23_lm_head(t14, lm_head, t13, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 24, 87, dpo_step_prefix_bf16_k24_log_softmax(t15, t14, CR, V));
+        LA_TIMED(prof, 25, 87, dpo_step_prefix_bf16_k25_log_softmax(t16, t14, t15, CR, V));
+        LA_TIMED(prof, 26, 87, dpo_step_prefix_bf16_k26_cross_entropy(t17, t14, chosen_targets, t15, t16, CR, V));
+        LA_TIMED(prof, 27, 87, dpo_step_prefix_bf16_k27_sequence_logps_scatter_add(t18, scored_pair, chosen_mask, t17, B, CR));
+        LA_TIMED(prof, 28, 87, dpo_step_prefix_bf16_k28_cross_entropy(t19, t14, rejected_targets, t15, t16, CR, V));
+        LA_TIMED(prof, 29, 87, dpo_step_prefix_bf16_k29_sequence_logps_scatter_add(t20, scored_pair, rejected_mask, t19, B, CR));
+        LA_TIMED(prof, 30, 87, dpo_step_prefix_bf16_k30_sequence_logps(t21, t14, CR, V));
+        LA_TIMED(prof, 31, 87, dpo_step_prefix_bf16_k31_sequence_logps_scatter_add(t22, scored_pair, chosen_mask, B, CR));
+        LA_TIMED(prof, 32, 87, dpo_step_prefix_bf16_k32_sequence_logps_scatter_add(t23, scored_pair, rejected_mask, B, CR));
+        LA_TIMED(prof, 33, 87, dpo_step_prefix_bf16_k33_sequence_logps_scatter_add(t24, scored_pair, chosen_mask, t21, B, CR, V));
+        LA_TIMED(prof, 34, 87, dpo_step_prefix_bf16_k34_sequence_logps_scatter_add(t25, scored_pair, rejected_mask, t21, B, CR, V));
+        LA_TIMED(prof, 35, 87, dpo_step_prefix_bf16_k35_sequence_logps(carry1_next, carry1, t18, B));
+        LA_TIMED(prof, 36, 87, dpo_step_prefix_bf16_k36_sequence_logps(carry2_next, carry2, t20, B));
+        LA_TIMED(prof, 37, 87, dpo_step_prefix_bf16_k37_lm_chunk(carry3_next, carry3, t22, B));
+        LA_TIMED(prof, 38, 87, dpo_step_prefix_bf16_k38_lm_chunk(carry4_next, carry4, t23, B));
+        LA_TIMED(prof, 39, 87, dpo_step_prefix_bf16_k39_lm_chunk(carry5_next, carry5, t24, B));
+        LA_TIMED(prof, 40, 87, dpo_step_prefix_bf16_k40_lm_chunk(carry6_next, carry6, t25, B));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+        carry5 = carry5_next;
+        carry6 = carry6_next;
+    }
+    /* stage 'after_lm_chunk' */
+    LA_TIMED(prof, 41, 87, dpo_step_prefix_bf16_k41_dpo_kto_pair(t26, ref_chosen, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 42, 87, dpo_step_prefix_bf16_k42_dpo_sigmoid(t27, pair_weight, B));
+    LA_TIMED(prof, 43, 87, dpo_step_prefix_bf16_k43_dpo_kto_pair(t28, ref_rejected, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 44, 87, dpo_step_prefix_bf16_k44_dpo_bco_pair(t29, ref_chosen, beta, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 45, 87, dpo_step_prefix_bf16_k45_dpo_bco_pair(t30, ref_rejected, beta, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 46, 87, dpo_step_prefix_bf16_k46_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, carry1, carry2, carry3, carry4, t26, t27, t28, t29, t30, B));
+    LA_TIMED(prof, 47, 87, dpo_step_prefix_bf16_k47_lm_head(t31, loss_weights, losses, B));
+    LA_TIMED(prof, 48, 87, dpo_step_prefix_bf16_k48_lm_head(t32, pair_weight, t31, B));
+    LA_TIMED(prof, 49, 87, dpo_step_prefix_bf16_k49_sft(t33, pair_weight, carry1, carry3, B));
+    LA_TIMED(prof, 50, 87, dpo_step_prefix_bf16_k50_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t32, t33));
+    LA_TIMED(prof, 51, 87, dpo_step_prefix_bf16_k51_log_sigmoid_grad(t34, t35, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, carry1, carry2, carry3, carry4, t26, t27, t28, t29, t30, B));
+    LA_TIMED(prof, 52, 87, dpo_step_prefix_bf16_k52_dpo_sigmoid(t36, B, HD2, KVH, REP, T));
+    /* stage 'lm_chunk_backward', repeated NC times */
+    const float *carry7 = t36;
+    float *carry7_buf[2] = { args->arena + off[27], args->arena + off[28] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *scored_pair = args->scored_pair + l * CR;
+        const int32_t *chosen_targets = args->chosen_targets + l * CR;
+        const int32_t *rejected_targets = args->rejected_targets + l * CR;
+        const float *chosen_mask = args->chosen_mask + l * CR;
+        const float *rejected_mask = args->rejected_mask + l * CR;
+        float *carry7_next = carry7_buf[l & 1];
+        LA_TIMED(prof, 53, 87, dpo_step_prefix_bf16_k53_lm_head(t37, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 54, 87, dpo_step_prefix_bf16_k54_rmsnorm(t38, t37, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 55, 87, dpo_step_prefix_bf16_k55_rmsnorm(t39, norm_eps, final_norm, t37, t38, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 56, 87, dpo_step_prefix_bf16_k56_lm_head(t40, lm_head, t39, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 57, 87, dpo_step_prefix_bf16_k57_log_softmax(t41, t40, CR, V));
+        LA_TIMED(prof, 58, 87, dpo_step_prefix_bf16_k58_log_softmax(t42, t40, t41, CR, V));
+        LA_TIMED(prof, 59, 87, dpo_step_prefix_bf16_k59_sequence_logps_grad(t43, t44, t34, t35, B));
+        LA_TIMED(prof, 60, 87, dpo_step_prefix_bf16_k60_log_softmax_grad(t45, t40, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t41, t42, t43, t44, CR, V));
+        LA_TIMED(prof, 61, 87, dpo_step_prefix_bf16_k61_lm_head_grad_in(t46, lm_head, t45, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 62, 87, dpo_step_prefix_bf16_k62_rmsnorm_grad(t47, final_norm, t37, t46, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 63, 87, dpo_step_prefix_bf16_k63_rmsnorm_grad_scatter_add(t48, norm_eps, final_norm, scored, t37, t38, t46, t47, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 87, dpo_step_prefix_bf16_k64_lm_chunk_backward(carry7_next, carry7, t48, B, HD2, KVH, REP, T));
+        carry7 = carry7_next;
+    }
+    /* stage 'layer_backward', repeated L times, last layer first */
+    const float *carry8 = carry7;
+    float *carry8_buf[2] = { args->arena + off[29], args->arena + off[30] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *prefix_kv = args->prefix_kv + (L - 1 - l) * (4*HD2*KVH*P);
+        const float *ffn_norm = args->ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lse = args->saved_lse + (L - 1 - l) * (B*KVH*REP*T);
+        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *grad_prefix_kv = args->grad_prefix_kv + (L - 1 - l) * (4*HD2*KVH*P);
+        float *carry8_next = carry8_buf[l & 1];
+        if (l + 1 < L) LA_TIMED(prof, 65, 87, dpo_step_prefix_bf16_k65_rmsnorm(t49, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 87, dpo_step_prefix_bf16_k66_prefix(t50, saved_k, prefix_kv, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 67, 87, dpo_step_prefix_bf16_k67_prefix(t51, saved_v, prefix_kv, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 68, 87, dpo_step_prefix_bf16_k68_rmsnorm(t52, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 69, 87, dpo_step_prefix_bf16_k69_w2_grad_in(t53, carry8, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 87, dpo_step_prefix_bf16_k70_silu(t54, saved_gate, t53, B, F, T));
+        LA_TIMED(prof, 71, 87, dpo_step_prefix_bf16_k71_w3_grad_in(t55, w3, t54, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 87, dpo_step_prefix_bf16_k72_silu(t56, saved_gate, saved_up, t53, B, F, T));
+        LA_TIMED(prof, 73, 87, dpo_step_prefix_bf16_k73_w1_grad_in(t57, w1, t56, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 74, 87, dpo_step_prefix_bf16_k74_rmsnorm_grad(t58, norm_eps, carry8, saved_h, ffn_norm, t52, t55, t57, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 87, dpo_step_prefix_bf16_k75_wo_grad_in(t59, wo, t58, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 87, dpo_step_prefix_bf16_k76_causal_attention_backward(t60, t61, t62, t2, saved_q, saved_lse, saved_attn, t50, t51, t59, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 77, 87, dpo_step_prefix_bf16_k77_prefix_grad(t63, t62, B, HD2, KVH, P, S));
+        LA_TIMED(prof, 78, 87, dpo_step_prefix_bf16_k78_prefix_grad(t64, t61, B, HD2, KVH, P, S));
+        if (l + 1 < L) LA_TIMED(prof, 79, 87, dpo_step_prefix_bf16_k79_attention_grad(t65, t62, B, HD2, KVH, P, S, T));
+        if (l + 1 < L) LA_TIMED(prof, 80, 87, dpo_step_prefix_bf16_k80_wv_grad_in(t66, wv, t65, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 81, 87, dpo_step_prefix_bf16_k81_rope_grad(t67, t0, t1, t61, B, HD2, KVH, P, S, T));
+        if (l + 1 < L) LA_TIMED(prof, 82, 87, dpo_step_prefix_bf16_k82_wk_grad_in(t68, wk, t67, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 83, 87, dpo_step_prefix_bf16_k83_rope_grad(t69, t0, t1, t60, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 84, 87, dpo_step_prefix_bf16_k84_wq_grad_in(t70, wq, t69, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 85, 87, dpo_step_prefix_bf16_k85_rmsnorm_grad(carry8_next, norm_eps, saved_x, attn_norm, t49, t58, t66, t68, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 86, 87, dpo_step_prefix_bf16_k86_prefix_grad(grad_prefix_kv, t63, t64, HD2, KVH, P));
+        carry8 = carry8_next;
+    }
+}
+
+void llama_dpo_dpo_step_prefix_bf16_costs(const llama_dpo_dpo_step_prefix_bf16_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(B*T + B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T + B*HD2*T); bytes[0] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_step_prefix_bf16_k0_rope_tables */
+    flops[1] = (double)(B*T + B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T + B*HD2*T); bytes[1] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_step_prefix_bf16_k1_rope_tables */
+    flops[2] = (double)(B*T + B*T + B*T + B*T*T + B*T*T); bytes[2] = (double)(4*B*S*T + 4*B*T); /* dpo_step_prefix_bf16_k2_shared_prompt_mask */
+    flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* dpo_step_prefix_bf16_k3_embed */
+    flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_step_prefix_bf16_k4_rmsnorm */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_bf16_k5_wq */
+    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_bf16_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_bf16_k7_wk */
+    flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_prefix_bf16_k8_rope */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_bf16_k9_wv */
+    flops[10] = (double)(0); bytes[10] = (double)(8*B*HD2*KVH*S + 16*HD2*KVH*P + 8*B*HD2*KVH*T); /* dpo_step_prefix_bf16_k10_prefix */
+    flops[11] = (double)(0); bytes[11] = (double)(8*B*HD2*KVH*S + 16*HD2*KVH*P + 8*B*HD2*KVH*T); /* dpo_step_prefix_bf16_k11_prefix */
+    flops[12] = (double)(4*B*HD2*KVH*REP*S*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 4*B*S*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S); /* dpo_step_prefix_bf16_k12_causal_attention_forward */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_bf16_k13_wo */
+    flops[14] = (double)(2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_bf16_k14_layer */
+    flops[15] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_bf16_k15_rmsnorm */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_bf16_k16_w1 */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_bf16_k17_w3 */
+    flops[18] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[18] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_prefix_bf16_k18_silu */
+    flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_prefix_bf16_k19_w2 */
+    flops[20] = (double)(2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_bf16_k20_ffn */
+    flops[21] = (double)(0); bytes[21] = (double)(4*B); /* dpo_step_prefix_bf16_k21_expand */
+    flops[22] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[22] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_prefix_bf16_k22_rmsnorm */
+    flops[23] = (double)(4*CR*HD2*KVH*REP*V); bytes[23] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_prefix_bf16_k23_lm_head */
+    flops[24] = (double)(CR*V); bytes[24] = (double)(4*CR + 4*CR*V); /* dpo_step_prefix_bf16_k24_log_softmax */
+    flops[25] = (double)(CR + CR*V + CR*V + CR*V); bytes[25] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_prefix_bf16_k25_log_softmax */
+    flops[26] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[26] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_prefix_bf16_k26_cross_entropy */
+    flops[27] = (double)(CR + CR); bytes[27] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_prefix_bf16_k27_sequence_logps_scatter_add */
+    flops[28] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[28] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_prefix_bf16_k28_cross_entropy */
+    flops[29] = (double)(CR + CR); bytes[29] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_prefix_bf16_k29_sequence_logps_scatter_add */
+    flops[30] = (double)(CR*V); bytes[30] = (double)(4*CR + 4*CR*V); /* dpo_step_prefix_bf16_k30_sequence_logps */
+    flops[31] = (double)(CR); bytes[31] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_prefix_bf16_k31_sequence_logps_scatter_add */
+    flops[32] = (double)(CR); bytes[32] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_prefix_bf16_k32_sequence_logps_scatter_add */
+    flops[33] = (double)(CR + CR + CR); bytes[33] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_prefix_bf16_k33_sequence_logps_scatter_add */
+    flops[34] = (double)(CR + CR + CR); bytes[34] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_prefix_bf16_k34_sequence_logps_scatter_add */
+    flops[35] = (double)(B + B); bytes[35] = (double)(4*B + 4*B + 4*B); /* dpo_step_prefix_bf16_k35_sequence_logps */
+    flops[36] = (double)(B + B); bytes[36] = (double)(4*B + 4*B + 4*B); /* dpo_step_prefix_bf16_k36_sequence_logps */
+    flops[37] = (double)(B); bytes[37] = (double)(4*B + 4*B + 4*B); /* dpo_step_prefix_bf16_k37_lm_chunk */
+    flops[38] = (double)(B); bytes[38] = (double)(4*B + 4*B + 4*B); /* dpo_step_prefix_bf16_k38_lm_chunk */
+    flops[39] = (double)(B); bytes[39] = (double)(4*B + 4*B + 4*B); /* dpo_step_prefix_bf16_k39_lm_chunk */
+    flops[40] = (double)(B); bytes[40] = (double)(4*B + 4*B + 4*B); /* dpo_step_prefix_bf16_k40_lm_chunk */
+    flops[41] = (double)(1 + B + B + B + B + B); bytes[41] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_prefix_bf16_k41_dpo_kto_pair */
+    flops[42] = (double)(B + B); bytes[42] = (double)(4 + 4*B); /* dpo_step_prefix_bf16_k42_dpo_sigmoid */
+    flops[43] = (double)(1 + B + B + B + B + B); bytes[43] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_prefix_bf16_k43_dpo_kto_pair */
+    flops[44] = (double)(1 + B + B + B + B + B + B); bytes[44] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_prefix_bf16_k44_dpo_bco_pair */
+    flops[45] = (double)(1 + B + B + B + B + B + B); bytes[45] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_prefix_bf16_k45_dpo_bco_pair */
+    flops[46] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[46] = (double)(68*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_prefix_bf16_k46_log_sigmoid */
+    flops[47] = (double)(17*B + 17*B); bytes[47] = (double)(4*B + 68 + 68*B); /* dpo_step_prefix_bf16_k47_lm_head */
+    flops[48] = (double)(B + B); bytes[48] = (double)(4 + 4*B + 4*B); /* dpo_step_prefix_bf16_k48_lm_head */
+    flops[49] = (double)(B + B + B + B); bytes[49] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_prefix_bf16_k49_sft */
+    flops[50] = (double)(1 + 1 + 1); bytes[50] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_prefix_bf16_k50_dpo_loss */
+    flops[51] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[51] = (double)(4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_prefix_bf16_k51_log_sigmoid_grad */
+    flops[52] = (double)(0); bytes[52] = (double)(8*B*HD2*KVH*REP*T); /* dpo_step_prefix_bf16_k52_dpo_sigmoid */
+    flops[53] = (double)(0); bytes[53] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_prefix_bf16_k53_lm_head */
+    flops[54] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[54] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* dpo_step_prefix_bf16_k54_rmsnorm */
+    flops[55] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[55] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_prefix_bf16_k55_rmsnorm */
+    flops[56] = (double)(4*CR*HD2*KVH*REP*V); bytes[56] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_prefix_bf16_k56_lm_head */
+    flops[57] = (double)(CR*V); bytes[57] = (double)(4*CR + 4*CR*V); /* dpo_step_prefix_bf16_k57_log_softmax */
+    flops[58] = (double)(CR + CR*V + CR*V + CR*V); bytes[58] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_prefix_bf16_k58_log_softmax */
+    flops[59] = (double)(B + B + B + B + B + B); bytes[59] = (double)(4*B + 4*B + 4*B + 4*B); /* dpo_step_prefix_bf16_k59_sequence_logps_grad */
+    flops[60] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR*V); bytes[60] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*B + 4*B); /* dpo_step_prefix_bf16_k60_log_softmax_grad */
+    flops[61] = (double)(4*CR*HD2*KVH*REP*V); bytes[61] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* dpo_step_prefix_bf16_k61_lm_head_grad_in */
+    flops[62] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[62] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* dpo_step_prefix_bf16_k62_rmsnorm_grad */
+    flops[63] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_prefix_bf16_k63_rmsnorm_grad_scatter_add */
+    flops[64] = (double)(2*B*HD2*KVH*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_bf16_k64_lm_chunk_backward */
+    flops[65] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_bf16_k65_rmsnorm */
+    flops[66] = (double)(0); bytes[66] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*T + 16*HD2*KVH*P); /* dpo_step_prefix_bf16_k66_prefix */
+    flops[67] = (double)(0); bytes[67] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*T + 16*HD2*KVH*P); /* dpo_step_prefix_bf16_k67_prefix */
+    flops[68] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[68] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_bf16_k68_rmsnorm */
+    flops[69] = (double)(4*B*F*HD2*KVH*REP*T); bytes[69] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_prefix_bf16_k69_w2_grad_in */
+    flops[70] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[70] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_prefix_bf16_k70_silu */
+    flops[71] = (double)(4*B*F*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_prefix_bf16_k71_w3_grad_in */
+    flops[72] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[72] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_prefix_bf16_k72_silu */
+    flops[73] = (double)(4*B*F*HD2*KVH*REP*T); bytes[73] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_prefix_bf16_k73_w1_grad_in */
+    flops[74] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[74] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_bf16_k74_rmsnorm_grad */
+    flops[75] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[75] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_bf16_k75_wo_grad_in */
+    flops[76] = (double)(10*B*HD2*KVH*REP*S*T); bytes[76] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 4*B*S*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_bf16_k76_causal_attention_backward */
+    flops[77] = (double)(2*B*HD2*KVH*P); bytes[77] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* dpo_step_prefix_bf16_k77_prefix_grad */
+    flops[78] = (double)(2*B*HD2*KVH*P); bytes[78] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* dpo_step_prefix_bf16_k78_prefix_grad */
+    flops[79] = (double)(0); bytes[79] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*S); /* dpo_step_prefix_bf16_k79_attention_grad */
+    flops[80] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[80] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_prefix_bf16_k80_wv_grad_in */
+    flops[81] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[81] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*S); /* dpo_step_prefix_bf16_k81_rope_grad */
+    flops[82] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_prefix_bf16_k82_wk_grad_in */
+    flops[83] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_bf16_k83_rope_grad */
+    flops[84] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_bf16_k84_wq_grad_in */
+    flops[85] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[85] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_bf16_k85_rmsnorm_grad */
+    flops[86] = (double)(4*HD2*KVH*P + 4*HD2*KVH*P); bytes[86] = (double)(16*HD2*KVH*P + 8*HD2*KVH*P + 8*HD2*KVH*P + 16*HD2*KVH*P); /* dpo_step_prefix_bf16_k86_prefix_grad */
+    (void)args;
+}
+
+static void llama_dpo_dpo_step_prefix_bf16_run(const void *args) { llama_dpo_dpo_step_prefix_bf16((const llama_dpo_dpo_step_prefix_bf16_args *)args); }
+static long llama_dpo_dpo_step_prefix_bf16_arena(const void *args) { return llama_dpo_dpo_step_prefix_bf16_arena_floats((const llama_dpo_dpo_step_prefix_bf16_args *)args); }
+static void llama_dpo_dpo_step_prefix_bf16_cost(const void *args, double *f, double *b) { llama_dpo_dpo_step_prefix_bf16_costs((const llama_dpo_dpo_step_prefix_bf16_args *)args, f, b); }
+static const char *const llama_dpo_dpo_step_prefix_bf16_kernel_names[] = {
+    "dpo_step_prefix_bf16_k0_rope_tables",
+    "dpo_step_prefix_bf16_k1_rope_tables",
+    "dpo_step_prefix_bf16_k2_shared_prompt_mask",
+    "dpo_step_prefix_bf16_k3_embed",
+    "dpo_step_prefix_bf16_k4_rmsnorm",
+    "dpo_step_prefix_bf16_k5_wq",
+    "dpo_step_prefix_bf16_k6_rope",
+    "dpo_step_prefix_bf16_k7_wk",
+    "dpo_step_prefix_bf16_k8_rope",
+    "dpo_step_prefix_bf16_k9_wv",
+    "dpo_step_prefix_bf16_k10_prefix",
+    "dpo_step_prefix_bf16_k11_prefix",
+    "dpo_step_prefix_bf16_k12_causal_attention_forward",
+    "dpo_step_prefix_bf16_k13_wo",
+    "dpo_step_prefix_bf16_k14_layer",
+    "dpo_step_prefix_bf16_k15_rmsnorm",
+    "dpo_step_prefix_bf16_k16_w1",
+    "dpo_step_prefix_bf16_k17_w3",
+    "dpo_step_prefix_bf16_k18_silu",
+    "dpo_step_prefix_bf16_k19_w2",
+    "dpo_step_prefix_bf16_k20_ffn",
+    "dpo_step_prefix_bf16_k21_expand",
+    "dpo_step_prefix_bf16_k22_rmsnorm",
+    "dpo_step_prefix_bf16_k23_lm_head",
+    "dpo_step_prefix_bf16_k24_log_softmax",
+    "dpo_step_prefix_bf16_k25_log_softmax",
+    "dpo_step_prefix_bf16_k26_cross_entropy",
+    "dpo_step_prefix_bf16_k27_sequence_logps_scatter_add",
+    "dpo_step_prefix_bf16_k28_cross_entropy",
+    "dpo_step_prefix_bf16_k29_sequence_logps_scatter_add",
+    "dpo_step_prefix_bf16_k30_sequence_logps",
+    "dpo_step_prefix_bf16_k31_sequence_logps_scatter_add",
+    "dpo_step_prefix_bf16_k32_sequence_logps_scatter_add",
+    "dpo_step_prefix_bf16_k33_sequence_logps_scatter_add",
+    "dpo_step_prefix_bf16_k34_sequence_logps_scatter_add",
+    "dpo_step_prefix_bf16_k35_sequence_logps",
+    "dpo_step_prefix_bf16_k36_sequence_logps",
+    "dpo_step_prefix_bf16_k37_lm_chunk",
+    "dpo_step_prefix_bf16_k38_lm_chunk",
+    "dpo_step_prefix_bf16_k39_lm_chunk",
+    "dpo_step_prefix_bf16_k40_lm_chunk",
+    "dpo_step_prefix_bf16_k41_dpo_kto_pair",
+    "dpo_step_prefix_bf16_k42_dpo_sigmoid",
+    "dpo_step_prefix_bf16_k43_dpo_kto_pair",
+    "dpo_step_prefix_bf16_k44_dpo_bco_pair",
+    "dpo_step_prefix_bf16_k45_dpo_bco_pair",
+    "dpo_step_prefix_bf16_k46_log_sigmoid",
+    "dpo_step_prefix_bf16_k47_lm_head",
+    "dpo_step_prefix_bf16_k48_lm_head",
+    "dpo_step_prefix_bf16_k49_sft",
+    "dpo_step_prefix_bf16_k50_dpo_loss",
+    "dpo_step_prefix_bf16_k51_log_sigmoid_grad",
+    "dpo_step_prefix_bf16_k52_dpo_sigmoid",
+    "dpo_step_prefix_bf16_k53_lm_head",
+    "dpo_step_prefix_bf16_k54_rmsnorm",
+    "dpo_step_prefix_bf16_k55_rmsnorm",
+    "dpo_step_prefix_bf16_k56_lm_head",
+    "dpo_step_prefix_bf16_k57_log_softmax",
+    "dpo_step_prefix_bf16_k58_log_softmax",
+    "dpo_step_prefix_bf16_k59_sequence_logps_grad",
+    "dpo_step_prefix_bf16_k60_log_softmax_grad",
+    "dpo_step_prefix_bf16_k61_lm_head_grad_in",
+    "dpo_step_prefix_bf16_k62_rmsnorm_grad",
+    "dpo_step_prefix_bf16_k63_rmsnorm_grad_scatter_add",
+    "dpo_step_prefix_bf16_k64_lm_chunk_backward",
+    "dpo_step_prefix_bf16_k65_rmsnorm",
+    "dpo_step_prefix_bf16_k66_prefix",
+    "dpo_step_prefix_bf16_k67_prefix",
+    "dpo_step_prefix_bf16_k68_rmsnorm",
+    "dpo_step_prefix_bf16_k69_w2_grad_in",
+    "dpo_step_prefix_bf16_k70_silu",
+    "dpo_step_prefix_bf16_k71_w3_grad_in",
+    "dpo_step_prefix_bf16_k72_silu",
+    "dpo_step_prefix_bf16_k73_w1_grad_in",
+    "dpo_step_prefix_bf16_k74_rmsnorm_grad",
+    "dpo_step_prefix_bf16_k75_wo_grad_in",
+    "dpo_step_prefix_bf16_k76_causal_attention_backward",
+    "dpo_step_prefix_bf16_k77_prefix_grad",
+    "dpo_step_prefix_bf16_k78_prefix_grad",
+    "dpo_step_prefix_bf16_k79_attention_grad",
+    "dpo_step_prefix_bf16_k80_wv_grad_in",
+    "dpo_step_prefix_bf16_k81_rope_grad",
+    "dpo_step_prefix_bf16_k82_wk_grad_in",
+    "dpo_step_prefix_bf16_k83_rope_grad",
+    "dpo_step_prefix_bf16_k84_wq_grad_in",
+    "dpo_step_prefix_bf16_k85_rmsnorm_grad",
+    "dpo_step_prefix_bf16_k86_prefix_grad",
+};
+const la_program_info llama_dpo_dpo_step_prefix_bf16_info = { "llama_dpo.dpo_step_prefix_bf16", 64, 87, llama_dpo_dpo_step_prefix_bf16_kernel_names, llama_dpo_dpo_step_prefix_bf16_run, llama_dpo_dpo_step_prefix_bf16_arena, llama_dpo_dpo_step_prefix_bf16_cost };
 

@@ -11898,6 +11898,2717 @@ static const char *const llama_train_lm_step_lora_dropout_kernel_names[] = {
 };
 const la_program_info llama_train_lm_step_lora_dropout_info = { "llama_train.lm_step_lora_dropout", 93, 132, llama_train_lm_step_lora_dropout_kernel_names, llama_train_lm_step_lora_dropout_run, llama_train_lm_step_lora_dropout_arena, llama_train_lm_step_lora_dropout_cost };
 
+/* ===== program 'lm_step_lora_dropout_bf16' ===== */
+
+/* lm_step_lora_dropout_bf16_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void lm_step_lora_dropout_bf16_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + 0.0f;
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k1_embed: saved_x_slot0 = embed[ids]  [embed] */
+static void lm_step_lora_dropout_bf16_k1_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            saved_x_slot0[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k2_rmsnorm: t2 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void lm_step_lora_dropout_bf16_k2_rmsnorm(float *restrict t2, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t2[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k3_wq: t3[B*T, D] = t2 · wqᵀ  [layer/attention] */
+static void lm_step_lora_dropout_bf16_k3_wq(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
+}
+
+/* lm_step_lora_dropout_bf16_k4_dropout: t4 = (t2 · [lora_dropout ≤ uniform(lora_dropout_key_wq, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
+static void lm_step_lora_dropout_bf16_k4_dropout(float *restrict t4, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t2[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t4[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k5_lora_a_wq: t5[B*T, R] = t4 · lora_a_wqᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_bf16_k5_lora_a_wq(float *restrict t5, const float *restrict lora_a_wq, const float *restrict t4, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t4, D, lora_a_wq, D, 0.0f, t5, R);
+}
+
+/* lm_step_lora_dropout_bf16_k6_lora: saved_lora_wq = t5 · lora_scale_wq  [layer/attention/lora] */
+static void lm_step_lora_dropout_bf16_k6_lora(float *restrict saved_lora_wq, const float *restrict lora_scale_wq, const float *restrict t5, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t5[r * n + j]) * (lora_scale_wq[0]);
+            saved_lora_wq[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k7_lora_b_wq: t6[B*T, D] = saved_lora_wq · lora_b_wqᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_bf16_k7_lora_b_wq(float *restrict t6, const float *restrict lora_b_wq, const float *restrict saved_lora_wq, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, saved_lora_wq, R, lora_b_wq, R, 0.0f, t6, D);
+}
+
+/* lm_step_lora_dropout_bf16_k8_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
+static void lm_step_lora_dropout_bf16_k8_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t3, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[(i1) * HD2 + j / 2]);
+                float v3 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[(i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
+            }
+            else {
+                float v6 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[(i1) * HD2 + j / 2]);
+                float v8 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[(i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
+            }
+            saved_q[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k9_wk: t7[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
+static void lm_step_lora_dropout_bf16_k9_wk(float *restrict t7, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t2, D, wk, D, 0.0f, t7, KVD);
+}
+
+/* lm_step_lora_dropout_bf16_k10_dropout: t8 = (t2 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
+static void lm_step_lora_dropout_bf16_k10_dropout(float *restrict t8, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t2[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t8[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k11_lora_a_wk: t9[B*T, R] = t8 · lora_a_wkᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_bf16_k11_lora_a_wk(float *restrict t9, const float *restrict lora_a_wk, const float *restrict t8, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t8, D, lora_a_wk, D, 0.0f, t9, R);
+}
+
+/* lm_step_lora_dropout_bf16_k12_lora: saved_lora_wk = t9 · lora_scale_wk  [layer/attention/lora] */
+static void lm_step_lora_dropout_bf16_k12_lora(float *restrict saved_lora_wk, const float *restrict lora_scale_wk, const float *restrict t9, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t9[r * n + j]) * (lora_scale_wk[0]);
+            saved_lora_wk[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k13_lora_b_wk: t10[B*T, KVD] = saved_lora_wk · lora_b_wkᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_bf16_k13_lora_b_wk(float *restrict t10, const float *restrict lora_b_wk, const float *restrict saved_lora_wk, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, R, saved_lora_wk, R, lora_b_wk, R, 0.0f, t10, KVD);
+}
+
+/* lm_step_lora_dropout_bf16_k14_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
+static void lm_step_lora_dropout_bf16_k14_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t7, const float *restrict t10, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[(i1) * HD2 + j / 2]);
+                float v3 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[(i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
+            }
+            else {
+                float v6 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[(i1) * HD2 + j / 2]);
+                float v8 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[(i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
+            }
+            saved_k[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k15_wv: t11[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
+static void lm_step_lora_dropout_bf16_k15_wv(float *restrict t11, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t2, D, wv, D, 0.0f, t11, KVD);
+}
+
+/* lm_step_lora_dropout_bf16_k16_dropout: t12 = (t2 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
+static void lm_step_lora_dropout_bf16_k16_dropout(float *restrict t12, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t2[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t12[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k17_lora_a_wv: t13[B*T, R] = t12 · lora_a_wvᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_bf16_k17_lora_a_wv(float *restrict t13, const float *restrict lora_a_wv, const float *restrict t12, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t12, D, lora_a_wv, D, 0.0f, t13, R);
+}
+
+/* lm_step_lora_dropout_bf16_k18_lora: saved_lora_wv = t13 · lora_scale_wv  [layer/attention/lora] */
+static void lm_step_lora_dropout_bf16_k18_lora(float *restrict saved_lora_wv, const float *restrict lora_scale_wv, const float *restrict t13, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t13[r * n + j]) * (lora_scale_wv[0]);
+            saved_lora_wv[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k19_lora_b_wv: t14[B*T, KVD] = saved_lora_wv · lora_b_wvᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_bf16_k19_lora_b_wv(float *restrict t14, const float *restrict lora_b_wv, const float *restrict saved_lora_wv, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, R, saved_lora_wv, R, lora_b_wv, R, 0.0f, t14, KVD);
+}
+
+/* lm_step_lora_dropout_bf16_k20_attention: saved_v = t11 + t14  [layer/attention; layer/attention/lora] */
+static void lm_step_lora_dropout_bf16_k20_attention(float *restrict saved_v, const float *restrict t11, const float *restrict t14, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0 = t11[((i0) * T + i1) * KVD + (i2) * HD + j] + t14[((i0) * T + i1) * KVD + (i2) * HD + j];
+            saved_v[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k21_causal_attention_forward: causal attention (s ≤ t): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
+static void lm_step_lora_dropout_bf16_k21_causal_attention_forward(float *restrict saved_attn, float *restrict saved_lse, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = saved_k;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = saved_v;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
+                }
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
+                    if (rows >= 16)
+                        for (long d = 0; d < hd; d++)
+                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        if (rows - r0 >= 16) {
+                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                            for (long d = 0; d < hd; d++) {
+                                for (long r = 0; r < 16; r++) {
+                                    const float qd = qs[(r0 + r) * hd + d];
+                                    #pragma omp simd
+                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                }
+                            }
+                        } else {
+                            /* a few rows (decode, a short tail): one dot product per score */
+                            for (long r = 0; r < rows - r0; r++)
+                                for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
+                                    float y = 0.0f;
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
+                                    sc[r * 16 + c] = y;
+                                }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
+                        }
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
+                    const float lr = l[r];
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
+                    saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+                }
+            }
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k22_wo: t15[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_lora_dropout_bf16_k22_wo(float *restrict t15, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, saved_attn, D, wo, D, 0.0f, t15, D);
+}
+
+/* lm_step_lora_dropout_bf16_k23_dropout: t16 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/attention] */
+static void lm_step_lora_dropout_bf16_k23_dropout(float *restrict t16, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wo[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (saved_attn[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t16[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k24_lora_a_wo: t17[B*T, R] = t16 · lora_a_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_bf16_k24_lora_a_wo(float *restrict t17, const float *restrict lora_a_wo, const float *restrict t16, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t16, D, lora_a_wo, D, 0.0f, t17, R);
+}
+
+/* lm_step_lora_dropout_bf16_k25_lora: saved_lora_wo = t17 · lora_scale_wo  [layer/attention/lora] */
+static void lm_step_lora_dropout_bf16_k25_lora(float *restrict saved_lora_wo, const float *restrict lora_scale_wo, const float *restrict t17, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t17[r * n + j]) * (lora_scale_wo[0]);
+            saved_lora_wo[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k26_lora_b_wo: t18[B*T, D] = saved_lora_wo · lora_b_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_bf16_k26_lora_b_wo(float *restrict t18, const float *restrict lora_b_wo, const float *restrict saved_lora_wo, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, saved_lora_wo, R, lora_b_wo, R, 0.0f, t18, D);
+}
+
+/* lm_step_lora_dropout_bf16_k27_layer: saved_h = carry0 + t15 + t18  [layer/attention; layer/attention/lora; layer] */
+static void lm_step_lora_dropout_bf16_k27_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t15, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t15[r * n + j] + t18[r * n + j];
+            float v1 = carry0[r * n + j] + v0;
+            saved_h[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k28_rmsnorm: t19 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void lm_step_lora_dropout_bf16_k28_rmsnorm(float *restrict t19, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (saved_h[r * n + j]) * v3;
+            float v5 = v4 * (ffn_norm[j]);
+            t19[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k29_w1: t20[B*T, F] = t19 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_dropout_bf16_k29_w1(float *restrict t20, const float *restrict w1, const float *restrict t19, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t19, D, w1, D, 0.0f, t20, F);
+}
+
+/* lm_step_lora_dropout_bf16_k30_dropout: t21 = (t19 · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_bf16_k30_dropout(float *restrict t21, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w1, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t19[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t21[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k31_lora_a_w1: t22[B*T, R] = t21 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_bf16_k31_lora_a_w1(float *restrict t22, const float *restrict lora_a_w1, const float *restrict t21, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t21, D, lora_a_w1, D, 0.0f, t22, R);
+}
+
+/* lm_step_lora_dropout_bf16_k32_lora: saved_lora_w1 = t22 · lora_scale_w1  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_bf16_k32_lora(float *restrict saved_lora_w1, const float *restrict lora_scale_w1, const float *restrict t22, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t22[r * n + j]) * (lora_scale_w1[0]);
+            saved_lora_w1[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k33_lora_b_w1: t23[B*T, F] = saved_lora_w1 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_bf16_k33_lora_b_w1(float *restrict t23, const float *restrict lora_b_w1, const float *restrict saved_lora_w1, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, F, R, saved_lora_w1, R, lora_b_w1, R, 0.0f, t23, F);
+}
+
+/* lm_step_lora_dropout_bf16_k34_gate_up: saved_gate = t20 + t23  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_bf16_k34_gate_up(float *restrict saved_gate, const float *restrict t20, const float *restrict t23, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t20[r * n + j] + t23[r * n + j];
+            saved_gate[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k35_w3: t24[B*T, F] = t19 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_dropout_bf16_k35_w3(float *restrict t24, const float *restrict w3, const float *restrict t19, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t19, D, w3, D, 0.0f, t24, F);
+}
+
+/* lm_step_lora_dropout_bf16_k36_dropout: t25 = (t19 · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_bf16_k36_dropout(float *restrict t25, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w3, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t19[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t25[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k37_lora_a_w3: t26[B*T, R] = t25 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_bf16_k37_lora_a_w3(float *restrict t26, const float *restrict lora_a_w3, const float *restrict t25, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t25, D, lora_a_w3, D, 0.0f, t26, R);
+}
+
+/* lm_step_lora_dropout_bf16_k38_lora: saved_lora_w3 = t26 · lora_scale_w3  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_bf16_k38_lora(float *restrict saved_lora_w3, const float *restrict lora_scale_w3, const float *restrict t26, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t26[r * n + j]) * (lora_scale_w3[0]);
+            saved_lora_w3[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k39_lora_b_w3: t27[B*T, F] = saved_lora_w3 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_bf16_k39_lora_b_w3(float *restrict t27, const float *restrict lora_b_w3, const float *restrict saved_lora_w3, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, F, R, saved_lora_w3, R, lora_b_w3, R, 0.0f, t27, F);
+}
+
+/* lm_step_lora_dropout_bf16_k40_gate_up: saved_up = t24 + t27  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_bf16_k40_gate_up(float *restrict saved_up, const float *restrict t24, const float *restrict t27, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t24[r * n + j] + t27[r * n + j];
+            saved_up[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k41_silu: t28 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/attention/lora/dropout; layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_lora_dropout_bf16_k41_silu(float *restrict t28, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t28[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k42_w2: t29[B*T, D] = t28 · w2ᵀ  [layer/ffn] */
+static void lm_step_lora_dropout_bf16_k42_w2(float *restrict t29, const float *restrict w2, const float *restrict t28, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, F, t28, F, w2, F, 0.0f, t29, D);
+}
+
+/* lm_step_lora_dropout_bf16_k43_dropout: t30 = (t28 · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn; layer/ffn/lora/dropout] */
+static void lm_step_lora_dropout_bf16_k43_dropout(float *restrict t30, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t28, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t28[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t30[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k44_lora_a_w2: t31[B*T, R] = t30 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_dropout_bf16_k44_lora_a_w2(float *restrict t31, const float *restrict lora_a_w2, const float *restrict t30, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, R, F, t30, F, lora_a_w2, F, 0.0f, t31, R);
+}
+
+/* lm_step_lora_dropout_bf16_k45_lora: saved_lora_w2 = t31 · lora_scale_w2  [layer/ffn/lora] */
+static void lm_step_lora_dropout_bf16_k45_lora(float *restrict saved_lora_w2, const float *restrict lora_scale_w2, const float *restrict t31, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t31[r * n + j]) * (lora_scale_w2[0]);
+            saved_lora_w2[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k46_lora_b_w2: t32[B*T, D] = saved_lora_w2 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_dropout_bf16_k46_lora_b_w2(float *restrict t32, const float *restrict lora_b_w2, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, saved_lora_w2, R, lora_b_w2, R, 0.0f, t32, D);
+}
+
+/* lm_step_lora_dropout_bf16_k47_lora: carry0_next = saved_h + t29 + t32  [layer/ffn; layer/ffn/lora; layer] */
+static void lm_step_lora_dropout_bf16_k47_lora(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t29, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t29[r * n + j] + t32[r * n + j];
+            float v1 = saved_h[r * n + j] + v0;
+            carry0_next[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k48_reshape: t33 = 0 */
+static void lm_step_lora_dropout_bf16_k48_reshape(float *restrict t33) {
+    const long n = 1;
+    t33[0] = 0.0f;
+}
+
+/* lm_step_lora_dropout_bf16_k49_expand: t34 = 0 */
+static void lm_step_lora_dropout_bf16_k49_expand(float *restrict t34, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t34[r * n + j] = 0.0f;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k50_lm_head: t35 = carry0[scored]  [lm_chunk/lm_head] */
+static void lm_step_lora_dropout_bf16_k50_lm_head(float *restrict t35, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[(long)scored[i0] * D + j];
+            t35[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k51_rmsnorm: t36 = Σ(t35²)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_dropout_bf16_k51_rmsnorm(float *restrict t36, const float *restrict t35, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t35[r * n + j0]) * (t35[r * n + j0]);
+            acc0 += v0;
+        }
+        t36[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k52_rmsnorm: t37 = (t35 · rsqrt(t36 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_dropout_bf16_k52_rmsnorm(float *restrict t37, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t35, const float *restrict t36, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t36[i0]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t35[r * n + j]) * v2;
+            float v4 = v3 * (final_norm[j]);
+            t37[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k53_lm_head: t38[CR, V] = t37 · lm_headᵀ  [lm_chunk/lm_head] */
+static void lm_step_lora_dropout_bf16_k53_lm_head(float *restrict t38, const float *restrict lm_head, const float *restrict t37, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[1], 0, 1, CR, V, D, t37, D, lm_head, D, 0.0f, t38, V);
+}
+
+/* lm_step_lora_dropout_bf16_k54_log_softmax: t39 = max(t38)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_dropout_bf16_k54_log_softmax(float *restrict t39, const float *restrict t38, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t38[r * n + j0]);
+        }
+        t39[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k55_log_softmax: t40 = Σ(exp(t38 - t39))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_dropout_bf16_k55_log_softmax(float *restrict t40, const float *restrict t38, const float *restrict t39, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t39[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t38[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t40[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k56_cross_entropy: t41 = Σ((t38 - t39 - log(t40)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void lm_step_lora_dropout_bf16_k56_cross_entropy(float *restrict t41, const float *restrict t38, const int32_t *restrict targets, const float *restrict t39, const float *restrict t40, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t39[i0];
+        float v2 = logf(t40[i0]);
+        float v4 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t38[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t41[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k57_cross_entropy: t42 = Σ((-t41) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_dropout_bf16_k57_cross_entropy(float *restrict t42, const float *restrict weights, const float *restrict t41, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t41[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t42[r] = acc0;
+}
+
+/* lm_step_lora_dropout_bf16_k58_log_softmax: t43 = Σ(exp(t38 - t39 - log(t40)) · (t38 - t39 - log(t40)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_dropout_bf16_k58_log_softmax(float *restrict t43, const float *restrict t38, const float *restrict t39, const float *restrict t40, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t39[i0];
+        float v2 = logf(t40[i0]);
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t38[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v4 = la_expf(v3);
+            float v5 = v4 * v3;
+            acc0 += v5;
+        }
+        t43[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k59_cross_entropy: t44 = Σ(t38 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_dropout_bf16_k59_cross_entropy(float *restrict t44, const float *restrict t38, const int32_t *restrict targets, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
+            float v2 = (t38[r * n + j0]) * v1;
+            acc0 += v2;
+        }
+        t44[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k60_token_stats: t45 = Σ((-t43) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_dropout_bf16_k60_token_stats(float *restrict t45, const float *restrict weights, const float *restrict t43, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t43[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t45[r] = acc0;
+}
+
+/* lm_step_lora_dropout_bf16_k61_token_stats: t46 = Σ([t39 ≤ t44] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_dropout_bf16_k61_token_stats(float *restrict t46, const float *restrict weights, const float *restrict t39, const float *restrict t44, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = t39[j0] <= t44[j0] ? 1.0f : 0.0f;
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t46[r] = acc0;
+}
+
+/* lm_step_lora_dropout_bf16_k62_log_softmax_grad: t47 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t40) · exp(t38 - t39)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_lora_dropout_bf16_k62_log_softmax_grad(float *t47, const float *t38, const int32_t *targets, const float *weights, const float *t39, const float *t40, long CR, long V) {
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (weights[i0]);
+        float v1 = -v0;
+        float v2 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v3 = (float)j0 == v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = -v4;
+            acc0 += v5;
+        }
+        float v8 = acc0 / (t40[i0]);
+        float v9 = t39[i0];
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v6 = (float)j == v2 ? 1.0f : 0.0f;
+            float v7 = v1 * v6;
+            float v10 = t38[r * n + j] - v9;
+            float v11 = la_expf(v10);
+            float v12 = v8 * v11;
+            float v13 = v7 + v12;
+            t47[r * n + j] = v13;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k63_lm_head_grad_in: t48[CR, D] = t47 · lm_head  [lm_chunk/lm_head/grad] */
+static void lm_step_lora_dropout_bf16_k63_lm_head_grad_in(float *restrict t48, const float *restrict lm_head, const float *restrict t47, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[0], 0, 0, CR, D, V, t47, V, lm_head, D, 0.0f, t48, D);
+}
+
+/* lm_step_lora_dropout_bf16_k64_rmsnorm_grad: t49 = Σ((t48 · final_norm) · t35)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_lora_dropout_bf16_k64_rmsnorm_grad(float *restrict t49, const float *restrict final_norm, const float *restrict t35, const float *restrict t48, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t48[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t35[r * n + j0]);
+            acc0 += v1;
+        }
+        t49[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k65_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
+static void lm_step_lora_dropout_bf16_k65_rmsnorm_grad_scatter_add(float *restrict t50, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t35, const float *restrict t36, const float *restrict t48, const float *restrict t49, long B, long CR, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    memset(t50, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = CR, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = (t36[i0]) / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        float v5 = (t49[i0]) * v3;
+        float v6 = v5 * v3;
+        float v7 = v6 * v3;
+        float v8 = v7 * (-0.5f);
+        float v9 = v8 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v0 = (t48[r * n + j]) * (final_norm[j]);
+            float v4 = v0 * v3;
+            float v10 = v9 * (t35[r * n + j]);
+            float v11 = v4 + v10;
+            float v12 = v11 + v10;
+            t50[(long)scored[i0] * D + j] += v12;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k66_lm_chunk: carry1_next = carry1 + t50  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_lora_dropout_bf16_k66_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry1[r * n + j] + t50[r * n + j];
+            carry1_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k67_lm_chunk: carry2_next = carry2 + t42  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_dropout_bf16_k67_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t42) {
+    const long n = 1;
+    float v0 = carry2[0] + t42[0];
+    carry2_next[0] = v0;
+}
+
+/* lm_step_lora_dropout_bf16_k68_lm_chunk: carry3_next = carry3 + t45  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_dropout_bf16_k68_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t45) {
+    const long n = 1;
+    float v0 = carry3[0] + t45[0];
+    carry3_next[0] = v0;
+}
+
+/* lm_step_lora_dropout_bf16_k69_lm_chunk: carry4_next = carry4 + t46  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_dropout_bf16_k69_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t46) {
+    const long n = 1;
+    float v0 = carry4[0] + t46[0];
+    carry4_next[0] = v0;
+}
+
+/* lm_step_lora_dropout_bf16_k70_rmsnorm: t51 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_bf16_k70_rmsnorm(float *restrict t51, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
+            acc0 += v0;
+        }
+        t51[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k71_rmsnorm: t52 = (saved_x · rsqrt(t51 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_bf16_k71_rmsnorm(float *restrict t52, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (t51[(i0) * T + i1]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (saved_x[r * n + j]) * v2;
+            float v4 = v3 * (attn_norm[j]);
+            t52[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k72_dropout: t53 = (t52 · [lora_dropout ≤ uniform(lora_dropout_key_wq, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_bf16_k72_dropout(float *restrict t53, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t52[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t53[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k73_dropout: t54 = (t52 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_bf16_k73_dropout(float *restrict t54, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t52[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t54[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k74_dropout: t55 = (t52 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_bf16_k74_dropout(float *restrict t55, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t52[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t55[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k75_dropout: t56 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/attention] */
+static void lm_step_lora_dropout_bf16_k75_dropout(float *restrict t56, const float *restrict saved_attn, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wo[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (saved_attn[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t56[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k76_rmsnorm: t57 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_bf16_k76_rmsnorm(float *restrict t57, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        t57[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k77_rmsnorm: t58 = rsqrt(t57 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_bf16_k77_rmsnorm(float *t58, const float *norm_eps, const float *t57, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t57[(i0) * T + j / 1]) / ((float)(D));
+            float v1 = v0 + norm_eps[j % 1];
+            float v2 = 1.0f / sqrtf(v1);
+            t58[r * n + j] = v2;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k78_dropout: t59 = (((saved_h · t58) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_bf16_k78_dropout(float *restrict t59, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v5 = 1.0f - (lora_dropout[0]);
+        float v6 = 1.0f / v5;
+        for (long j = 0; j < n; j++) {
+            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t58[(i0 / T) * T + (i0) % T]);
+            float v1 = v0 * (ffn_norm[j]);
+            float v2 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), r * n + j);
+            float v3 = lora_dropout[0] <= v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v7 = v4 * v6;
+            t59[r * n + j] = v7;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k79_silu: t60 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu] */
+static void lm_step_lora_dropout_bf16_k79_silu(float *restrict t60, const float *restrict saved_gate, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            t60[r * n + j] = v3;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k80_dropout: t61 = (((saved_h · t58) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_bf16_k80_dropout(float *restrict t61, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w3, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v5 = 1.0f - (lora_dropout[0]);
+        float v6 = 1.0f / v5;
+        for (long j = 0; j < n; j++) {
+            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t58[(i0 / T) * T + (i0) % T]);
+            float v1 = v0 * (ffn_norm[j]);
+            float v2 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), r * n + j);
+            float v3 = lora_dropout[0] <= v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v7 = v4 * v6;
+            t61[r * n + j] = v7;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k81_dropout: t62 = ((t60 · saved_up) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up; layer_backward/ffn; layer_backward/ffn/lora/dropout] */
+static void lm_step_lora_dropout_bf16_k81_dropout(float *restrict t62, const float *restrict saved_up, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t60, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v4 = 1.0f - (lora_dropout[0]);
+        float v5 = 1.0f / v4;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t60[((i0 / T) * T + (i0) % T) * F + j]) * (saved_up[((i0 / T) * T + (i0) % T) * F + j]);
+            float v1 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), r * n + j);
+            float v2 = lora_dropout[0] <= v1 ? 1.0f : 0.0f;
+            float v3 = v0 * v2;
+            float v6 = v3 * v5;
+            t62[r * n + j] = v6;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k82_lora_b_w2_grad_in: t63[B*T, R] = carry5 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_bf16_k82_lora_b_w2_grad_in(float *restrict t63, const float *restrict carry5, const float *restrict lora_b_w2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, R, D, carry5, D, lora_b_w2, R, 0.0f, t63, R);
+}
+
+/* lm_step_lora_dropout_bf16_k83_lora: t64 = t63 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_bf16_k83_lora(float *t64, const float *lora_scale_w2, const float *t63, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t63[r * n + j]) * (lora_scale_w2[0]);
+            t64[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k84_lora_a_w2_grad_in: t65[B*T, F] = t64 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_bf16_k84_lora_a_w2_grad_in(float *restrict t65, const float *restrict lora_a_w2, const float *restrict t64, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 0, B*T, F, R, t64, R, lora_a_w2, F, 0.0f, t65, F);
+}
+
+/* lm_step_lora_dropout_bf16_k85_w2_grad_in: t66[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
+static void lm_step_lora_dropout_bf16_k85_w2_grad_in(float *restrict t66, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, F, D, carry5, D, w2, F, 0.0f, t66, F);
+}
+
+/* lm_step_lora_dropout_bf16_k86_dropout: t67 = ((t65 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)] + t66) · t60  [layer_backward/attention/lora/dropout; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_bf16_k86_dropout(float *restrict t67, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t60, const float *restrict t65, const float *restrict t66, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        for (long j = 0; j < n; j++) {
+            float v2 = (t65[((i0) * T + i1) * F + j]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t66[r * n + j];
+            float v7 = v6 * (t60[r * n + j]);
+            t67[r * n + j] = v7;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k87_lora_b_w3_grad_in: t68[B*T, R] = t67 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_bf16_k87_lora_b_w3_grad_in(float *restrict t68, const float *restrict lora_b_w3, const float *restrict t67, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 0, B*T, R, F, t67, F, lora_b_w3, R, 0.0f, t68, R);
+}
+
+/* lm_step_lora_dropout_bf16_k88_lora: t69 = t68 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_bf16_k88_lora(float *t69, const float *lora_scale_w3, const float *t68, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t68[r * n + j]) * (lora_scale_w3[0]);
+            t69[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k89_lora_a_w3_grad_in: t70[B*T, D] = t69 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_bf16_k89_lora_a_w3_grad_in(float *restrict t70, const float *restrict lora_a_w3, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t69, R, lora_a_w3, D, 0.0f, t70, D);
+}
+
+/* lm_step_lora_dropout_bf16_k90_w3_grad_in: t71[B*T, D] = t67 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_bf16_k90_w3_grad_in(float *restrict t71, const float *restrict w3, const float *restrict t67, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t67, F, w3, D, 0.0f, t71, D);
+}
+
+/* lm_step_lora_dropout_bf16_k91_dropout: sub, div, neg, exp, add, random, cmple, mul, mul, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_lora_dropout_bf16_k91_dropout(float *t72, const float *saved_gate, const float *saved_up, const float *lora_dropout, const int32_t *lora_dropout_key_w2, const float *t60, const float *t65, const float *t66, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v2 = (t65[((i0) * T + i1) * F + j]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t66[r * n + j];
+            float v7 = v6 * (saved_up[r * n + j]);
+            float v8 = -(saved_gate[r * n + j]);
+            float v9 = la_expf(v8);
+            float v10 = 1.0f + v9;
+            float v11 = v7 / v10;
+            float v12 = v7 * (t60[r * n + j]);
+            float v13 = v12 / v10;
+            float v14 = -v13;
+            float v15 = v14 * v9;
+            float v16 = -v15;
+            float v17 = v11 + v16;
+            t72[r * n + j] = v17;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k92_lora_b_w1_grad_in: t73[B*T, R] = t72 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_bf16_k92_lora_b_w1_grad_in(float *restrict t73, const float *restrict lora_b_w1, const float *restrict t72, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 0, B*T, R, F, t72, F, lora_b_w1, R, 0.0f, t73, R);
+}
+
+/* lm_step_lora_dropout_bf16_k93_lora: t74 = t73 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_bf16_k93_lora(float *t74, const float *lora_scale_w1, const float *t73, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t73[r * n + j]) * (lora_scale_w1[0]);
+            t74[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k94_lora_a_w1_grad_in: t75[B*T, D] = t74 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_bf16_k94_lora_a_w1_grad_in(float *restrict t75, const float *restrict lora_a_w1, const float *restrict t74, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t74, R, lora_a_w1, D, 0.0f, t75, D);
+}
+
+/* lm_step_lora_dropout_bf16_k95_w1_grad_in: t76[B*T, D] = t72 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_bf16_k95_w1_grad_in(float *restrict t76, const float *restrict w1, const float *restrict t72, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t72, F, w1, D, 0.0f, t76, D);
+}
+
+/* lm_step_lora_dropout_bf16_k96_rmsnorm_grad: sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/lora/dropout; layer_backward/ffn/gate_up/lora/dropout/grad; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_lora_dropout_bf16_k96_rmsnorm_grad(float *restrict t77, const float *restrict carry5, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const int32_t *restrict lora_dropout_key_w3, const float *restrict t58, const float *restrict t70, const float *restrict t71, const float *restrict t75, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v2 = (t70[((i0) * T + i1) * D + j0]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), ((i0) * T + i1) * D + j0);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t71[r * n + j0];
+            float v7 = (t75[((i0) * T + i1) * D + j0]) * v1;
+            float v8 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), ((i0) * T + i1) * D + j0);
+            float v9 = lora_dropout[0] <= v8 ? 1.0f : 0.0f;
+            float v10 = v7 * v9;
+            float v11 = v6 + v10;
+            float v12 = v11 + t76[r * n + j0];
+            float v13 = v12 * (ffn_norm[j0]);
+            float v14 = v13 * (saved_h[r * n + j0]);
+            acc0 += v14;
+        }
+        float v29 = acc0 * (t58[(i0) * T + i1]);
+        float v30 = v29 * (t58[(i0) * T + i1]);
+        float v31 = v30 * (t58[(i0) * T + i1]);
+        float v32 = v31 * (-0.5f);
+        float v33 = v32 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v15 = (t70[((i0) * T + i1) * D + j]) * v1;
+            float v16 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), ((i0) * T + i1) * D + j);
+            float v17 = lora_dropout[0] <= v16 ? 1.0f : 0.0f;
+            float v18 = v15 * v17;
+            float v19 = v18 + t71[r * n + j];
+            float v20 = (t75[((i0) * T + i1) * D + j]) * v1;
+            float v21 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), ((i0) * T + i1) * D + j);
+            float v22 = lora_dropout[0] <= v21 ? 1.0f : 0.0f;
+            float v23 = v20 * v22;
+            float v24 = v19 + v23;
+            float v25 = v24 + t76[r * n + j];
+            float v26 = v25 * (ffn_norm[j]);
+            float v27 = v26 * (t58[(i0) * T + i1]);
+            float v28 = carry5[r * n + j] + v27;
+            float v34 = v33 * (saved_h[r * n + j]);
+            float v35 = v28 + v34;
+            float v36 = v35 + v34;
+            t77[r * n + j] = v36;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k97_lora_b_wo_grad_in: t78[B*T, R] = t77 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_bf16_k97_lora_b_wo_grad_in(float *restrict t78, const float *restrict lora_b_wo, const float *restrict t77, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, R, D, t77, D, lora_b_wo, R, 0.0f, t78, R);
+}
+
+/* lm_step_lora_dropout_bf16_k98_lora: t79 = t78 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_bf16_k98_lora(float *t79, const float *lora_scale_wo, const float *t78, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t78[r * n + j]) * (lora_scale_wo[0]);
+            t79[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k99_lora_a_wo_grad_in: t80[B*T, D] = t79 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_bf16_k99_lora_a_wo_grad_in(float *restrict t80, const float *restrict lora_a_wo, const float *restrict t79, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t79, R, lora_a_wo, D, 0.0f, t80, D);
+}
+
+/* lm_step_lora_dropout_bf16_k100_wo_grad_in: t81[B*T, D] = t77 · wo  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_bf16_k100_wo_grad_in(float *restrict t81, const float *restrict wo, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t77, D, wo, D, 0.0f, t81, D);
+}
+
+/* lm_step_lora_dropout_bf16_k101_dropout: t82 = (t80 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)] + t81  [layer_backward/attention/lora/dropout; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_dropout_bf16_k101_dropout(float *restrict t82, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict t80, const float *restrict t81, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        for (long j = 0; j < n; j++) {
+            float v2 = (t80[((i0) * T + i1) * D + (i2) * HD + j]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_wo[0]), ((i0) * T + i1) * D + (i2) * HD + j);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t81[((i0) * T + i1) * D + (i2) * HD + j];
+            t82[r * n + j] = v6;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k102_causal_attention_backward: causal attention (s ≤ t): grad_q → t83, grad_k → t84, grad_v → t85  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_dropout_bf16_k102_causal_attention_backward(float *restrict t83, float *restrict t84, float *restrict t85, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t82, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = saved_k;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = saved_v;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    const float *op = saved_attn;
+    const long osb = T*D;
+    const long ost = D;
+    const long osh = HD;
+    const float *lp = saved_lse;
+    const long lsb = T*H;
+    const long lsh = T;
+    const float *gp = t82;
+    const long gsb = T*D;
+    const long gst = D;
+    const long gsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long g = 0; g < nkv; g++) {
+            float kt[hd * 16], vt[hd * 16], qs[16 * hd], gs[16 * hd], sc[16 * 16], dps[16 * 16], rowd[nt];
+            for (long s = 0; s < ns; s++) {
+                float *dks = t84 + ((b * ns + s) * nkv + g) * hd;
+                for (long d = 0; d < hd; d++) dks[d] = 0.0f;
+                float *dvs = t85 + ((b * ns + s) * nkv + g) * hd;
+                for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
+            }
+            for (long r = 0; r < rep; r++) {
+                const long h = g * rep + r;
+                for (long t = 0; t < nt; t++) {
+                    float *dqt = t83 + ((b * nt + t) * nh + h) * hd;
+                    for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
+                }
+                /* D_t = dO·out */
+                for (long t = 0; t < nt; t++) {
+                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
+                    float y = 0.0f;
+                    #pragma omp simd reduction(+:y)
+                    for (long d = 0; d < hd; d++) y += gt[d] * ot[d];
+                    rowd[t] = y;
+                }
+                for (long key0 = 0; key0 < ns; key0 += 16) {
+                    const long cols = ns - key0 < 16 ? ns - key0 : 16;
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key and value tiles transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) { kt[d * 16 + c] = kr[c][d]; vt[d * 16 + c] = vr[c][d]; }
+                    /* the rows that see a key of the tile (t ≥ key0 − start), 16 at a time */
+                    for (long row0 = key0 - start > 0 ? key0 - start : 0; row0 < nt; row0 += 16) {
+                        const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                        for (long r = 0; r < 16; r++) {
+                            const long t = row0 + (r < rows ? r : 0);
+                            const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
+                            for (long d = 0; d < hd; d++) {
+                                qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                                gs[r * hd + d] = r < rows ? gt[d] : 0.0f;
+                            }
+                        }
+                        /* sc[r][c] = q_r·k_c and dps[r][c] = dO_r·v_c */
+                        for (long i = 0; i < 16 * 16; i++) { sc[i] = 0.0f; dps[i] = 0.0f; }
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[r * hd + d], gd = gs[r * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) {
+                                    sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                    dps[r * 16 + c] = fmaf(gd, vt[d * 16 + c], dps[r * 16 + c]);
+                                }
+                            }
+                        }
+                        /* sc ← p = exp(score/√HD − lse), dps ← ds = p·(dO·v − D_t)/√HD (0 where masked) */
+                        for (long r = 0; r < 16; r++) {
+                            const long t = row0 + r;
+                            const float lt = r < rows ? lp[b * lsb + h * lsh + t] : -INFINITY, dt = r < rows ? rowd[t] : 0.0f;
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                const float p = lt > -INFINITY && c < cols && s <= start + t ? expf(sc[r * 16 + c] * scale - lt) : 0.0f;
+                                sc[r * 16 + c] = p;
+                                dps[r * 16 + c] = p * (dps[r * 16 + c] - dt) * scale;
+                            }
+                        }
+                        /* dq[r] += Σ_c ds[r][c]·k_c */
+                        for (long r = 0; r < rows; r++) {
+                            float *dqt = t83 + ((b * nt + row0 + r) * nh + h) * hd;
+                            const float *x = dps + r * 16;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dqt[d];
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], kr[c][d], a);
+                                dqt[d] = a;
+                            }
+                        }
+                        /* dk[c] += Σ_r ds[r][c]·q_r */
+                        for (long c = 0; c < cols; c++) {
+                            float *dst = t84 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dst[d];
+                                for (long r = 0; r < 16; r++) a = fmaf(dps[r * 16 + c], qs[r * hd + d], a);
+                                dst[d] = a;
+                            }
+                        }
+                        /* dv[c] += Σ_r p[r][c]·dO_r */
+                        for (long c = 0; c < cols; c++) {
+                            float *dst = t85 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dst[d];
+                                for (long r = 0; r < 16; r++) a = fmaf(sc[r * 16 + c], gs[r * hd + d], a);
+                                dst[d] = a;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k103_lora_b_wv_grad_in: t86[B*T, R] = t85 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_bf16_k103_lora_b_wv_grad_in(float *restrict t86, const float *restrict lora_b_wv, const float *restrict t85, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, R, KVD, t85, KVD, lora_b_wv, R, 0.0f, t86, R);
+}
+
+/* lm_step_lora_dropout_bf16_k104_lora: t87 = t86 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_bf16_k104_lora(float *t87, const float *lora_scale_wv, const float *t86, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t86[r * n + j]) * (lora_scale_wv[0]);
+            t87[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k105_lora_a_wv_grad_in: t88[B*T, D] = t87 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_bf16_k105_lora_a_wv_grad_in(float *restrict t88, const float *restrict lora_a_wv, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t87, R, lora_a_wv, D, 0.0f, t88, D);
+}
+
+/* lm_step_lora_dropout_bf16_k106_wv_grad_in: t89[B*T, D] = t85 · wv  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_bf16_k106_wv_grad_in(float *restrict t89, const float *restrict wv, const float *restrict t85, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t85, KVD, wv, D, 0.0f, t89, D);
+}
+
+/* lm_step_lora_dropout_bf16_k107_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_dropout_bf16_k107_rope_grad(float *restrict t90, const float *restrict t0, const float *restrict t1, const float *restrict t84, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t84[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t84[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]);
+                float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t84[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t84[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t90[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k108_lora_b_wk_grad_in: t91[B*T, R] = t90 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_bf16_k108_lora_b_wk_grad_in(float *restrict t91, const float *restrict lora_b_wk, const float *restrict t90, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, R, KVD, t90, KVD, lora_b_wk, R, 0.0f, t91, R);
+}
+
+/* lm_step_lora_dropout_bf16_k109_lora: t92 = t91 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_bf16_k109_lora(float *t92, const float *lora_scale_wk, const float *t91, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t91[r * n + j]) * (lora_scale_wk[0]);
+            t92[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k110_lora_a_wk_grad_in: t93[B*T, D] = t92 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_bf16_k110_lora_a_wk_grad_in(float *restrict t93, const float *restrict lora_a_wk, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t92, R, lora_a_wk, D, 0.0f, t93, D);
+}
+
+/* lm_step_lora_dropout_bf16_k111_wk_grad_in: t94[B*T, D] = t90 · wk  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_bf16_k111_wk_grad_in(float *restrict t94, const float *restrict wk, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t90, KVD, wk, D, 0.0f, t94, D);
+}
+
+/* lm_step_lora_dropout_bf16_k112_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_dropout_bf16_k112_rope_grad(float *restrict t95, const float *restrict t0, const float *restrict t1, const float *restrict t83, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t83[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t83[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]);
+                float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t83[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t83[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t95[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k113_lora_b_wq_grad_in: t96[B*T, R] = t95 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_bf16_k113_lora_b_wq_grad_in(float *restrict t96, const float *restrict lora_b_wq, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, R, D, t95, D, lora_b_wq, R, 0.0f, t96, R);
+}
+
+/* lm_step_lora_dropout_bf16_k114_lora: t97 = t96 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_bf16_k114_lora(float *t97, const float *lora_scale_wq, const float *t96, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t96[r * n + j]) * (lora_scale_wq[0]);
+            t97[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k115_lora_a_wq_grad_in: t98[B*T, D] = t97 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_bf16_k115_lora_a_wq_grad_in(float *restrict t98, const float *restrict lora_a_wq, const float *restrict t97, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t97, R, lora_a_wq, D, 0.0f, t98, D);
+}
+
+/* lm_step_lora_dropout_bf16_k116_wq_grad_in: t99[B*T, D] = t95 · wq  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_bf16_k116_wq_grad_in(float *restrict t99, const float *restrict wq, const float *restrict t95, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t95, D, wq, D, 0.0f, t99, D);
+}
+
+/* lm_step_lora_dropout_bf16_k117_dropout: div, add, rsqrt, random, cmple, sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/rmsnorm/grad; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_dropout_bf16_k117_dropout(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const int32_t *restrict lora_dropout_key_wv, const float *restrict t51, const float *restrict t77, const float *restrict t88, const float *restrict t89, const float *restrict t93, const float *restrict t94, const float *restrict t98, const float *restrict t99, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v2 = (t88[((i0) * T + i1) * D + j0]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), ((i0) * T + i1) * D + j0);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t89[r * n + j0];
+            float v7 = (t93[((i0) * T + i1) * D + j0]) * v1;
+            float v8 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), ((i0) * T + i1) * D + j0);
+            float v9 = lora_dropout[0] <= v8 ? 1.0f : 0.0f;
+            float v10 = v7 * v9;
+            float v11 = v6 + v10;
+            float v12 = v11 + t94[r * n + j0];
+            float v13 = (t98[((i0) * T + i1) * D + j0]) * v1;
+            float v14 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), ((i0) * T + i1) * D + j0);
+            float v15 = lora_dropout[0] <= v14 ? 1.0f : 0.0f;
+            float v16 = v13 * v15;
+            float v17 = v12 + v16;
+            float v18 = v17 + t99[r * n + j0];
+            float v19 = v18 * (attn_norm[j0]);
+            float v20 = v19 * (saved_x[r * n + j0]);
+            acc0 += v20;
+        }
+        float v39 = (t51[(i0) * T + i1]) / ((float)(D));
+        float v40 = v39 + norm_eps[0];
+        float v41 = 1.0f / sqrtf(v40);
+        float v44 = acc0 * v41;
+        float v45 = v44 * v41;
+        float v46 = v45 * v41;
+        float v47 = v46 * (-0.5f);
+        float v48 = v47 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v21 = (t88[((i0) * T + i1) * D + j]) * v1;
+            float v22 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), ((i0) * T + i1) * D + j);
+            float v23 = lora_dropout[0] <= v22 ? 1.0f : 0.0f;
+            float v24 = v21 * v23;
+            float v25 = v24 + t89[r * n + j];
+            float v26 = (t93[((i0) * T + i1) * D + j]) * v1;
+            float v27 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), ((i0) * T + i1) * D + j);
+            float v28 = lora_dropout[0] <= v27 ? 1.0f : 0.0f;
+            float v29 = v26 * v28;
+            float v30 = v25 + v29;
+            float v31 = v30 + t94[r * n + j];
+            float v32 = (t98[((i0) * T + i1) * D + j]) * v1;
+            float v33 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), ((i0) * T + i1) * D + j);
+            float v34 = lora_dropout[0] <= v33 ? 1.0f : 0.0f;
+            float v35 = v32 * v34;
+            float v36 = v31 + v35;
+            float v37 = v36 + t99[r * n + j];
+            float v38 = v37 * (attn_norm[j]);
+            float v42 = v38 * v41;
+            float v43 = t77[r * n + j] + v42;
+            float v49 = v48 * (saved_x[r * n + j]);
+            float v50 = v43 + v49;
+            float v51 = v50 + v49;
+            carry5_next[r * n + j] = v51;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_bf16_k118_grad_lora_a_wq: grad_lora_a_wq[R, D] += t97ᵀ · t53  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_bf16_k118_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t53, const float *restrict t97, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t97, R, t53, D, 1.0f, grad_lora_a_wq, D);
+}
+
+/* lm_step_lora_dropout_bf16_k119_grad_lora_b_wq: grad_lora_b_wq[D, R] += t95ᵀ · saved_lora_wq  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_bf16_k119_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict saved_lora_wq, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, R, B*T, t95, D, saved_lora_wq, R, 1.0f, grad_lora_b_wq, R);
+}
+
+/* lm_step_lora_dropout_bf16_k120_grad_lora_a_wk: grad_lora_a_wk[R, D] += t92ᵀ · t54  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_bf16_k120_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t54, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t92, R, t54, D, 1.0f, grad_lora_a_wk, D);
+}
+
+/* lm_step_lora_dropout_bf16_k121_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t90ᵀ · saved_lora_wk  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_bf16_k121_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict saved_lora_wk, const float *restrict t90, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(1, 0, KVD, R, B*T, t90, KVD, saved_lora_wk, R, 1.0f, grad_lora_b_wk, R);
+}
+
+/* lm_step_lora_dropout_bf16_k122_grad_lora_a_wv: grad_lora_a_wv[R, D] += t87ᵀ · t55  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_bf16_k122_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t55, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t87, R, t55, D, 1.0f, grad_lora_a_wv, D);
+}
+
+/* lm_step_lora_dropout_bf16_k123_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t85ᵀ · saved_lora_wv  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_bf16_k123_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict saved_lora_wv, const float *restrict t85, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(1, 0, KVD, R, B*T, t85, KVD, saved_lora_wv, R, 1.0f, grad_lora_b_wv, R);
+}
+
+/* lm_step_lora_dropout_bf16_k124_grad_lora_a_wo: grad_lora_a_wo[R, D] += t79ᵀ · t56  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_bf16_k124_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict t56, const float *restrict t79, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t79, R, t56, D, 1.0f, grad_lora_a_wo, D);
+}
+
+/* lm_step_lora_dropout_bf16_k125_grad_lora_b_wo: grad_lora_b_wo[D, R] += t77ᵀ · saved_lora_wo  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_bf16_k125_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict saved_lora_wo, const float *restrict t77, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, R, B*T, t77, D, saved_lora_wo, R, 1.0f, grad_lora_b_wo, R);
+}
+
+/* lm_step_lora_dropout_bf16_k126_grad_lora_a_w1: grad_lora_a_w1[R, D] += t74ᵀ · t59  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_bf16_k126_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t59, const float *restrict t74, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t74, R, t59, D, 1.0f, grad_lora_a_w1, D);
+}
+
+/* lm_step_lora_dropout_bf16_k127_grad_lora_b_w1: grad_lora_b_w1[F, R] += t72ᵀ · saved_lora_w1  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_bf16_k127_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict saved_lora_w1, const float *restrict t72, long B, long F, long R, long T) {
+    la_bf16_gemm(1, 0, F, R, B*T, t72, F, saved_lora_w1, R, 1.0f, grad_lora_b_w1, R);
+}
+
+/* lm_step_lora_dropout_bf16_k128_grad_lora_a_w2: grad_lora_a_w2[R, F] += t64ᵀ · t62  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_bf16_k128_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t62, const float *restrict t64, long B, long F, long R, long T) {
+    la_bf16_gemm(1, 0, R, F, B*T, t64, R, t62, F, 1.0f, grad_lora_a_w2, F);
+}
+
+/* lm_step_lora_dropout_bf16_k129_grad_lora_b_w2: grad_lora_b_w2[D, R] += carry5ᵀ · saved_lora_w2  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_bf16_k129_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict carry5, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, R, B*T, carry5, D, saved_lora_w2, R, 1.0f, grad_lora_b_w2, R);
+}
+
+/* lm_step_lora_dropout_bf16_k130_grad_lora_a_w3: grad_lora_a_w3[R, D] += t69ᵀ · t61  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_bf16_k130_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t61, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t69, R, t61, D, 1.0f, grad_lora_a_w3, D);
+}
+
+/* lm_step_lora_dropout_bf16_k131_grad_lora_b_w3: grad_lora_b_w3[F, R] += t67ᵀ · saved_lora_w3  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_bf16_k131_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict saved_lora_w3, const float *restrict t67, long B, long F, long R, long T) {
+    la_bf16_gemm(1, 0, F, R, B*T, t67, F, saved_lora_w3, R, 1.0f, grad_lora_b_w3, R);
+}
+
+/* Arena: 41 slots planned for 132 kernels. */
+static long llama_train_lm_step_lora_dropout_bf16_layout(const llama_train_lm_step_lora_dropout_bf16_args *args, long *off) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2*T);
+    off[1] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*F*T), CR));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), 2*CR*HD2*KVH*REP));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 1));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(2*CR*HD2*KVH*REP, CR), B*T), B*R*T));
+    off[7] = total; total += la_round16(la_max(CR*V, B*T));
+    off[8] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(la_max(CR, 1), B*R*T));
+    off[10] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
+    off[12] = total; total += la_round16(la_max(1, B*F*T));
+    off[13] = total; total += la_round16(la_max(B*F*T, B*R*T));
+    off[14] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), B*R*T));
+    off[15] = total; total += la_round16(B*F*T);
+    off[16] = total; total += la_round16(B*R*T);
+    off[17] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T));
+    off[18] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
+    off[19] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
+    off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[21] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[22] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[23] = total; total += la_round16(2*B*HD2*KVH*T);
+    off[24] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[25] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[26] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[27] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[28] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[29] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[30] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[31] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[32] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[33] = total; total += la_round16(1);
+    off[34] = total; total += la_round16(1);
+    off[35] = total; total += la_round16(1);
+    off[36] = total; total += la_round16(1);
+    off[37] = total; total += la_round16(1);
+    off[38] = total; total += la_round16(1);
+    off[39] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[40] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_lm_step_lora_dropout_bf16_arena_floats(const llama_train_lm_step_lora_dropout_bf16_args *args) {
+    long off[41];
+    return llama_train_lm_step_lora_dropout_bf16_layout(args, off);
+}
+
+void llama_train_lm_step_lora_dropout_bf16(const llama_train_lm_step_lora_dropout_bf16_args *args) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long NC = args->NC;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long off[41];
+    llama_train_lm_step_lora_dropout_bf16_layout(args, off);
+    double *prof = args->kernel_ns;
+    la_bf16_epoch++;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[5];
+    float *t8 = args->arena + off[3];
+    float *t9 = args->arena + off[4];
+    float *t10 = args->arena + off[3];
+    float *t11 = args->arena + off[5];
+    float *t12 = args->arena + off[4];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[3];
+    float *t15 = args->arena + off[2];
+    float *t16 = args->arena + off[4];
+    float *t17 = args->arena + off[5];
+    float *t18 = args->arena + off[3];
+    float *t19 = args->arena + off[4];
+    float *t20 = args->arena + off[5];
+    float *t21 = args->arena + off[2];
+    float *t22 = args->arena + off[3];
+    float *t23 = args->arena + off[2];
+    float *t24 = args->arena + off[5];
+    float *t25 = args->arena + off[3];
+    float *t26 = args->arena + off[4];
+    float *t27 = args->arena + off[2];
+    float *t28 = args->arena + off[5];
+    float *t29 = args->arena + off[3];
+    float *t30 = args->arena + off[2];
+    float *t31 = args->arena + off[4];
+    float *t32 = args->arena + off[2];
+    float *t33 = args->arena + off[5];
+    float *t34 = args->arena + off[4];
+    float *t35 = args->arena + off[3];
+    float *t36 = args->arena + off[2];
+    float *t37 = args->arena + off[6];
+    float *t38 = args->arena + off[7];
+    float *t39 = args->arena + off[6];
+    float *t40 = args->arena + off[8];
+    float *t41 = args->arena + off[9];
+    float *t42 = args->arena + off[10];
+    float *t43 = args->arena + off[9];
+    float *t44 = args->arena + off[11];
+    float *t45 = args->arena + off[12];
+    float *t46 = args->arena + off[9];
+    float *t47 = args->arena + off[7];
+    float *t48 = args->arena + off[6];
+    float *t49 = args->arena + off[11];
+    float *t50 = args->arena + off[8];
+    float *t51 = args->arena + off[7];
+    float *t52 = args->arena + off[3];
+    float *t53 = args->arena + off[2];
+    float *t54 = args->arena + off[8];
+    float *t55 = args->arena + off[4];
+    float *t56 = args->arena + off[3];
+    float *t57 = args->arena + off[6];
+    float *t58 = args->arena + off[6];
+    float *t59 = args->arena + off[11];
+    float *t60 = args->arena + off[5];
+    float *t61 = args->arena + off[10];
+    float *t62 = args->arena + off[12];
+    float *t63 = args->arena + off[9];
+    float *t64 = args->arena + off[9];
+    float *t65 = args->arena + off[13];
+    float *t66 = args->arena + off[14];
+    float *t67 = args->arena + off[15];
+    float *t68 = args->arena + off[16];
+    float *t69 = args->arena + off[16];
+    float *t70 = args->arena + off[17];
+    float *t71 = args->arena + off[18];
+    float *t72 = args->arena + off[5];
+    float *t73 = args->arena + off[13];
+    float *t74 = args->arena + off[13];
+    float *t75 = args->arena + off[14];
+    float *t76 = args->arena + off[19];
+    float *t77 = args->arena + off[20];
+    float *t78 = args->arena + off[6];
+    float *t79 = args->arena + off[6];
+    float *t80 = args->arena + off[17];
+    float *t81 = args->arena + off[18];
+    float *t82 = args->arena + off[14];
+    float *t83 = args->arena + off[19];
+    float *t84 = args->arena + off[17];
+    float *t85 = args->arena + off[18];
+    float *t86 = args->arena + off[14];
+    float *t87 = args->arena + off[14];
+    float *t88 = args->arena + off[21];
+    float *t89 = args->arena + off[22];
+    float *t90 = args->arena + off[23];
+    float *t91 = args->arena + off[17];
+    float *t92 = args->arena + off[17];
+    float *t93 = args->arena + off[24];
+    float *t94 = args->arena + off[25];
+    float *t95 = args->arena + off[26];
+    float *t96 = args->arena + off[19];
+    float *t97 = args->arena + off[19];
+    float *t98 = args->arena + off[27];
+    float *t99 = args->arena + off[28];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const float *rope_theta = args->rope_theta;
+    const float *norm_eps = args->norm_eps;
+    const float *lora_dropout = args->lora_dropout;
+    const float *lora_scale_wq = args->lora_scale_wq;
+    const float *lora_scale_wk = args->lora_scale_wk;
+    const float *lora_scale_wv = args->lora_scale_wv;
+    const float *lora_scale_wo = args->lora_scale_wo;
+    const float *lora_scale_w1 = args->lora_scale_w1;
+    const float *lora_scale_w2 = args->lora_scale_w2;
+    const float *lora_scale_w3 = args->lora_scale_w3;
+    float *loss = args->loss;
+    float *entropy = args->entropy;
+    float *accuracy = args->accuracy;
+    float *saved_x_slot0 = args->saved_x;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 132, lm_step_lora_dropout_bf16_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 132, lm_step_lora_dropout_bf16_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = saved_x_slot0;
+    float *carry0_buf[2] = { args->arena + off[29], args->arena + off[30] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + l * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + l * (2*HD2*KVH*R);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + l * (2*HD2*KVH*R);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + l * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + l * (F*R);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + l * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + l * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
+        const int32_t *lora_dropout_key_wq = args->lora_dropout_key_wq + l * 1;
+        const int32_t *lora_dropout_key_wk = args->lora_dropout_key_wk + l * 1;
+        const int32_t *lora_dropout_key_wv = args->lora_dropout_key_wv + l * 1;
+        const int32_t *lora_dropout_key_wo = args->lora_dropout_key_wo + l * 1;
+        const int32_t *lora_dropout_key_w1 = args->lora_dropout_key_w1 + l * 1;
+        const int32_t *lora_dropout_key_w2 = args->lora_dropout_key_w2 + l * 1;
+        const int32_t *lora_dropout_key_w3 = args->lora_dropout_key_w3 + l * 1;
+        float *saved_lora_wq = args->saved_lora_wq + l * (B*R*T);
+        float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + l * (B*R*T);
+        float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + l * (B*R*T);
+        float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_lse = args->saved_lse + l * (B*KVH*REP*T);
+        float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + l * (B*R*T);
+        float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + l * (B*R*T);
+        float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + l * (B*R*T);
+        float *saved_up = args->saved_up + l * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + l * (B*R*T);
+        float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 132, lm_step_lora_dropout_bf16_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 132, lm_step_lora_dropout_bf16_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 132, lm_step_lora_dropout_bf16_k4_dropout(t4, lora_dropout_key_wq, lora_dropout, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 132, lm_step_lora_dropout_bf16_k5_lora_a_wq(t5, lora_a_wq, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 6, 132, lm_step_lora_dropout_bf16_k6_lora(saved_lora_wq, lora_scale_wq, t5, B, R, T));
+        LA_TIMED(prof, 7, 132, lm_step_lora_dropout_bf16_k7_lora_b_wq(t6, lora_b_wq, saved_lora_wq, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 8, 132, lm_step_lora_dropout_bf16_k8_rope(saved_q, t0, t1, t3, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 132, lm_step_lora_dropout_bf16_k9_wk(t7, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 132, lm_step_lora_dropout_bf16_k10_dropout(t8, lora_dropout, lora_dropout_key_wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 132, lm_step_lora_dropout_bf16_k11_lora_a_wk(t9, lora_a_wk, t8, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 12, 132, lm_step_lora_dropout_bf16_k12_lora(saved_lora_wk, lora_scale_wk, t9, B, R, T));
+        LA_TIMED(prof, 13, 132, lm_step_lora_dropout_bf16_k13_lora_b_wk(t10, lora_b_wk, saved_lora_wk, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 14, 132, lm_step_lora_dropout_bf16_k14_rope(saved_k, t0, t1, t7, t10, B, HD2, KVH, T));
+        LA_TIMED(prof, 15, 132, lm_step_lora_dropout_bf16_k15_wv(t11, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 132, lm_step_lora_dropout_bf16_k16_dropout(t12, lora_dropout, lora_dropout_key_wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 132, lm_step_lora_dropout_bf16_k17_lora_a_wv(t13, lora_a_wv, t12, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 18, 132, lm_step_lora_dropout_bf16_k18_lora(saved_lora_wv, lora_scale_wv, t13, B, R, T));
+        LA_TIMED(prof, 19, 132, lm_step_lora_dropout_bf16_k19_lora_b_wv(t14, lora_b_wv, saved_lora_wv, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 20, 132, lm_step_lora_dropout_bf16_k20_attention(saved_v, t11, t14, B, HD2, KVH, T));
+        LA_TIMED(prof, 21, 132, lm_step_lora_dropout_bf16_k21_causal_attention_forward(saved_attn, saved_lse, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 132, lm_step_lora_dropout_bf16_k22_wo(t15, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 23, 132, lm_step_lora_dropout_bf16_k23_dropout(t16, lora_dropout, lora_dropout_key_wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 132, lm_step_lora_dropout_bf16_k24_lora_a_wo(t17, lora_a_wo, t16, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 25, 132, lm_step_lora_dropout_bf16_k25_lora(saved_lora_wo, lora_scale_wo, t17, B, R, T));
+        LA_TIMED(prof, 26, 132, lm_step_lora_dropout_bf16_k26_lora_b_wo(t18, lora_b_wo, saved_lora_wo, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 27, 132, lm_step_lora_dropout_bf16_k27_layer(saved_h, carry0, t15, t18, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 132, lm_step_lora_dropout_bf16_k28_rmsnorm(t19, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 29, 132, lm_step_lora_dropout_bf16_k29_w1(t20, w1, t19, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 30, 132, lm_step_lora_dropout_bf16_k30_dropout(t21, lora_dropout, lora_dropout_key_w1, t19, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 31, 132, lm_step_lora_dropout_bf16_k31_lora_a_w1(t22, lora_a_w1, t21, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 32, 132, lm_step_lora_dropout_bf16_k32_lora(saved_lora_w1, lora_scale_w1, t22, B, R, T));
+        LA_TIMED(prof, 33, 132, lm_step_lora_dropout_bf16_k33_lora_b_w1(t23, lora_b_w1, saved_lora_w1, B, F, R, T));
+        LA_TIMED(prof, 34, 132, lm_step_lora_dropout_bf16_k34_gate_up(saved_gate, t20, t23, B, F, T));
+        LA_TIMED(prof, 35, 132, lm_step_lora_dropout_bf16_k35_w3(t24, w3, t19, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 36, 132, lm_step_lora_dropout_bf16_k36_dropout(t25, lora_dropout, lora_dropout_key_w3, t19, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 37, 132, lm_step_lora_dropout_bf16_k37_lora_a_w3(t26, lora_a_w3, t25, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 38, 132, lm_step_lora_dropout_bf16_k38_lora(saved_lora_w3, lora_scale_w3, t26, B, R, T));
+        LA_TIMED(prof, 39, 132, lm_step_lora_dropout_bf16_k39_lora_b_w3(t27, lora_b_w3, saved_lora_w3, B, F, R, T));
+        LA_TIMED(prof, 40, 132, lm_step_lora_dropout_bf16_k40_gate_up(saved_up, t24, t27, B, F, T));
+        LA_TIMED(prof, 41, 132, lm_step_lora_dropout_bf16_k41_silu(t28, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 42, 132, lm_step_lora_dropout_bf16_k42_w2(t29, w2, t28, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 43, 132, lm_step_lora_dropout_bf16_k43_dropout(t30, lora_dropout, lora_dropout_key_w2, t28, B, F, T));
+        LA_TIMED(prof, 44, 132, lm_step_lora_dropout_bf16_k44_lora_a_w2(t31, lora_a_w2, t30, B, F, R, T));
+        LA_TIMED(prof, 45, 132, lm_step_lora_dropout_bf16_k45_lora(saved_lora_w2, lora_scale_w2, t31, B, R, T));
+        LA_TIMED(prof, 46, 132, lm_step_lora_dropout_bf16_k46_lora_b_w2(t32, lora_b_w2, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 47, 132, lm_step_lora_dropout_bf16_k47_lora(carry0_next, saved_h, t29, t32, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 48, 132, lm_step_lora_dropout_bf16_k48_reshape(t33));
+    LA_TIMED(prof, 49, 132, lm_step_lora_dropout_bf16_k49_expand(t34, B, HD2, KVH, REP, T));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t34;
+    float *carry1_buf[2] = { args->arena + off[31], args->arena + off[32] };
+    const float *carry2 = t33;
+    float *carry2_buf[2] = { args->arena + off[33], args->arena + off[34] };
+    const float *carry3 = t33;
+    float *carry3_buf[2] = { args->arena + off[35], args->arena + off[36] };
+    const float *carry4 = t33;
+    float *carry4_buf[2] = { args->arena + off[37], args->arena + off[38] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *targets = args->targets + l * CR;
+        const float *weights = args->weights + l * CR;
+        float *carry1_next = carry1_buf[l & 1];
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
+        float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
+        float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
+        LA_TIMED(prof, 50, 132, lm_step_lora_dropout_bf16_k50_lm_head(t35, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 51, 132, lm_step_lora_dropout_bf16_k51_rmsnorm(t36, t35, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 52, 132, lm_step_lora_dropout_bf16_k52_rmsnorm(t37, norm_eps, final_norm, t35, t36, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 53, 132, lm_step_lora_dropout_bf16_k53_lm_head(t38, lm_head, t37, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 54, 132, lm_step_lora_dropout_bf16_k54_log_softmax(t39, t38, CR, V));
+        LA_TIMED(prof, 55, 132, lm_step_lora_dropout_bf16_k55_log_softmax(t40, t38, t39, CR, V));
+        LA_TIMED(prof, 56, 132, lm_step_lora_dropout_bf16_k56_cross_entropy(t41, t38, targets, t39, t40, CR, V));
+        LA_TIMED(prof, 57, 132, lm_step_lora_dropout_bf16_k57_cross_entropy(t42, weights, t41, CR));
+        LA_TIMED(prof, 58, 132, lm_step_lora_dropout_bf16_k58_log_softmax(t43, t38, t39, t40, CR, V));
+        LA_TIMED(prof, 59, 132, lm_step_lora_dropout_bf16_k59_cross_entropy(t44, t38, targets, CR, V));
+        LA_TIMED(prof, 60, 132, lm_step_lora_dropout_bf16_k60_token_stats(t45, weights, t43, CR));
+        LA_TIMED(prof, 61, 132, lm_step_lora_dropout_bf16_k61_token_stats(t46, weights, t39, t44, CR));
+        LA_TIMED(prof, 62, 132, lm_step_lora_dropout_bf16_k62_log_softmax_grad(t47, t38, targets, weights, t39, t40, CR, V));
+        LA_TIMED(prof, 63, 132, lm_step_lora_dropout_bf16_k63_lm_head_grad_in(t48, lm_head, t47, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 64, 132, lm_step_lora_dropout_bf16_k64_rmsnorm_grad(t49, final_norm, t35, t48, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 65, 132, lm_step_lora_dropout_bf16_k65_rmsnorm_grad_scatter_add(t50, norm_eps, final_norm, scored, t35, t36, t48, t49, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 132, lm_step_lora_dropout_bf16_k66_lm_chunk(carry1_next, carry1, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 67, 132, lm_step_lora_dropout_bf16_k67_lm_chunk(carry2_next, carry2, t42));
+        LA_TIMED(prof, 68, 132, lm_step_lora_dropout_bf16_k68_lm_chunk(carry3_next, carry3, t45));
+        LA_TIMED(prof, 69, 132, lm_step_lora_dropout_bf16_k69_lm_chunk(carry4_next, carry4, t46));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+    }
+    /* stage 'layer_backward', repeated L times, last layer first */
+    const float *carry5 = carry1;
+    float *carry5_buf[2] = { args->arena + off[39], args->arena + off[40] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + (L - 1 - l) * (2*HD2*KVH*R);
+        const float *wv = args->wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + (L - 1 - l) * (2*HD2*KVH*R);
+        const float *wo = args->wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + (L - 1 - l) * (F*R);
+        const float *w2 = args->w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + (L - 1 - l) * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + (L - 1 - l) * (F*R);
+        float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        const int32_t *lora_dropout_key_wq = args->lora_dropout_key_wq + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_wk = args->lora_dropout_key_wk + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_wv = args->lora_dropout_key_wv + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_wo = args->lora_dropout_key_wo + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_w1 = args->lora_dropout_key_w1 + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_w2 = args->lora_dropout_key_w2 + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_w3 = args->lora_dropout_key_w3 + (L - 1 - l) * 1;
+        float *saved_lora_wq = args->saved_lora_wq + (L - 1 - l) * (B*R*T);
+        float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + (L - 1 - l) * (B*R*T);
+        float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + (L - 1 - l) * (B*R*T);
+        float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lse = args->saved_lse + (L - 1 - l) * (B*KVH*REP*T);
+        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + (L - 1 - l) * (B*R*T);
+        float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + (L - 1 - l) * (B*R*T);
+        float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + (L - 1 - l) * (B*R*T);
+        float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + (L - 1 - l) * (B*R*T);
+        float *grad_lora_a_wq = args->grad_lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wq = args->grad_lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_wk = args->grad_lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wk = args->grad_lora_b_wk + (L - 1 - l) * (2*HD2*KVH*R);
+        float *grad_lora_a_wv = args->grad_lora_a_wv + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wv = args->grad_lora_b_wv + (L - 1 - l) * (2*HD2*KVH*R);
+        float *grad_lora_a_wo = args->grad_lora_a_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wo = args->grad_lora_b_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w1 = args->grad_lora_a_w1 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w1 = args->grad_lora_b_w1 + (L - 1 - l) * (F*R);
+        float *grad_lora_a_w2 = args->grad_lora_a_w2 + (L - 1 - l) * (F*R);
+        float *grad_lora_b_w2 = args->grad_lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
+        float *carry5_next = carry5_buf[l & 1];
+        LA_TIMED(prof, 70, 132, lm_step_lora_dropout_bf16_k70_rmsnorm(t51, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 71, 132, lm_step_lora_dropout_bf16_k71_rmsnorm(t52, norm_eps, saved_x, attn_norm, t51, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 132, lm_step_lora_dropout_bf16_k72_dropout(t53, lora_dropout_key_wq, lora_dropout, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 73, 132, lm_step_lora_dropout_bf16_k73_dropout(t54, lora_dropout, lora_dropout_key_wk, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 74, 132, lm_step_lora_dropout_bf16_k74_dropout(t55, lora_dropout, lora_dropout_key_wv, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 132, lm_step_lora_dropout_bf16_k75_dropout(t56, saved_attn, lora_dropout, lora_dropout_key_wo, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 132, lm_step_lora_dropout_bf16_k76_rmsnorm(t57, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 77, 132, lm_step_lora_dropout_bf16_k77_rmsnorm(t58, norm_eps, t57, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 78, 132, lm_step_lora_dropout_bf16_k78_dropout(t59, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, t58, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 79, 132, lm_step_lora_dropout_bf16_k79_silu(t60, saved_gate, B, F, T));
+        LA_TIMED(prof, 80, 132, lm_step_lora_dropout_bf16_k80_dropout(t61, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w3, t58, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 81, 132, lm_step_lora_dropout_bf16_k81_dropout(t62, saved_up, lora_dropout, lora_dropout_key_w2, t60, B, F, T));
+        LA_TIMED(prof, 82, 132, lm_step_lora_dropout_bf16_k82_lora_b_w2_grad_in(t63, carry5, lora_b_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 83, 132, lm_step_lora_dropout_bf16_k83_lora(t64, lora_scale_w2, t63, B, R, T));
+        LA_TIMED(prof, 84, 132, lm_step_lora_dropout_bf16_k84_lora_a_w2_grad_in(t65, lora_a_w2, t64, B, F, R, T));
+        LA_TIMED(prof, 85, 132, lm_step_lora_dropout_bf16_k85_w2_grad_in(t66, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 86, 132, lm_step_lora_dropout_bf16_k86_dropout(t67, lora_dropout, lora_dropout_key_w2, t60, t65, t66, B, F, T));
+        LA_TIMED(prof, 87, 132, lm_step_lora_dropout_bf16_k87_lora_b_w3_grad_in(t68, lora_b_w3, t67, B, F, R, T));
+        LA_TIMED(prof, 88, 132, lm_step_lora_dropout_bf16_k88_lora(t69, lora_scale_w3, t68, B, R, T));
+        LA_TIMED(prof, 89, 132, lm_step_lora_dropout_bf16_k89_lora_a_w3_grad_in(t70, lora_a_w3, t69, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 90, 132, lm_step_lora_dropout_bf16_k90_w3_grad_in(t71, w3, t67, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 91, 132, lm_step_lora_dropout_bf16_k91_dropout(t72, saved_gate, saved_up, lora_dropout, lora_dropout_key_w2, t60, t65, t66, B, F, T));
+        LA_TIMED(prof, 92, 132, lm_step_lora_dropout_bf16_k92_lora_b_w1_grad_in(t73, lora_b_w1, t72, B, F, R, T));
+        LA_TIMED(prof, 93, 132, lm_step_lora_dropout_bf16_k93_lora(t74, lora_scale_w1, t73, B, R, T));
+        LA_TIMED(prof, 94, 132, lm_step_lora_dropout_bf16_k94_lora_a_w1_grad_in(t75, lora_a_w1, t74, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 95, 132, lm_step_lora_dropout_bf16_k95_w1_grad_in(t76, w1, t72, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 96, 132, lm_step_lora_dropout_bf16_k96_rmsnorm_grad(t77, carry5, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, lora_dropout_key_w3, t58, t70, t71, t75, t76, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 132, lm_step_lora_dropout_bf16_k97_lora_b_wo_grad_in(t78, lora_b_wo, t77, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 98, 132, lm_step_lora_dropout_bf16_k98_lora(t79, lora_scale_wo, t78, B, R, T));
+        LA_TIMED(prof, 99, 132, lm_step_lora_dropout_bf16_k99_lora_a_wo_grad_in(t80, lora_a_wo, t79, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 100, 132, lm_step_lora_dropout_bf16_k100_wo_grad_in(t81, wo, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 101, 132, lm_step_lora_dropout_bf16_k101_dropout(t82, lora_dropout, lora_dropout_key_wo, t80, t81, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 102, 132, lm_step_lora_dropout_bf16_k102_causal_attention_backward(t83, t84, t85, saved_q, saved_k, saved_v, saved_lse, saved_attn, t82, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 103, 132, lm_step_lora_dropout_bf16_k103_lora_b_wv_grad_in(t86, lora_b_wv, t85, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 104, 132, lm_step_lora_dropout_bf16_k104_lora(t87, lora_scale_wv, t86, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 105, 132, lm_step_lora_dropout_bf16_k105_lora_a_wv_grad_in(t88, lora_a_wv, t87, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 106, 132, lm_step_lora_dropout_bf16_k106_wv_grad_in(t89, wv, t85, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 107, 132, lm_step_lora_dropout_bf16_k107_rope_grad(t90, t0, t1, t84, B, HD2, KVH, T));
+        LA_TIMED(prof, 108, 132, lm_step_lora_dropout_bf16_k108_lora_b_wk_grad_in(t91, lora_b_wk, t90, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 109, 132, lm_step_lora_dropout_bf16_k109_lora(t92, lora_scale_wk, t91, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 110, 132, lm_step_lora_dropout_bf16_k110_lora_a_wk_grad_in(t93, lora_a_wk, t92, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 111, 132, lm_step_lora_dropout_bf16_k111_wk_grad_in(t94, wk, t90, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 112, 132, lm_step_lora_dropout_bf16_k112_rope_grad(t95, t0, t1, t83, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 113, 132, lm_step_lora_dropout_bf16_k113_lora_b_wq_grad_in(t96, lora_b_wq, t95, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 114, 132, lm_step_lora_dropout_bf16_k114_lora(t97, lora_scale_wq, t96, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 115, 132, lm_step_lora_dropout_bf16_k115_lora_a_wq_grad_in(t98, lora_a_wq, t97, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 116, 132, lm_step_lora_dropout_bf16_k116_wq_grad_in(t99, wq, t95, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 117, 132, lm_step_lora_dropout_bf16_k117_dropout(carry5_next, norm_eps, saved_x, attn_norm, lora_dropout_key_wq, lora_dropout, lora_dropout_key_wk, lora_dropout_key_wv, t51, t77, t88, t89, t93, t94, t98, t99, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 118, 132, lm_step_lora_dropout_bf16_k118_grad_lora_a_wq(grad_lora_a_wq, t53, t97, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 119, 132, lm_step_lora_dropout_bf16_k119_grad_lora_b_wq(grad_lora_b_wq, saved_lora_wq, t95, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 120, 132, lm_step_lora_dropout_bf16_k120_grad_lora_a_wk(grad_lora_a_wk, t54, t92, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 121, 132, lm_step_lora_dropout_bf16_k121_grad_lora_b_wk(grad_lora_b_wk, saved_lora_wk, t90, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 122, 132, lm_step_lora_dropout_bf16_k122_grad_lora_a_wv(grad_lora_a_wv, t55, t87, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 123, 132, lm_step_lora_dropout_bf16_k123_grad_lora_b_wv(grad_lora_b_wv, saved_lora_wv, t85, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 124, 132, lm_step_lora_dropout_bf16_k124_grad_lora_a_wo(grad_lora_a_wo, t56, t79, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 125, 132, lm_step_lora_dropout_bf16_k125_grad_lora_b_wo(grad_lora_b_wo, saved_lora_wo, t77, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 126, 132, lm_step_lora_dropout_bf16_k126_grad_lora_a_w1(grad_lora_a_w1, t59, t74, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 127, 132, lm_step_lora_dropout_bf16_k127_grad_lora_b_w1(grad_lora_b_w1, saved_lora_w1, t72, B, F, R, T));
+        LA_TIMED(prof, 128, 132, lm_step_lora_dropout_bf16_k128_grad_lora_a_w2(grad_lora_a_w2, t62, t64, B, F, R, T));
+        LA_TIMED(prof, 129, 132, lm_step_lora_dropout_bf16_k129_grad_lora_b_w2(grad_lora_b_w2, carry5, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 130, 132, lm_step_lora_dropout_bf16_k130_grad_lora_a_w3(grad_lora_a_w3, t61, t69, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 131, 132, lm_step_lora_dropout_bf16_k131_grad_lora_b_w3(grad_lora_b_w3, saved_lora_w3, t67, B, F, R, T));
+        carry5 = carry5_next;
+    }
+}
+
+void llama_train_lm_step_lora_dropout_bf16_costs(const llama_train_lm_step_lora_dropout_bf16_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* lm_step_lora_dropout_bf16_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* lm_step_lora_dropout_bf16_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_lora_dropout_bf16_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k3_wq */
+    flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k4_dropout */
+    flops[5] = (double)(4*B*HD2*KVH*R*REP*T); bytes[5] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k5_lora_a_wq */
+    flops[6] = (double)(B*R*T); bytes[6] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_bf16_k6_lora */
+    flops[7] = (double)(4*B*HD2*KVH*R*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_bf16_k7_lora_b_wq */
+    flops[8] = (double)(2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k8_rope */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k9_wk */
+    flops[10] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k10_dropout */
+    flops[11] = (double)(4*B*HD2*KVH*R*REP*T); bytes[11] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k11_lora_a_wk */
+    flops[12] = (double)(B*R*T); bytes[12] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_bf16_k12_lora */
+    flops[13] = (double)(4*B*HD2*KVH*R*T); bytes[13] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_dropout_bf16_k13_lora_b_wk */
+    flops[14] = (double)(2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[14] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_bf16_k14_rope */
+    flops[15] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k15_wv */
+    flops[16] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k16_dropout */
+    flops[17] = (double)(4*B*HD2*KVH*R*REP*T); bytes[17] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k17_lora_a_wv */
+    flops[18] = (double)(B*R*T); bytes[18] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_bf16_k18_lora */
+    flops[19] = (double)(4*B*HD2*KVH*R*T); bytes[19] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_dropout_bf16_k19_lora_b_wv */
+    flops[20] = (double)(2*B*HD2*KVH*T); bytes[20] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_bf16_k20_attention */
+    flops[21] = (double)(4*B*HD2*KVH*REP*T*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_bf16_k21_causal_attention_forward */
+    flops[22] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k22_wo */
+    flops[23] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k23_dropout */
+    flops[24] = (double)(4*B*HD2*KVH*R*REP*T); bytes[24] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k24_lora_a_wo */
+    flops[25] = (double)(B*R*T); bytes[25] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_bf16_k25_lora */
+    flops[26] = (double)(4*B*HD2*KVH*R*REP*T); bytes[26] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_bf16_k26_lora_b_wo */
+    flops[27] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[27] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k27_layer */
+    flops[28] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[28] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k28_rmsnorm */
+    flops[29] = (double)(4*B*F*HD2*KVH*REP*T); bytes[29] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k29_w1 */
+    flops[30] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[30] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k30_dropout */
+    flops[31] = (double)(4*B*HD2*KVH*R*REP*T); bytes[31] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k31_lora_a_w1 */
+    flops[32] = (double)(B*R*T); bytes[32] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_bf16_k32_lora */
+    flops[33] = (double)(2*B*F*R*T); bytes[33] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_bf16_k33_lora_b_w1 */
+    flops[34] = (double)(B*F*T); bytes[34] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_bf16_k34_gate_up */
+    flops[35] = (double)(4*B*F*HD2*KVH*REP*T); bytes[35] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k35_w3 */
+    flops[36] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[36] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k36_dropout */
+    flops[37] = (double)(4*B*HD2*KVH*R*REP*T); bytes[37] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k37_lora_a_w3 */
+    flops[38] = (double)(B*R*T); bytes[38] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_bf16_k38_lora */
+    flops[39] = (double)(2*B*F*R*T); bytes[39] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_bf16_k39_lora_b_w3 */
+    flops[40] = (double)(B*F*T); bytes[40] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_bf16_k40_gate_up */
+    flops[41] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[41] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_bf16_k41_silu */
+    flops[42] = (double)(4*B*F*HD2*KVH*REP*T); bytes[42] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_bf16_k42_w2 */
+    flops[43] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T); bytes[43] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T); /* lm_step_lora_dropout_bf16_k43_dropout */
+    flops[44] = (double)(2*B*F*R*T); bytes[44] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_bf16_k44_lora_a_w2 */
+    flops[45] = (double)(B*R*T); bytes[45] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_bf16_k45_lora */
+    flops[46] = (double)(4*B*HD2*KVH*R*REP*T); bytes[46] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_bf16_k46_lora_b_w2 */
+    flops[47] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[47] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k47_lora */
+    flops[48] = (double)(0); bytes[48] = (double)(4); /* lm_step_lora_dropout_bf16_k48_reshape */
+    flops[49] = (double)(0); bytes[49] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k49_expand */
+    flops[50] = (double)(0); bytes[50] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_lora_dropout_bf16_k50_lm_head */
+    flops[51] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[51] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_bf16_k51_rmsnorm */
+    flops[52] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[52] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_dropout_bf16_k52_rmsnorm */
+    flops[53] = (double)(4*CR*HD2*KVH*REP*V); bytes[53] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_bf16_k53_lm_head */
+    flops[54] = (double)(CR*V); bytes[54] = (double)(4*CR + 4*CR*V); /* lm_step_lora_dropout_bf16_k54_log_softmax */
+    flops[55] = (double)(CR + CR*V + CR*V + CR*V); bytes[55] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_dropout_bf16_k55_log_softmax */
+    flops[56] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[56] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_bf16_k56_cross_entropy */
+    flops[57] = (double)(CR + CR + CR); bytes[57] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_dropout_bf16_k57_cross_entropy */
+    flops[58] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[58] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_lora_dropout_bf16_k58_log_softmax */
+    flops[59] = (double)(CR + CR*V + CR*V + CR*V); bytes[59] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_dropout_bf16_k59_cross_entropy */
+    flops[60] = (double)(CR + CR + CR); bytes[60] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_dropout_bf16_k60_token_stats */
+    flops[61] = (double)(CR + CR + CR); bytes[61] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_bf16_k61_token_stats */
+    flops[62] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[62] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_bf16_k62_log_softmax_grad */
+    flops[63] = (double)(4*CR*HD2*KVH*REP*V); bytes[63] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_lora_dropout_bf16_k63_lm_head_grad_in */
+    flops[64] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[64] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_bf16_k64_rmsnorm_grad */
+    flops[65] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_dropout_bf16_k65_rmsnorm_grad_scatter_add */
+    flops[66] = (double)(2*B*HD2*KVH*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k66_lm_chunk */
+    flops[67] = (double)(1); bytes[67] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_bf16_k67_lm_chunk */
+    flops[68] = (double)(1); bytes[68] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_bf16_k68_lm_chunk */
+    flops[69] = (double)(1); bytes[69] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_bf16_k69_lm_chunk */
+    flops[70] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[70] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k70_rmsnorm */
+    flops[71] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_dropout_bf16_k71_rmsnorm */
+    flops[72] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[72] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k72_dropout */
+    flops[73] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[73] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k73_dropout */
+    flops[74] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[74] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k74_dropout */
+    flops[75] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4); /* lm_step_lora_dropout_bf16_k75_dropout */
+    flops[76] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[76] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k76_rmsnorm */
+    flops[77] = (double)(B*T + B*T + B*T); bytes[77] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_lora_dropout_bf16_k77_rmsnorm */
+    flops[78] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[78] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_bf16_k78_dropout */
+    flops[79] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[79] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_bf16_k79_silu */
+    flops[80] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[80] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_bf16_k80_dropout */
+    flops[81] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[81] = (double)(4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T); /* lm_step_lora_dropout_bf16_k81_dropout */
+    flops[82] = (double)(4*B*HD2*KVH*R*REP*T); bytes[82] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* lm_step_lora_dropout_bf16_k82_lora_b_w2_grad_in */
+    flops[83] = (double)(B*R*T); bytes[83] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_bf16_k83_lora */
+    flops[84] = (double)(2*B*F*R*T); bytes[84] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_bf16_k84_lora_a_w2_grad_in */
+    flops[85] = (double)(4*B*F*HD2*KVH*REP*T); bytes[85] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_dropout_bf16_k85_w2_grad_in */
+    flops[86] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[86] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_bf16_k86_dropout */
+    flops[87] = (double)(2*B*F*R*T); bytes[87] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_bf16_k87_lora_b_w3_grad_in */
+    flops[88] = (double)(B*R*T); bytes[88] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_bf16_k88_lora */
+    flops[89] = (double)(4*B*HD2*KVH*R*REP*T); bytes[89] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_bf16_k89_lora_a_w3_grad_in */
+    flops[90] = (double)(4*B*F*HD2*KVH*REP*T); bytes[90] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_bf16_k90_w3_grad_in */
+    flops[91] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[91] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_bf16_k91_dropout */
+    flops[92] = (double)(2*B*F*R*T); bytes[92] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_bf16_k92_lora_b_w1_grad_in */
+    flops[93] = (double)(B*R*T); bytes[93] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_bf16_k93_lora */
+    flops[94] = (double)(4*B*HD2*KVH*R*REP*T); bytes[94] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_bf16_k94_lora_a_w1_grad_in */
+    flops[95] = (double)(4*B*F*HD2*KVH*REP*T); bytes[95] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_bf16_k95_w1_grad_in */
+    flops[96] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k96_rmsnorm_grad */
+    flops[97] = (double)(4*B*HD2*KVH*R*REP*T); bytes[97] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k97_lora_b_wo_grad_in */
+    flops[98] = (double)(B*R*T); bytes[98] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_bf16_k98_lora */
+    flops[99] = (double)(4*B*HD2*KVH*R*REP*T); bytes[99] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_bf16_k99_lora_a_wo_grad_in */
+    flops[100] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[100] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k100_wo_grad_in */
+    flops[101] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k101_dropout */
+    flops[102] = (double)(10*B*HD2*KVH*REP*T*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k102_causal_attention_backward */
+    flops[103] = (double)(4*B*HD2*KVH*R*T); bytes[103] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_bf16_k103_lora_b_wv_grad_in */
+    flops[104] = (double)(B*R*T); bytes[104] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_bf16_k104_lora */
+    flops[105] = (double)(4*B*HD2*KVH*R*REP*T); bytes[105] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_bf16_k105_lora_a_wv_grad_in */
+    flops[106] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[106] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_bf16_k106_wv_grad_in */
+    flops[107] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[107] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_bf16_k107_rope_grad */
+    flops[108] = (double)(4*B*HD2*KVH*R*T); bytes[108] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_bf16_k108_lora_b_wk_grad_in */
+    flops[109] = (double)(B*R*T); bytes[109] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_bf16_k109_lora */
+    flops[110] = (double)(4*B*HD2*KVH*R*REP*T); bytes[110] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_bf16_k110_lora_a_wk_grad_in */
+    flops[111] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[111] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_bf16_k111_wk_grad_in */
+    flops[112] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[112] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k112_rope_grad */
+    flops[113] = (double)(4*B*HD2*KVH*R*REP*T); bytes[113] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k113_lora_b_wq_grad_in */
+    flops[114] = (double)(B*R*T); bytes[114] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_bf16_k114_lora */
+    flops[115] = (double)(4*B*HD2*KVH*R*REP*T); bytes[115] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_bf16_k115_lora_a_wq_grad_in */
+    flops[116] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[116] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k116_wq_grad_in */
+    flops[117] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[117] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4 + 4 + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k117_dropout */
+    flops[118] = (double)(4*B*HD2*KVH*R*REP*T); bytes[118] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_bf16_k118_grad_lora_a_wq */
+    flops[119] = (double)(4*B*HD2*KVH*R*REP*T); bytes[119] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k119_grad_lora_b_wq */
+    flops[120] = (double)(4*B*HD2*KVH*R*REP*T); bytes[120] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_bf16_k120_grad_lora_a_wk */
+    flops[121] = (double)(4*B*HD2*KVH*R*T); bytes[121] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_bf16_k121_grad_lora_b_wk */
+    flops[122] = (double)(4*B*HD2*KVH*R*REP*T); bytes[122] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_bf16_k122_grad_lora_a_wv */
+    flops[123] = (double)(4*B*HD2*KVH*R*T); bytes[123] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_bf16_k123_grad_lora_b_wv */
+    flops[124] = (double)(4*B*HD2*KVH*R*REP*T); bytes[124] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_bf16_k124_grad_lora_a_wo */
+    flops[125] = (double)(4*B*HD2*KVH*R*REP*T); bytes[125] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_bf16_k125_grad_lora_b_wo */
+    flops[126] = (double)(4*B*HD2*KVH*R*REP*T); bytes[126] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_bf16_k126_grad_lora_a_w1 */
+    flops[127] = (double)(2*B*F*R*T); bytes[127] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_bf16_k127_grad_lora_b_w1 */
+    flops[128] = (double)(2*B*F*R*T); bytes[128] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_dropout_bf16_k128_grad_lora_a_w2 */
+    flops[129] = (double)(4*B*HD2*KVH*R*REP*T); bytes[129] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_bf16_k129_grad_lora_b_w2 */
+    flops[130] = (double)(4*B*HD2*KVH*R*REP*T); bytes[130] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_bf16_k130_grad_lora_a_w3 */
+    flops[131] = (double)(2*B*F*R*T); bytes[131] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_bf16_k131_grad_lora_b_w3 */
+    (void)args;
+}
+
+static void llama_train_lm_step_lora_dropout_bf16_run(const void *args) { llama_train_lm_step_lora_dropout_bf16((const llama_train_lm_step_lora_dropout_bf16_args *)args); }
+static long llama_train_lm_step_lora_dropout_bf16_arena(const void *args) { return llama_train_lm_step_lora_dropout_bf16_arena_floats((const llama_train_lm_step_lora_dropout_bf16_args *)args); }
+static void llama_train_lm_step_lora_dropout_bf16_cost(const void *args, double *f, double *b) { llama_train_lm_step_lora_dropout_bf16_costs((const llama_train_lm_step_lora_dropout_bf16_args *)args, f, b); }
+static const char *const llama_train_lm_step_lora_dropout_bf16_kernel_names[] = {
+    "lm_step_lora_dropout_bf16_k0_rope_tables",
+    "lm_step_lora_dropout_bf16_k1_embed",
+    "lm_step_lora_dropout_bf16_k2_rmsnorm",
+    "lm_step_lora_dropout_bf16_k3_wq",
+    "lm_step_lora_dropout_bf16_k4_dropout",
+    "lm_step_lora_dropout_bf16_k5_lora_a_wq",
+    "lm_step_lora_dropout_bf16_k6_lora",
+    "lm_step_lora_dropout_bf16_k7_lora_b_wq",
+    "lm_step_lora_dropout_bf16_k8_rope",
+    "lm_step_lora_dropout_bf16_k9_wk",
+    "lm_step_lora_dropout_bf16_k10_dropout",
+    "lm_step_lora_dropout_bf16_k11_lora_a_wk",
+    "lm_step_lora_dropout_bf16_k12_lora",
+    "lm_step_lora_dropout_bf16_k13_lora_b_wk",
+    "lm_step_lora_dropout_bf16_k14_rope",
+    "lm_step_lora_dropout_bf16_k15_wv",
+    "lm_step_lora_dropout_bf16_k16_dropout",
+    "lm_step_lora_dropout_bf16_k17_lora_a_wv",
+    "lm_step_lora_dropout_bf16_k18_lora",
+    "lm_step_lora_dropout_bf16_k19_lora_b_wv",
+    "lm_step_lora_dropout_bf16_k20_attention",
+    "lm_step_lora_dropout_bf16_k21_causal_attention_forward",
+    "lm_step_lora_dropout_bf16_k22_wo",
+    "lm_step_lora_dropout_bf16_k23_dropout",
+    "lm_step_lora_dropout_bf16_k24_lora_a_wo",
+    "lm_step_lora_dropout_bf16_k25_lora",
+    "lm_step_lora_dropout_bf16_k26_lora_b_wo",
+    "lm_step_lora_dropout_bf16_k27_layer",
+    "lm_step_lora_dropout_bf16_k28_rmsnorm",
+    "lm_step_lora_dropout_bf16_k29_w1",
+    "lm_step_lora_dropout_bf16_k30_dropout",
+    "lm_step_lora_dropout_bf16_k31_lora_a_w1",
+    "lm_step_lora_dropout_bf16_k32_lora",
+    "lm_step_lora_dropout_bf16_k33_lora_b_w1",
+    "lm_step_lora_dropout_bf16_k34_gate_up",
+    "lm_step_lora_dropout_bf16_k35_w3",
+    "lm_step_lora_dropout_bf16_k36_dropout",
+    "lm_step_lora_dropout_bf16_k37_lora_a_w3",
+    "lm_step_lora_dropout_bf16_k38_lora",
+    "lm_step_lora_dropout_bf16_k39_lora_b_w3",
+    "lm_step_lora_dropout_bf16_k40_gate_up",
+    "lm_step_lora_dropout_bf16_k41_silu",
+    "lm_step_lora_dropout_bf16_k42_w2",
+    "lm_step_lora_dropout_bf16_k43_dropout",
+    "lm_step_lora_dropout_bf16_k44_lora_a_w2",
+    "lm_step_lora_dropout_bf16_k45_lora",
+    "lm_step_lora_dropout_bf16_k46_lora_b_w2",
+    "lm_step_lora_dropout_bf16_k47_lora",
+    "lm_step_lora_dropout_bf16_k48_reshape",
+    "lm_step_lora_dropout_bf16_k49_expand",
+    "lm_step_lora_dropout_bf16_k50_lm_head",
+    "lm_step_lora_dropout_bf16_k51_rmsnorm",
+    "lm_step_lora_dropout_bf16_k52_rmsnorm",
+    "lm_step_lora_dropout_bf16_k53_lm_head",
+    "lm_step_lora_dropout_bf16_k54_log_softmax",
+    "lm_step_lora_dropout_bf16_k55_log_softmax",
+    "lm_step_lora_dropout_bf16_k56_cross_entropy",
+    "lm_step_lora_dropout_bf16_k57_cross_entropy",
+    "lm_step_lora_dropout_bf16_k58_log_softmax",
+    "lm_step_lora_dropout_bf16_k59_cross_entropy",
+    "lm_step_lora_dropout_bf16_k60_token_stats",
+    "lm_step_lora_dropout_bf16_k61_token_stats",
+    "lm_step_lora_dropout_bf16_k62_log_softmax_grad",
+    "lm_step_lora_dropout_bf16_k63_lm_head_grad_in",
+    "lm_step_lora_dropout_bf16_k64_rmsnorm_grad",
+    "lm_step_lora_dropout_bf16_k65_rmsnorm_grad_scatter_add",
+    "lm_step_lora_dropout_bf16_k66_lm_chunk",
+    "lm_step_lora_dropout_bf16_k67_lm_chunk",
+    "lm_step_lora_dropout_bf16_k68_lm_chunk",
+    "lm_step_lora_dropout_bf16_k69_lm_chunk",
+    "lm_step_lora_dropout_bf16_k70_rmsnorm",
+    "lm_step_lora_dropout_bf16_k71_rmsnorm",
+    "lm_step_lora_dropout_bf16_k72_dropout",
+    "lm_step_lora_dropout_bf16_k73_dropout",
+    "lm_step_lora_dropout_bf16_k74_dropout",
+    "lm_step_lora_dropout_bf16_k75_dropout",
+    "lm_step_lora_dropout_bf16_k76_rmsnorm",
+    "lm_step_lora_dropout_bf16_k77_rmsnorm",
+    "lm_step_lora_dropout_bf16_k78_dropout",
+    "lm_step_lora_dropout_bf16_k79_silu",
+    "lm_step_lora_dropout_bf16_k80_dropout",
+    "lm_step_lora_dropout_bf16_k81_dropout",
+    "lm_step_lora_dropout_bf16_k82_lora_b_w2_grad_in",
+    "lm_step_lora_dropout_bf16_k83_lora",
+    "lm_step_lora_dropout_bf16_k84_lora_a_w2_grad_in",
+    "lm_step_lora_dropout_bf16_k85_w2_grad_in",
+    "lm_step_lora_dropout_bf16_k86_dropout",
+    "lm_step_lora_dropout_bf16_k87_lora_b_w3_grad_in",
+    "lm_step_lora_dropout_bf16_k88_lora",
+    "lm_step_lora_dropout_bf16_k89_lora_a_w3_grad_in",
+    "lm_step_lora_dropout_bf16_k90_w3_grad_in",
+    "lm_step_lora_dropout_bf16_k91_dropout",
+    "lm_step_lora_dropout_bf16_k92_lora_b_w1_grad_in",
+    "lm_step_lora_dropout_bf16_k93_lora",
+    "lm_step_lora_dropout_bf16_k94_lora_a_w1_grad_in",
+    "lm_step_lora_dropout_bf16_k95_w1_grad_in",
+    "lm_step_lora_dropout_bf16_k96_rmsnorm_grad",
+    "lm_step_lora_dropout_bf16_k97_lora_b_wo_grad_in",
+    "lm_step_lora_dropout_bf16_k98_lora",
+    "lm_step_lora_dropout_bf16_k99_lora_a_wo_grad_in",
+    "lm_step_lora_dropout_bf16_k100_wo_grad_in",
+    "lm_step_lora_dropout_bf16_k101_dropout",
+    "lm_step_lora_dropout_bf16_k102_causal_attention_backward",
+    "lm_step_lora_dropout_bf16_k103_lora_b_wv_grad_in",
+    "lm_step_lora_dropout_bf16_k104_lora",
+    "lm_step_lora_dropout_bf16_k105_lora_a_wv_grad_in",
+    "lm_step_lora_dropout_bf16_k106_wv_grad_in",
+    "lm_step_lora_dropout_bf16_k107_rope_grad",
+    "lm_step_lora_dropout_bf16_k108_lora_b_wk_grad_in",
+    "lm_step_lora_dropout_bf16_k109_lora",
+    "lm_step_lora_dropout_bf16_k110_lora_a_wk_grad_in",
+    "lm_step_lora_dropout_bf16_k111_wk_grad_in",
+    "lm_step_lora_dropout_bf16_k112_rope_grad",
+    "lm_step_lora_dropout_bf16_k113_lora_b_wq_grad_in",
+    "lm_step_lora_dropout_bf16_k114_lora",
+    "lm_step_lora_dropout_bf16_k115_lora_a_wq_grad_in",
+    "lm_step_lora_dropout_bf16_k116_wq_grad_in",
+    "lm_step_lora_dropout_bf16_k117_dropout",
+    "lm_step_lora_dropout_bf16_k118_grad_lora_a_wq",
+    "lm_step_lora_dropout_bf16_k119_grad_lora_b_wq",
+    "lm_step_lora_dropout_bf16_k120_grad_lora_a_wk",
+    "lm_step_lora_dropout_bf16_k121_grad_lora_b_wk",
+    "lm_step_lora_dropout_bf16_k122_grad_lora_a_wv",
+    "lm_step_lora_dropout_bf16_k123_grad_lora_b_wv",
+    "lm_step_lora_dropout_bf16_k124_grad_lora_a_wo",
+    "lm_step_lora_dropout_bf16_k125_grad_lora_b_wo",
+    "lm_step_lora_dropout_bf16_k126_grad_lora_a_w1",
+    "lm_step_lora_dropout_bf16_k127_grad_lora_b_w1",
+    "lm_step_lora_dropout_bf16_k128_grad_lora_a_w2",
+    "lm_step_lora_dropout_bf16_k129_grad_lora_b_w2",
+    "lm_step_lora_dropout_bf16_k130_grad_lora_a_w3",
+    "lm_step_lora_dropout_bf16_k131_grad_lora_b_w3",
+};
+const la_program_info llama_train_lm_step_lora_dropout_bf16_info = { "llama_train.lm_step_lora_dropout_bf16", 93, 132, llama_train_lm_step_lora_dropout_bf16_kernel_names, llama_train_lm_step_lora_dropout_bf16_run, llama_train_lm_step_lora_dropout_bf16_arena, llama_train_lm_step_lora_dropout_bf16_cost };
+
 /* ===== program 'eval_loss' ===== */
 
 /* eval_loss_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
@@ -15537,6 +18248,1672 @@ static const char *const llama_train_lm_step_prefix_kernel_names[] = {
     "lm_step_prefix_k62_prefix_grad",
 };
 const la_program_info llama_train_lm_step_prefix_info = { "llama_train.lm_step_prefix", 46, 63, llama_train_lm_step_prefix_kernel_names, llama_train_lm_step_prefix_run, llama_train_lm_step_prefix_arena, llama_train_lm_step_prefix_cost };
+
+/* ===== program 'lm_step_prefix_bf16' ===== */
+
+/* lm_step_prefix_bf16_k0_rope_tables: t0 = cos((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void lm_step_prefix_bf16_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long P, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + (float)(P);
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k1_embed: saved_x_slot0 = embed[ids]  [embed] */
+static void lm_step_prefix_bf16_k1_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            saved_x_slot0[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k2_rmsnorm: t2 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void lm_step_prefix_bf16_k2_rmsnorm(float *restrict t2, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t2[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k3_wq: t3[B*T, D] = t2 · wqᵀ  [layer/attention] */
+static void lm_step_prefix_bf16_k3_wq(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
+}
+
+/* lm_step_prefix_bf16_k4_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void lm_step_prefix_bf16_k4_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            saved_q[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k5_wk: t4[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
+static void lm_step_prefix_bf16_k5_wk(float *restrict t4, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t2, D, wk, D, 0.0f, t4, KVD);
+}
+
+/* lm_step_prefix_bf16_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void lm_step_prefix_bf16_k6_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            saved_k[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k7_wv: saved_v[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
+static void lm_step_prefix_bf16_k7_wv(float *restrict saved_v, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t2, D, wv, D, 0.0f, saved_v, KVD);
+}
+
+/* lm_step_prefix_bf16_k8_prefix: concat  [layer/attention/prefix] */
+static void lm_step_prefix_bf16_k8_prefix(float *restrict t5, const float *restrict prefix_kv, const float *restrict saved_k, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[((i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v0 = saved_k[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
+            }
+            t5[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k9_prefix: concat  [layer/attention/prefix] */
+static void lm_step_prefix_bf16_k9_prefix(float *restrict t6, const float *restrict prefix_kv, const float *restrict saved_v, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[(((1) * P + i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v0 = saved_v[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
+            }
+            t6[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k10_causal_attention_forward: causal attention (s ≤ P + t): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
+static void lm_step_prefix_bf16_k10_causal_attention_forward(float *restrict saved_attn, float *restrict saved_lse, const float *restrict saved_q, const float *restrict t5, const float *restrict t6, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = t5;
+    const long ksb = S*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = t6;
+    const long vsb = S*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
+                }
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
+                    if (rows >= 16)
+                        for (long d = 0; d < hd; d++)
+                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        if (rows - r0 >= 16) {
+                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                            for (long d = 0; d < hd; d++) {
+                                for (long r = 0; r < 16; r++) {
+                                    const float qd = qs[(r0 + r) * hd + d];
+                                    #pragma omp simd
+                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                }
+                            }
+                        } else {
+                            /* a few rows (decode, a short tail): one dot product per score */
+                            for (long r = 0; r < rows - r0; r++)
+                                for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
+                                    float y = 0.0f;
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
+                                    sc[r * 16 + c] = y;
+                                }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
+                        }
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
+                    const float lr = l[r];
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
+                    saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+                }
+            }
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k11_wo: t7[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_prefix_bf16_k11_wo(float *restrict t7, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, saved_attn, D, wo, D, 0.0f, t7, D);
+}
+
+/* lm_step_prefix_bf16_k12_layer: saved_h = carry0 + t7  [layer/attention; layer] */
+static void lm_step_prefix_bf16_k12_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t7[r * n + j];
+            saved_h[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k13_rmsnorm: t8 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void lm_step_prefix_bf16_k13_rmsnorm(float *restrict t8, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (saved_h[r * n + j]) * v3;
+            float v5 = v4 * (ffn_norm[j]);
+            t8[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k14_w1: saved_gate[B*T, F] = t8 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_prefix_bf16_k14_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t8, D, w1, D, 0.0f, saved_gate, F);
+}
+
+/* lm_step_prefix_bf16_k15_w3: saved_up[B*T, F] = t8 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_prefix_bf16_k15_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t8, D, w3, D, 0.0f, saved_up, F);
+}
+
+/* lm_step_prefix_bf16_k16_silu: t9 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_prefix_bf16_k16_silu(float *restrict t9, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t9[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k17_w2: t10[B*T, D] = t9 · w2ᵀ  [layer/ffn] */
+static void lm_step_prefix_bf16_k17_w2(float *restrict t10, const float *restrict w2, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, F, t9, F, w2, F, 0.0f, t10, D);
+}
+
+/* lm_step_prefix_bf16_k18_ffn: carry0_next = saved_h + t10  [layer/ffn; layer] */
+static void lm_step_prefix_bf16_k18_ffn(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = saved_h[r * n + j] + t10[r * n + j];
+            carry0_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k19_reshape: t11 = 0 */
+static void lm_step_prefix_bf16_k19_reshape(float *restrict t11) {
+    const long n = 1;
+    t11[0] = 0.0f;
+}
+
+/* lm_step_prefix_bf16_k20_expand: t12 = 0 */
+static void lm_step_prefix_bf16_k20_expand(float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t12[r * n + j] = 0.0f;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k21_lm_head: t13 = carry0[scored]  [lm_chunk/lm_head] */
+static void lm_step_prefix_bf16_k21_lm_head(float *restrict t13, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[(long)scored[i0] * D + j];
+            t13[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k22_rmsnorm: t14 = Σ(t13²)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_prefix_bf16_k22_rmsnorm(float *restrict t14, const float *restrict t13, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t13[r * n + j0]) * (t13[r * n + j0]);
+            acc0 += v0;
+        }
+        t14[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_bf16_k23_rmsnorm: t15 = (t13 · rsqrt(t14 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_prefix_bf16_k23_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t13, const float *restrict t14, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t14[i0]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t13[r * n + j]) * v2;
+            float v4 = v3 * (final_norm[j]);
+            t15[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k24_lm_head: t16[CR, V] = t15 · lm_headᵀ  [lm_chunk/lm_head] */
+static void lm_step_prefix_bf16_k24_lm_head(float *restrict t16, const float *restrict lm_head, const float *restrict t15, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[1], 0, 1, CR, V, D, t15, D, lm_head, D, 0.0f, t16, V);
+}
+
+/* lm_step_prefix_bf16_k25_log_softmax: t17 = max(t16)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_prefix_bf16_k25_log_softmax(float *restrict t17, const float *restrict t16, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t16[r * n + j0]);
+        }
+        t17[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_bf16_k26_log_softmax: t18 = Σ(exp(t16 - t17))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_prefix_bf16_k26_log_softmax(float *restrict t18, const float *restrict t16, const float *restrict t17, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t17[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t16[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t18[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_bf16_k27_cross_entropy: t19 = Σ((t16 - t17 - log(t18)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void lm_step_prefix_bf16_k27_cross_entropy(float *restrict t19, const float *restrict t16, const int32_t *restrict targets, const float *restrict t17, const float *restrict t18, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t17[i0];
+        float v2 = logf(t18[i0]);
+        float v4 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t16[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t19[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_bf16_k28_cross_entropy: t20 = Σ((-t19) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_prefix_bf16_k28_cross_entropy(float *restrict t20, const float *restrict weights, const float *restrict t19, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t19[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t20[r] = acc0;
+}
+
+/* lm_step_prefix_bf16_k29_log_softmax: t21 = Σ(exp(t16 - t17 - log(t18)) · (t16 - t17 - log(t18)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
+static void lm_step_prefix_bf16_k29_log_softmax(float *restrict t21, const float *restrict t16, const float *restrict t17, const float *restrict t18, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t17[i0];
+        float v2 = logf(t18[i0]);
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t16[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v4 = la_expf(v3);
+            float v5 = v4 * v3;
+            acc0 += v5;
+        }
+        t21[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_bf16_k30_cross_entropy: t22 = Σ(t16 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
+static void lm_step_prefix_bf16_k30_cross_entropy(float *restrict t22, const float *restrict t16, const int32_t *restrict targets, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
+            float v2 = (t16[r * n + j0]) * v1;
+            acc0 += v2;
+        }
+        t22[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_bf16_k31_token_stats: t23 = Σ((-t21) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_prefix_bf16_k31_token_stats(float *restrict t23, const float *restrict weights, const float *restrict t21, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t21[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t23[r] = acc0;
+}
+
+/* lm_step_prefix_bf16_k32_token_stats: t24 = Σ([t17 ≤ t22] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_prefix_bf16_k32_token_stats(float *restrict t24, const float *restrict weights, const float *restrict t17, const float *restrict t22, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = t17[j0] <= t22[j0] ? 1.0f : 0.0f;
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t24[r] = acc0;
+}
+
+/* lm_step_prefix_bf16_k33_log_softmax_grad: t25 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t18) · exp(t16 - t17)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_prefix_bf16_k33_log_softmax_grad(float *t25, const float *t16, const int32_t *targets, const float *weights, const float *t17, const float *t18, long CR, long V) {
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (weights[i0]);
+        float v1 = -v0;
+        float v2 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v3 = (float)j0 == v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = -v4;
+            acc0 += v5;
+        }
+        float v8 = acc0 / (t18[i0]);
+        float v9 = t17[i0];
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v6 = (float)j == v2 ? 1.0f : 0.0f;
+            float v7 = v1 * v6;
+            float v10 = t16[r * n + j] - v9;
+            float v11 = la_expf(v10);
+            float v12 = v8 * v11;
+            float v13 = v7 + v12;
+            t25[r * n + j] = v13;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k34_lm_head_grad_in: t26[CR, D] = t25 · lm_head  [lm_chunk/lm_head/grad] */
+static void lm_step_prefix_bf16_k34_lm_head_grad_in(float *restrict t26, const float *restrict lm_head, const float *restrict t25, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[0], 0, 0, CR, D, V, t25, V, lm_head, D, 0.0f, t26, D);
+}
+
+/* lm_step_prefix_bf16_k35_rmsnorm_grad: t27 = Σ((t26 · final_norm) · t13)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_prefix_bf16_k35_rmsnorm_grad(float *restrict t27, const float *restrict final_norm, const float *restrict t13, const float *restrict t26, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t26[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t13[r * n + j0]);
+            acc0 += v1;
+        }
+        t27[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_bf16_k36_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
+static void lm_step_prefix_bf16_k36_rmsnorm_grad_scatter_add(float *restrict t28, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t13, const float *restrict t14, const float *restrict t26, const float *restrict t27, long B, long CR, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    memset(t28, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = CR, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = (t14[i0]) / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        float v5 = (t27[i0]) * v3;
+        float v6 = v5 * v3;
+        float v7 = v6 * v3;
+        float v8 = v7 * (-0.5f);
+        float v9 = v8 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v0 = (t26[r * n + j]) * (final_norm[j]);
+            float v4 = v0 * v3;
+            float v10 = v9 * (t13[r * n + j]);
+            float v11 = v4 + v10;
+            float v12 = v11 + v10;
+            t28[(long)scored[i0] * D + j] += v12;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k37_lm_chunk: carry1_next = carry1 + t28  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_prefix_bf16_k37_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t28, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry1[r * n + j] + t28[r * n + j];
+            carry1_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k38_lm_chunk: carry2_next = carry2 + t20  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_prefix_bf16_k38_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t20) {
+    const long n = 1;
+    float v0 = carry2[0] + t20[0];
+    carry2_next[0] = v0;
+}
+
+/* lm_step_prefix_bf16_k39_lm_chunk: carry3_next = carry3 + t23  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_prefix_bf16_k39_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t23) {
+    const long n = 1;
+    float v0 = carry3[0] + t23[0];
+    carry3_next[0] = v0;
+}
+
+/* lm_step_prefix_bf16_k40_lm_chunk: carry4_next = carry4 + t24  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_prefix_bf16_k40_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t24) {
+    const long n = 1;
+    float v0 = carry4[0] + t24[0];
+    carry4_next[0] = v0;
+}
+
+/* lm_step_prefix_bf16_k41_rmsnorm: t29 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_prefix_bf16_k41_rmsnorm(float *restrict t29, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
+            acc0 += v0;
+        }
+        t29[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_bf16_k42_prefix: concat  [layer_backward/attention/prefix] */
+static void lm_step_prefix_bf16_k42_prefix(float *restrict t30, const float *restrict saved_k, const float *restrict prefix_kv, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[((i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v0 = saved_k[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
+            }
+            t30[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k43_prefix: concat  [layer_backward/attention/prefix] */
+static void lm_step_prefix_bf16_k43_prefix(float *restrict t31, const float *restrict saved_v, const float *restrict prefix_kv, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[(((1) * P + i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v0 = saved_v[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
+            }
+            t31[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k44_rmsnorm: t32 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_prefix_bf16_k44_rmsnorm(float *restrict t32, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        t32[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_bf16_k45_w2_grad_in: t33[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
+static void lm_step_prefix_bf16_k45_w2_grad_in(float *restrict t33, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, F, D, carry5, D, w2, F, 0.0f, t33, F);
+}
+
+/* lm_step_prefix_bf16_k46_silu: t34 = t33 · (saved_gate / (1 + exp(-saved_gate)))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_prefix_bf16_k46_silu(float *restrict t34, const float *restrict saved_gate, const float *restrict t33, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = (t33[r * n + j]) * v3;
+            t34[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k47_w3_grad_in: t35[B*T, D] = t34 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_prefix_bf16_k47_w3_grad_in(float *restrict t35, const float *restrict w3, const float *restrict t34, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t34, F, w3, D, 0.0f, t35, D);
+}
+
+/* lm_step_prefix_bf16_k48_silu: neg, exp, add, div, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_prefix_bf16_k48_silu(float *restrict t36, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t33, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t33[r * n + j]) * (saved_up[r * n + j]);
+            float v1 = -(saved_gate[r * n + j]);
+            float v2 = la_expf(v1);
+            float v3 = 1.0f + v2;
+            float v4 = v0 / v3;
+            float v5 = (saved_gate[r * n + j]) / v3;
+            float v6 = v0 * v5;
+            float v7 = v6 / v3;
+            float v8 = -v7;
+            float v9 = v8 * v2;
+            float v10 = -v9;
+            float v11 = v4 + v10;
+            t36[r * n + j] = v11;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k49_w1_grad_in: t37[B*T, D] = t36 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_prefix_bf16_k49_w1_grad_in(float *restrict t37, const float *restrict w1, const float *restrict t36, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t36, F, w1, D, 0.0f, t37, D);
+}
+
+/* lm_step_prefix_bf16_k50_rmsnorm_grad: div, add, rsqrt, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_prefix_bf16_k50_rmsnorm_grad(float *restrict t38, const float *restrict norm_eps, const float *restrict carry5, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t32, const float *restrict t35, const float *restrict t37, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t35[r * n + j0] + t37[r * n + j0];
+            float v1 = v0 * (ffn_norm[j0]);
+            float v2 = v1 * (saved_h[r * n + j0]);
+            acc0 += v2;
+        }
+        float v5 = (t32[(i0) * T + i1]) / ((float)(D));
+        float v6 = v5 + norm_eps[0];
+        float v7 = 1.0f / sqrtf(v6);
+        float v10 = acc0 * v7;
+        float v11 = v10 * v7;
+        float v12 = v11 * v7;
+        float v13 = v12 * (-0.5f);
+        float v14 = v13 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v3 = t35[r * n + j] + t37[r * n + j];
+            float v4 = v3 * (ffn_norm[j]);
+            float v8 = v4 * v7;
+            float v9 = carry5[r * n + j] + v8;
+            float v15 = v14 * (saved_h[r * n + j]);
+            float v16 = v9 + v15;
+            float v17 = v16 + v15;
+            t38[r * n + j] = v17;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k51_wo_grad_in: t39[B*T, D] = t38 · wo  [layer_backward/attention/grad] */
+static void lm_step_prefix_bf16_k51_wo_grad_in(float *restrict t39, const float *restrict wo, const float *restrict t38, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t38, D, wo, D, 0.0f, t39, D);
+}
+
+/* lm_step_prefix_bf16_k52_causal_attention_backward: causal attention (s ≤ P + t): grad_q → t40, grad_k → t41, grad_v → t42  [layer_backward/attention/attention/grad] */
+static void lm_step_prefix_bf16_k52_causal_attention_backward(float *restrict t40, float *restrict t41, float *restrict t42, const float *restrict saved_q, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t30, const float *restrict t31, const float *restrict t39, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = t30;
+    const long ksb = S*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = t31;
+    const long vsb = S*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    const float *op = saved_attn;
+    const long osb = T*D;
+    const long ost = D;
+    const long osh = HD;
+    const float *lp = saved_lse;
+    const long lsb = T*H;
+    const long lsh = T;
+    const float *gp = t39;
+    const long gsb = T*D;
+    const long gst = D;
+    const long gsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long g = 0; g < nkv; g++) {
+            float kt[hd * 16], vt[hd * 16], qs[16 * hd], gs[16 * hd], sc[16 * 16], dps[16 * 16], rowd[nt];
+            for (long s = 0; s < ns; s++) {
+                float *dks = t41 + ((b * ns + s) * nkv + g) * hd;
+                for (long d = 0; d < hd; d++) dks[d] = 0.0f;
+                float *dvs = t42 + ((b * ns + s) * nkv + g) * hd;
+                for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
+            }
+            for (long r = 0; r < rep; r++) {
+                const long h = g * rep + r;
+                for (long t = 0; t < nt; t++) {
+                    float *dqt = t40 + ((b * nt + t) * nh + h) * hd;
+                    for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
+                }
+                /* D_t = dO·out */
+                for (long t = 0; t < nt; t++) {
+                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
+                    float y = 0.0f;
+                    #pragma omp simd reduction(+:y)
+                    for (long d = 0; d < hd; d++) y += gt[d] * ot[d];
+                    rowd[t] = y;
+                }
+                for (long key0 = 0; key0 < ns; key0 += 16) {
+                    const long cols = ns - key0 < 16 ? ns - key0 : 16;
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key and value tiles transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) { kt[d * 16 + c] = kr[c][d]; vt[d * 16 + c] = vr[c][d]; }
+                    /* the rows that see a key of the tile (t ≥ key0 − start), 16 at a time */
+                    for (long row0 = key0 - start > 0 ? key0 - start : 0; row0 < nt; row0 += 16) {
+                        const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                        for (long r = 0; r < 16; r++) {
+                            const long t = row0 + (r < rows ? r : 0);
+                            const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
+                            for (long d = 0; d < hd; d++) {
+                                qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                                gs[r * hd + d] = r < rows ? gt[d] : 0.0f;
+                            }
+                        }
+                        /* sc[r][c] = q_r·k_c and dps[r][c] = dO_r·v_c */
+                        for (long i = 0; i < 16 * 16; i++) { sc[i] = 0.0f; dps[i] = 0.0f; }
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[r * hd + d], gd = gs[r * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) {
+                                    sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                    dps[r * 16 + c] = fmaf(gd, vt[d * 16 + c], dps[r * 16 + c]);
+                                }
+                            }
+                        }
+                        /* sc ← p = exp(score/√HD − lse), dps ← ds = p·(dO·v − D_t)/√HD (0 where masked) */
+                        for (long r = 0; r < 16; r++) {
+                            const long t = row0 + r;
+                            const float lt = r < rows ? lp[b * lsb + h * lsh + t] : -INFINITY, dt = r < rows ? rowd[t] : 0.0f;
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                const float p = lt > -INFINITY && c < cols && s <= start + t ? expf(sc[r * 16 + c] * scale - lt) : 0.0f;
+                                sc[r * 16 + c] = p;
+                                dps[r * 16 + c] = p * (dps[r * 16 + c] - dt) * scale;
+                            }
+                        }
+                        /* dq[r] += Σ_c ds[r][c]·k_c */
+                        for (long r = 0; r < rows; r++) {
+                            float *dqt = t40 + ((b * nt + row0 + r) * nh + h) * hd;
+                            const float *x = dps + r * 16;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dqt[d];
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], kr[c][d], a);
+                                dqt[d] = a;
+                            }
+                        }
+                        /* dk[c] += Σ_r ds[r][c]·q_r */
+                        for (long c = 0; c < cols; c++) {
+                            float *dst = t41 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dst[d];
+                                for (long r = 0; r < 16; r++) a = fmaf(dps[r * 16 + c], qs[r * hd + d], a);
+                                dst[d] = a;
+                            }
+                        }
+                        /* dv[c] += Σ_r p[r][c]·dO_r */
+                        for (long c = 0; c < cols; c++) {
+                            float *dst = t42 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dst[d];
+                                for (long r = 0; r < 16; r++) a = fmaf(sc[r * 16 + c], gs[r * hd + d], a);
+                                dst[d] = a;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k53_prefix_grad: t43 = Σ(t42)  [layer_backward/attention/prefix/grad] */
+static void lm_step_prefix_bf16_k53_prefix_grad(float *restrict t43, const float *restrict t42, long B, long HD2, long KVH, long P, long S) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    /* one result per row */
+    const long rows = P*KVD, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVD);
+        const long i1 = (r / (HD)) % KVH;
+        const long i2 = (r) % HD;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t42[(((j0) * S + i0) * KVH + i1) * HD + i2];
+        }
+        t43[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_bf16_k54_prefix_grad: t44 = Σ(t41)  [layer_backward/attention/prefix/grad] */
+static void lm_step_prefix_bf16_k54_prefix_grad(float *restrict t44, const float *restrict t41, long B, long HD2, long KVH, long P, long S) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    /* one result per row */
+    const long rows = P*KVD, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVD);
+        const long i1 = (r / (HD)) % KVH;
+        const long i2 = (r) % HD;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t41[(((j0) * S + i0) * KVH + i1) * HD + i2];
+        }
+        t44[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_bf16_k55_attention_grad: t45 = t42  [layer_backward/attention/prefix/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_bf16_k55_attention_grad(float *restrict t45, const float *restrict t42, long B, long HD2, long KVH, long P, long S, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t45[r * n + j] = t42[((((r * n + j) / (T*KVD)) * S + ((r * n + j) / KVD) % T + P) * KVH + ((r * n + j) / HD) % KVH) * HD + ((r * n + j)) % HD];
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k56_wv_grad_in: t46[B*T, D] = t45 · wv  [layer_backward/attention/grad] */
+static void lm_step_prefix_bf16_k56_wv_grad_in(float *restrict t46, const float *restrict wv, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t45, KVD, wv, D, 0.0f, t46, D);
+}
+
+/* lm_step_prefix_bf16_k57_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_bf16_k57_rope_grad(float *restrict t47, const float *restrict t0, const float *restrict t1, const float *restrict t41, long B, long HD2, long KVH, long P, long S, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (((r * n + j)) % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t41[((((r * n + j) / (T*KVD)) * S + ((r * n + j) / KVD) % T + P) * KVH + ((r * n + j) / HD) % KVH) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t0[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v2 = -(t41[((((r * n + j) / (T*KVD)) * S + ((r * n + j) / KVD) % T + P) * KVH + ((r * n + j) / HD) % KVH) * HD + (((r * n + j) / 2) % HD2) * 2]);
+                float v3 = v2 * (t1[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (((r * n + j)) % 2 < 1) {
+                float v6 = (t41[((((r * n + j) / (T*KVD)) * S + ((r * n + j) / KVD) % T + P) * KVH + ((r * n + j) / HD) % KVH) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t1[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v7 = (t41[((((r * n + j) / (T*KVD)) * S + ((r * n + j) / KVD) % T + P) * KVH + ((r * n + j) / HD) % KVH) * HD + (((r * n + j) / 2) % HD2) * 2]) * (t0[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t47[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k58_wk_grad_in: t48[B*T, D] = t47 · wk  [layer_backward/attention/grad] */
+static void lm_step_prefix_bf16_k58_wk_grad_in(float *restrict t48, const float *restrict wk, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t47, KVD, wk, D, 0.0f, t48, D);
+}
+
+/* lm_step_prefix_bf16_k59_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_bf16_k59_rope_grad(float *restrict t49, const float *restrict t0, const float *restrict t1, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (((r * n + j)) % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t40[(((((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * H + ((r * n + j) / HD) % H) * HD2 + ((r * n + j) / 2) % HD2) * 2 + 1]) * (t0[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v2 = -(t40[(((((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * H + ((r * n + j) / HD) % H) * HD2 + ((r * n + j) / 2) % HD2) * 2]);
+                float v3 = v2 * (t1[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (((r * n + j)) % 2 < 1) {
+                float v6 = (t40[(((((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * H + ((r * n + j) / HD) % H) * HD2 + ((r * n + j) / 2) % HD2) * 2 + 1]) * (t1[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v7 = (t40[(((((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * H + ((r * n + j) / HD) % H) * HD2 + ((r * n + j) / 2) % HD2) * 2]) * (t0[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t49[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k60_wq_grad_in: t50[B*T, D] = t49 · wq  [layer_backward/attention/grad] */
+static void lm_step_prefix_bf16_k60_wq_grad_in(float *restrict t50, const float *restrict wq, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t49, D, wq, D, 0.0f, t50, D);
+}
+
+/* lm_step_prefix_bf16_k61_rmsnorm_grad: div, add, rsqrt, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_bf16_k61_rmsnorm_grad(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t29, const float *restrict t38, const float *restrict t46, const float *restrict t48, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t46[r * n + j0] + t48[r * n + j0];
+            float v1 = v0 + t50[r * n + j0];
+            float v2 = v1 * (attn_norm[j0]);
+            float v3 = v2 * (saved_x[r * n + j0]);
+            acc0 += v3;
+        }
+        float v7 = (t29[(i0) * T + i1]) / ((float)(D));
+        float v8 = v7 + norm_eps[0];
+        float v9 = 1.0f / sqrtf(v8);
+        float v12 = acc0 * v9;
+        float v13 = v12 * v9;
+        float v14 = v13 * v9;
+        float v15 = v14 * (-0.5f);
+        float v16 = v15 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v4 = t46[r * n + j] + t48[r * n + j];
+            float v5 = v4 + t50[r * n + j];
+            float v6 = v5 * (attn_norm[j]);
+            float v10 = v6 * v9;
+            float v11 = t38[r * n + j] + v10;
+            float v17 = v16 * (saved_x[r * n + j]);
+            float v18 = v11 + v17;
+            float v19 = v18 + v17;
+            carry5_next[r * n + j] = v19;
+        }
+    }
+}
+
+/* lm_step_prefix_bf16_k62_prefix_grad: concat, concat, add, add, write_slice  [layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward] */
+static void lm_step_prefix_bf16_k62_prefix_grad(float *restrict grad_prefix_kv, const float *restrict t43, const float *restrict t44, long HD2, long KVH, long P) {
+    const long HD = 2*HD2;
+    const long rows = 2*KVH*P, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*P);
+        const long i1 = (r / (KVH)) % P;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i0 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                v0 = t43[((i1) * KVH + i2) * HD + j];
+            }
+            float v1;
+            if (i0 < 1) {
+                v1 = t44[((i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v1 = 0.0f;
+            }
+            float v2 = v0 + v1;
+            float v3 = grad_prefix_kv[r * n + j] + v2;
+            grad_prefix_kv[r * n + j] = v3;
+        }
+    }
+}
+
+/* Arena: 25 slots planned for 63 kernels. */
+static long llama_train_lm_step_prefix_bf16_layout(const llama_train_lm_step_prefix_bf16_args *args, long *off) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2*T);
+    off[1] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), 2*B*HD2*KVH*S), B*F*T), 1));
+    off[4] = total; total += la_round16(la_max(2*CR*HD2*KVH*REP, B*T));
+    off[5] = total; total += la_round16(la_max(la_max(CR, B*F*T), 2*HD2*KVH*P));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(2*CR*HD2*KVH*REP, CR), B*F*T), 2*HD2*KVH*P));
+    off[7] = total; total += la_round16(la_max(CR*V, B*T));
+    off[8] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(la_max(CR, 1), 2*B*HD2*KVH*S));
+    off[10] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
+    off[12] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*S));
+    off[13] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[14] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[15] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[16] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[17] = total; total += la_round16(1);
+    off[18] = total; total += la_round16(1);
+    off[19] = total; total += la_round16(1);
+    off[20] = total; total += la_round16(1);
+    off[21] = total; total += la_round16(1);
+    off[22] = total; total += la_round16(1);
+    off[23] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[24] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_lm_step_prefix_bf16_arena_floats(const llama_train_lm_step_prefix_bf16_args *args) {
+    long off[25];
+    return llama_train_lm_step_prefix_bf16_layout(args, off);
+}
+
+void llama_train_lm_step_prefix_bf16(const llama_train_lm_step_prefix_bf16_args *args) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long NC = args->NC;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    long off[25];
+    llama_train_lm_step_prefix_bf16_layout(args, off);
+    double *prof = args->kernel_ns;
+    la_bf16_epoch++;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[3];
+    float *t5 = args->arena + off[3];
+    float *t6 = args->arena + off[2];
+    float *t7 = args->arena + off[3];
+    float *t8 = args->arena + off[2];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[2];
+    float *t11 = args->arena + off[3];
+    float *t12 = args->arena + off[2];
+    float *t13 = args->arena + off[4];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[6];
+    float *t16 = args->arena + off[7];
+    float *t17 = args->arena + off[6];
+    float *t18 = args->arena + off[8];
+    float *t19 = args->arena + off[9];
+    float *t20 = args->arena + off[10];
+    float *t21 = args->arena + off[9];
+    float *t22 = args->arena + off[11];
+    float *t23 = args->arena + off[12];
+    float *t24 = args->arena + off[9];
+    float *t25 = args->arena + off[7];
+    float *t26 = args->arena + off[6];
+    float *t27 = args->arena + off[11];
+    float *t28 = args->arena + off[8];
+    float *t29 = args->arena + off[7];
+    float *t30 = args->arena + off[3];
+    float *t31 = args->arena + off[2];
+    float *t32 = args->arena + off[4];
+    float *t33 = args->arena + off[5];
+    float *t34 = args->arena + off[6];
+    float *t35 = args->arena + off[8];
+    float *t36 = args->arena + off[6];
+    float *t37 = args->arena + off[11];
+    float *t38 = args->arena + off[10];
+    float *t39 = args->arena + off[8];
+    float *t40 = args->arena + off[11];
+    float *t41 = args->arena + off[12];
+    float *t42 = args->arena + off[9];
+    float *t43 = args->arena + off[5];
+    float *t44 = args->arena + off[6];
+    float *t45 = args->arena + off[3];
+    float *t46 = args->arena + off[2];
+    float *t47 = args->arena + off[3];
+    float *t48 = args->arena + off[8];
+    float *t49 = args->arena + off[3];
+    float *t50 = args->arena + off[11];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const float *rope_theta = args->rope_theta;
+    const float *norm_eps = args->norm_eps;
+    float *loss = args->loss;
+    float *entropy = args->entropy;
+    float *accuracy = args->accuracy;
+    float *saved_x_slot0 = args->saved_x;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 63, lm_step_prefix_bf16_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
+    LA_TIMED(prof, 1, 63, lm_step_prefix_bf16_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = saved_x_slot0;
+    float *carry0_buf[2] = { args->arena + off[13], args->arena + off[14] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *prefix_kv = args->prefix_kv + l * (4*HD2*KVH*P);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_lse = args->saved_lse + l * (B*KVH*REP*T);
+        float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_up = args->saved_up + l * (B*F*T);
+        float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 63, lm_step_prefix_bf16_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 63, lm_step_prefix_bf16_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 63, lm_step_prefix_bf16_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 63, lm_step_prefix_bf16_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 63, lm_step_prefix_bf16_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
+        LA_TIMED(prof, 7, 63, lm_step_prefix_bf16_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 63, lm_step_prefix_bf16_k8_prefix(t5, prefix_kv, saved_k, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 9, 63, lm_step_prefix_bf16_k9_prefix(t6, prefix_kv, saved_v, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 10, 63, lm_step_prefix_bf16_k10_causal_attention_forward(saved_attn, saved_lse, saved_q, t5, t6, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 11, 63, lm_step_prefix_bf16_k11_wo(t7, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 63, lm_step_prefix_bf16_k12_layer(saved_h, carry0, t7, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 63, lm_step_prefix_bf16_k13_rmsnorm(t8, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 63, lm_step_prefix_bf16_k14_w1(saved_gate, w1, t8, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 63, lm_step_prefix_bf16_k15_w3(saved_up, w3, t8, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 63, lm_step_prefix_bf16_k16_silu(t9, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 17, 63, lm_step_prefix_bf16_k17_w2(t10, w2, t9, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 63, lm_step_prefix_bf16_k18_ffn(carry0_next, saved_h, t10, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 19, 63, lm_step_prefix_bf16_k19_reshape(t11));
+    LA_TIMED(prof, 20, 63, lm_step_prefix_bf16_k20_expand(t12, B, HD2, KVH, REP, T));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t12;
+    float *carry1_buf[2] = { args->arena + off[15], args->arena + off[16] };
+    const float *carry2 = t11;
+    float *carry2_buf[2] = { args->arena + off[17], args->arena + off[18] };
+    const float *carry3 = t11;
+    float *carry3_buf[2] = { args->arena + off[19], args->arena + off[20] };
+    const float *carry4 = t11;
+    float *carry4_buf[2] = { args->arena + off[21], args->arena + off[22] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *targets = args->targets + l * CR;
+        const float *weights = args->weights + l * CR;
+        float *carry1_next = carry1_buf[l & 1];
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
+        float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
+        float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
+        LA_TIMED(prof, 21, 63, lm_step_prefix_bf16_k21_lm_head(t13, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 22, 63, lm_step_prefix_bf16_k22_rmsnorm(t14, t13, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 23, 63, lm_step_prefix_bf16_k23_rmsnorm(t15, norm_eps, final_norm, t13, t14, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 24, 63, lm_step_prefix_bf16_k24_lm_head(t16, lm_head, t15, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 25, 63, lm_step_prefix_bf16_k25_log_softmax(t17, t16, CR, V));
+        LA_TIMED(prof, 26, 63, lm_step_prefix_bf16_k26_log_softmax(t18, t16, t17, CR, V));
+        LA_TIMED(prof, 27, 63, lm_step_prefix_bf16_k27_cross_entropy(t19, t16, targets, t17, t18, CR, V));
+        LA_TIMED(prof, 28, 63, lm_step_prefix_bf16_k28_cross_entropy(t20, weights, t19, CR));
+        LA_TIMED(prof, 29, 63, lm_step_prefix_bf16_k29_log_softmax(t21, t16, t17, t18, CR, V));
+        LA_TIMED(prof, 30, 63, lm_step_prefix_bf16_k30_cross_entropy(t22, t16, targets, CR, V));
+        LA_TIMED(prof, 31, 63, lm_step_prefix_bf16_k31_token_stats(t23, weights, t21, CR));
+        LA_TIMED(prof, 32, 63, lm_step_prefix_bf16_k32_token_stats(t24, weights, t17, t22, CR));
+        LA_TIMED(prof, 33, 63, lm_step_prefix_bf16_k33_log_softmax_grad(t25, t16, targets, weights, t17, t18, CR, V));
+        LA_TIMED(prof, 34, 63, lm_step_prefix_bf16_k34_lm_head_grad_in(t26, lm_head, t25, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 35, 63, lm_step_prefix_bf16_k35_rmsnorm_grad(t27, final_norm, t13, t26, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 36, 63, lm_step_prefix_bf16_k36_rmsnorm_grad_scatter_add(t28, norm_eps, final_norm, scored, t13, t14, t26, t27, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 37, 63, lm_step_prefix_bf16_k37_lm_chunk(carry1_next, carry1, t28, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 38, 63, lm_step_prefix_bf16_k38_lm_chunk(carry2_next, carry2, t20));
+        LA_TIMED(prof, 39, 63, lm_step_prefix_bf16_k39_lm_chunk(carry3_next, carry3, t23));
+        LA_TIMED(prof, 40, 63, lm_step_prefix_bf16_k40_lm_chunk(carry4_next, carry4, t24));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+    }
+    /* stage 'layer_backward', repeated L times, last layer first */
+    const float *carry5 = carry1;
+    float *carry5_buf[2] = { args->arena + off[23], args->arena + off[24] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *prefix_kv = args->prefix_kv + (L - 1 - l) * (4*HD2*KVH*P);
+        const float *ffn_norm = args->ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lse = args->saved_lse + (L - 1 - l) * (B*KVH*REP*T);
+        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *grad_prefix_kv = args->grad_prefix_kv + (L - 1 - l) * (4*HD2*KVH*P);
+        float *carry5_next = carry5_buf[l & 1];
+        if (l + 1 < L) LA_TIMED(prof, 41, 63, lm_step_prefix_bf16_k41_rmsnorm(t29, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 42, 63, lm_step_prefix_bf16_k42_prefix(t30, saved_k, prefix_kv, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 43, 63, lm_step_prefix_bf16_k43_prefix(t31, saved_v, prefix_kv, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 44, 63, lm_step_prefix_bf16_k44_rmsnorm(t32, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 45, 63, lm_step_prefix_bf16_k45_w2_grad_in(t33, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 46, 63, lm_step_prefix_bf16_k46_silu(t34, saved_gate, t33, B, F, T));
+        LA_TIMED(prof, 47, 63, lm_step_prefix_bf16_k47_w3_grad_in(t35, w3, t34, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 48, 63, lm_step_prefix_bf16_k48_silu(t36, saved_gate, saved_up, t33, B, F, T));
+        LA_TIMED(prof, 49, 63, lm_step_prefix_bf16_k49_w1_grad_in(t37, w1, t36, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 50, 63, lm_step_prefix_bf16_k50_rmsnorm_grad(t38, norm_eps, carry5, saved_h, ffn_norm, t32, t35, t37, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 51, 63, lm_step_prefix_bf16_k51_wo_grad_in(t39, wo, t38, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 52, 63, lm_step_prefix_bf16_k52_causal_attention_backward(t40, t41, t42, saved_q, saved_lse, saved_attn, t30, t31, t39, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 53, 63, lm_step_prefix_bf16_k53_prefix_grad(t43, t42, B, HD2, KVH, P, S));
+        LA_TIMED(prof, 54, 63, lm_step_prefix_bf16_k54_prefix_grad(t44, t41, B, HD2, KVH, P, S));
+        if (l + 1 < L) LA_TIMED(prof, 55, 63, lm_step_prefix_bf16_k55_attention_grad(t45, t42, B, HD2, KVH, P, S, T));
+        if (l + 1 < L) LA_TIMED(prof, 56, 63, lm_step_prefix_bf16_k56_wv_grad_in(t46, wv, t45, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 57, 63, lm_step_prefix_bf16_k57_rope_grad(t47, t0, t1, t41, B, HD2, KVH, P, S, T));
+        if (l + 1 < L) LA_TIMED(prof, 58, 63, lm_step_prefix_bf16_k58_wk_grad_in(t48, wk, t47, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 59, 63, lm_step_prefix_bf16_k59_rope_grad(t49, t0, t1, t40, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 60, 63, lm_step_prefix_bf16_k60_wq_grad_in(t50, wq, t49, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 61, 63, lm_step_prefix_bf16_k61_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t29, t38, t46, t48, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 62, 63, lm_step_prefix_bf16_k62_prefix_grad(grad_prefix_kv, t43, t44, HD2, KVH, P));
+        carry5 = carry5_next;
+    }
+}
+
+void llama_train_lm_step_prefix_bf16_costs(const llama_train_lm_step_prefix_bf16_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* lm_step_prefix_bf16_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* lm_step_prefix_bf16_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_prefix_bf16_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_bf16_k3_wq */
+    flops[4] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_bf16_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_bf16_k5_wk */
+    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_prefix_bf16_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_bf16_k7_wv */
+    flops[8] = (double)(0); bytes[8] = (double)(8*B*HD2*KVH*S + 16*HD2*KVH*P + 8*B*HD2*KVH*T); /* lm_step_prefix_bf16_k8_prefix */
+    flops[9] = (double)(0); bytes[9] = (double)(8*B*HD2*KVH*S + 16*HD2*KVH*P + 8*B*HD2*KVH*T); /* lm_step_prefix_bf16_k9_prefix */
+    flops[10] = (double)(4*B*HD2*KVH*REP*S*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S); /* lm_step_prefix_bf16_k10_causal_attention_forward */
+    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_bf16_k11_wo */
+    flops[12] = (double)(2*B*HD2*KVH*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_bf16_k12_layer */
+    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_bf16_k13_rmsnorm */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_bf16_k14_w1 */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_bf16_k15_w3 */
+    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_prefix_bf16_k16_silu */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_bf16_k17_w2 */
+    flops[18] = (double)(2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_bf16_k18_ffn */
+    flops[19] = (double)(0); bytes[19] = (double)(4); /* lm_step_prefix_bf16_k19_reshape */
+    flops[20] = (double)(0); bytes[20] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_prefix_bf16_k20_expand */
+    flops[21] = (double)(0); bytes[21] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_prefix_bf16_k21_lm_head */
+    flops[22] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[22] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_prefix_bf16_k22_rmsnorm */
+    flops[23] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[23] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_prefix_bf16_k23_rmsnorm */
+    flops[24] = (double)(4*CR*HD2*KVH*REP*V); bytes[24] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_prefix_bf16_k24_lm_head */
+    flops[25] = (double)(CR*V); bytes[25] = (double)(4*CR + 4*CR*V); /* lm_step_prefix_bf16_k25_log_softmax */
+    flops[26] = (double)(CR + CR*V + CR*V + CR*V); bytes[26] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_prefix_bf16_k26_log_softmax */
+    flops[27] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[27] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_prefix_bf16_k27_cross_entropy */
+    flops[28] = (double)(CR + CR + CR); bytes[28] = (double)(4 + 4*CR + 4*CR); /* lm_step_prefix_bf16_k28_cross_entropy */
+    flops[29] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[29] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_prefix_bf16_k29_log_softmax */
+    flops[30] = (double)(CR + CR*V + CR*V + CR*V); bytes[30] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_prefix_bf16_k30_cross_entropy */
+    flops[31] = (double)(CR + CR + CR); bytes[31] = (double)(4 + 4*CR + 4*CR); /* lm_step_prefix_bf16_k31_token_stats */
+    flops[32] = (double)(CR + CR + CR); bytes[32] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_prefix_bf16_k32_token_stats */
+    flops[33] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[33] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_prefix_bf16_k33_log_softmax_grad */
+    flops[34] = (double)(4*CR*HD2*KVH*REP*V); bytes[34] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_prefix_bf16_k34_lm_head_grad_in */
+    flops[35] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[35] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_prefix_bf16_k35_rmsnorm_grad */
+    flops[36] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[36] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_prefix_bf16_k36_rmsnorm_grad_scatter_add */
+    flops[37] = (double)(2*B*HD2*KVH*REP*T); bytes[37] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_bf16_k37_lm_chunk */
+    flops[38] = (double)(1); bytes[38] = (double)(4 + 4 + 4); /* lm_step_prefix_bf16_k38_lm_chunk */
+    flops[39] = (double)(1); bytes[39] = (double)(4 + 4 + 4); /* lm_step_prefix_bf16_k39_lm_chunk */
+    flops[40] = (double)(1); bytes[40] = (double)(4 + 4 + 4); /* lm_step_prefix_bf16_k40_lm_chunk */
+    flops[41] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[41] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_bf16_k41_rmsnorm */
+    flops[42] = (double)(0); bytes[42] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*T + 16*HD2*KVH*P); /* lm_step_prefix_bf16_k42_prefix */
+    flops[43] = (double)(0); bytes[43] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*T + 16*HD2*KVH*P); /* lm_step_prefix_bf16_k43_prefix */
+    flops[44] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[44] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_bf16_k44_rmsnorm */
+    flops[45] = (double)(4*B*F*HD2*KVH*REP*T); bytes[45] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_prefix_bf16_k45_w2_grad_in */
+    flops[46] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[46] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_prefix_bf16_k46_silu */
+    flops[47] = (double)(4*B*F*HD2*KVH*REP*T); bytes[47] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_bf16_k47_w3_grad_in */
+    flops[48] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[48] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_prefix_bf16_k48_silu */
+    flops[49] = (double)(4*B*F*HD2*KVH*REP*T); bytes[49] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_bf16_k49_w1_grad_in */
+    flops[50] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[50] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_bf16_k50_rmsnorm_grad */
+    flops[51] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[51] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_bf16_k51_wo_grad_in */
+    flops[52] = (double)(10*B*HD2*KVH*REP*S*T); bytes[52] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_bf16_k52_causal_attention_backward */
+    flops[53] = (double)(2*B*HD2*KVH*P); bytes[53] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* lm_step_prefix_bf16_k53_prefix_grad */
+    flops[54] = (double)(2*B*HD2*KVH*P); bytes[54] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* lm_step_prefix_bf16_k54_prefix_grad */
+    flops[55] = (double)(0); bytes[55] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*S); /* lm_step_prefix_bf16_k55_attention_grad */
+    flops[56] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[56] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_prefix_bf16_k56_wv_grad_in */
+    flops[57] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[57] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*S); /* lm_step_prefix_bf16_k57_rope_grad */
+    flops[58] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_prefix_bf16_k58_wk_grad_in */
+    flops[59] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_bf16_k59_rope_grad */
+    flops[60] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_bf16_k60_wq_grad_in */
+    flops[61] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_bf16_k61_rmsnorm_grad */
+    flops[62] = (double)(4*HD2*KVH*P + 4*HD2*KVH*P); bytes[62] = (double)(16*HD2*KVH*P + 8*HD2*KVH*P + 8*HD2*KVH*P + 16*HD2*KVH*P); /* lm_step_prefix_bf16_k62_prefix_grad */
+    (void)args;
+}
+
+static void llama_train_lm_step_prefix_bf16_run(const void *args) { llama_train_lm_step_prefix_bf16((const llama_train_lm_step_prefix_bf16_args *)args); }
+static long llama_train_lm_step_prefix_bf16_arena(const void *args) { return llama_train_lm_step_prefix_bf16_arena_floats((const llama_train_lm_step_prefix_bf16_args *)args); }
+static void llama_train_lm_step_prefix_bf16_cost(const void *args, double *f, double *b) { llama_train_lm_step_prefix_bf16_costs((const llama_train_lm_step_prefix_bf16_args *)args, f, b); }
+static const char *const llama_train_lm_step_prefix_bf16_kernel_names[] = {
+    "lm_step_prefix_bf16_k0_rope_tables",
+    "lm_step_prefix_bf16_k1_embed",
+    "lm_step_prefix_bf16_k2_rmsnorm",
+    "lm_step_prefix_bf16_k3_wq",
+    "lm_step_prefix_bf16_k4_rope",
+    "lm_step_prefix_bf16_k5_wk",
+    "lm_step_prefix_bf16_k6_rope",
+    "lm_step_prefix_bf16_k7_wv",
+    "lm_step_prefix_bf16_k8_prefix",
+    "lm_step_prefix_bf16_k9_prefix",
+    "lm_step_prefix_bf16_k10_causal_attention_forward",
+    "lm_step_prefix_bf16_k11_wo",
+    "lm_step_prefix_bf16_k12_layer",
+    "lm_step_prefix_bf16_k13_rmsnorm",
+    "lm_step_prefix_bf16_k14_w1",
+    "lm_step_prefix_bf16_k15_w3",
+    "lm_step_prefix_bf16_k16_silu",
+    "lm_step_prefix_bf16_k17_w2",
+    "lm_step_prefix_bf16_k18_ffn",
+    "lm_step_prefix_bf16_k19_reshape",
+    "lm_step_prefix_bf16_k20_expand",
+    "lm_step_prefix_bf16_k21_lm_head",
+    "lm_step_prefix_bf16_k22_rmsnorm",
+    "lm_step_prefix_bf16_k23_rmsnorm",
+    "lm_step_prefix_bf16_k24_lm_head",
+    "lm_step_prefix_bf16_k25_log_softmax",
+    "lm_step_prefix_bf16_k26_log_softmax",
+    "lm_step_prefix_bf16_k27_cross_entropy",
+    "lm_step_prefix_bf16_k28_cross_entropy",
+    "lm_step_prefix_bf16_k29_log_softmax",
+    "lm_step_prefix_bf16_k30_cross_entropy",
+    "lm_step_prefix_bf16_k31_token_stats",
+    "lm_step_prefix_bf16_k32_token_stats",
+    "lm_step_prefix_bf16_k33_log_softmax_grad",
+    "lm_step_prefix_bf16_k34_lm_head_grad_in",
+    "lm_step_prefix_bf16_k35_rmsnorm_grad",
+    "lm_step_prefix_bf16_k36_rmsnorm_grad_scatter_add",
+    "lm_step_prefix_bf16_k37_lm_chunk",
+    "lm_step_prefix_bf16_k38_lm_chunk",
+    "lm_step_prefix_bf16_k39_lm_chunk",
+    "lm_step_prefix_bf16_k40_lm_chunk",
+    "lm_step_prefix_bf16_k41_rmsnorm",
+    "lm_step_prefix_bf16_k42_prefix",
+    "lm_step_prefix_bf16_k43_prefix",
+    "lm_step_prefix_bf16_k44_rmsnorm",
+    "lm_step_prefix_bf16_k45_w2_grad_in",
+    "lm_step_prefix_bf16_k46_silu",
+    "lm_step_prefix_bf16_k47_w3_grad_in",
+    "lm_step_prefix_bf16_k48_silu",
+    "lm_step_prefix_bf16_k49_w1_grad_in",
+    "lm_step_prefix_bf16_k50_rmsnorm_grad",
+    "lm_step_prefix_bf16_k51_wo_grad_in",
+    "lm_step_prefix_bf16_k52_causal_attention_backward",
+    "lm_step_prefix_bf16_k53_prefix_grad",
+    "lm_step_prefix_bf16_k54_prefix_grad",
+    "lm_step_prefix_bf16_k55_attention_grad",
+    "lm_step_prefix_bf16_k56_wv_grad_in",
+    "lm_step_prefix_bf16_k57_rope_grad",
+    "lm_step_prefix_bf16_k58_wk_grad_in",
+    "lm_step_prefix_bf16_k59_rope_grad",
+    "lm_step_prefix_bf16_k60_wq_grad_in",
+    "lm_step_prefix_bf16_k61_rmsnorm_grad",
+    "lm_step_prefix_bf16_k62_prefix_grad",
+};
+const la_program_info llama_train_lm_step_prefix_bf16_info = { "llama_train.lm_step_prefix_bf16", 46, 63, llama_train_lm_step_prefix_bf16_kernel_names, llama_train_lm_step_prefix_bf16_run, llama_train_lm_step_prefix_bf16_arena, llama_train_lm_step_prefix_bf16_cost };
 
 /* ===== program 'eval_loss_prefix' ===== */
 

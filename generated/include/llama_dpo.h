@@ -762,6 +762,125 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
 long llama_dpo_dpo_step_lora_dropout_arena_floats(const llama_dpo_dpo_step_lora_dropout_args *args);
 void llama_dpo_dpo_step_lora_dropout_costs(const llama_dpo_dpo_step_lora_dropout_args *args, double *flops, double *bytes);
 
+/* Program 'dpo_step_lora_dropout_bf16': 156 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
+typedef struct {
+    const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
+    const float *final_norm; /* f32 [2*HD2*KVH*REP] */
+    const float *lm_head; /* f32 [V, 2*HD2*KVH*REP] */
+    const float *attn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer */
+    const float *wq; /* f32 [L, 2*HD2*KVH*REP, 2*HD2*KVH*REP] per layer */
+    const float *lora_a_wq; /* f32 [L, R, 2*HD2*KVH*REP] per layer */
+    const float *lora_b_wq; /* f32 [L, 2*HD2*KVH*REP, R] per layer */
+    const float *wk; /* f32 [L, 2*HD2*KVH, 2*HD2*KVH*REP] per layer */
+    const float *lora_a_wk; /* f32 [L, R, 2*HD2*KVH*REP] per layer */
+    const float *lora_b_wk; /* f32 [L, 2*HD2*KVH, R] per layer */
+    const float *wv; /* f32 [L, 2*HD2*KVH, 2*HD2*KVH*REP] per layer */
+    const float *lora_a_wv; /* f32 [L, R, 2*HD2*KVH*REP] per layer */
+    const float *lora_b_wv; /* f32 [L, 2*HD2*KVH, R] per layer */
+    const float *wo; /* f32 [L, 2*HD2*KVH*REP, 2*HD2*KVH*REP] per layer */
+    const float *lora_a_wo; /* f32 [L, R, 2*HD2*KVH*REP] per layer */
+    const float *lora_b_wo; /* f32 [L, 2*HD2*KVH*REP, R] per layer */
+    const float *ffn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer */
+    const float *w1; /* f32 [L, F, 2*HD2*KVH*REP] per layer */
+    const float *lora_a_w1; /* f32 [L, R, 2*HD2*KVH*REP] per layer */
+    const float *lora_b_w1; /* f32 [L, F, R] per layer */
+    const float *w2; /* f32 [L, 2*HD2*KVH*REP, F] per layer */
+    const float *lora_a_w2; /* f32 [L, R, F] per layer */
+    const float *lora_b_w2; /* f32 [L, 2*HD2*KVH*REP, R] per layer */
+    const float *w3; /* f32 [L, F, 2*HD2*KVH*REP] per layer */
+    const float *lora_a_w3; /* f32 [L, R, 2*HD2*KVH*REP] per layer */
+    const float *lora_b_w3; /* f32 [L, F, R] per layer */
+    const int32_t *ids; /* i32 [B, T] */
+    const int32_t *positions; /* i32 [B, T] */
+    const int32_t *segments; /* i32 [B, T] */
+    const float *rope_theta; /* f32 [] */
+    const float *ref_chosen; /* f32 [B] */
+    const float *ref_rejected; /* f32 [B] */
+    const float *beta; /* f32 [] */
+    const float *label_smoothing; /* f32 [] */
+    const float *simpo_gamma; /* f32 [] */
+    const float *dpop_lambda; /* f32 [] */
+    const float *pair_weight; /* f32 [B] */
+    const float *loss_weights; /* f32 [17] */
+    const float *pref_loss_ratio; /* f32 [] */
+    const float *sft_loss_ratio; /* f32 [] */
+    const float *norm_eps; /* f32 [] */
+    float *saved_x; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    const int32_t *lora_dropout_key_wq; /* i32 [L] per layer */
+    const float *lora_dropout; /* f32 [] */
+    const float *lora_scale_wq; /* f32 [] */
+    const int32_t *lora_dropout_key_wk; /* i32 [L] per layer */
+    const float *lora_scale_wk; /* f32 [] */
+    const int32_t *lora_dropout_key_wv; /* i32 [L] per layer */
+    const float *lora_scale_wv; /* f32 [] */
+    const int32_t *lora_dropout_key_wo; /* i32 [L] per layer */
+    const float *lora_scale_wo; /* f32 [] */
+    const int32_t *lora_dropout_key_w1; /* i32 [L] per layer */
+    const float *lora_scale_w1; /* f32 [] */
+    const int32_t *lora_dropout_key_w2; /* i32 [L] per layer */
+    const float *lora_scale_w2; /* f32 [] */
+    const int32_t *lora_dropout_key_w3; /* i32 [L] per layer */
+    const float *lora_scale_w3; /* f32 [] */
+    float *saved_lora_wq; /* f32 [L, B*T, R] per layer, written */
+    float *saved_q; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
+    float *saved_lora_wk; /* f32 [L, B*T, R] per layer, written */
+    float *saved_k; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
+    float *saved_lora_wv; /* f32 [L, B*T, R] per layer, written */
+    float *saved_v; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
+    float *saved_lse; /* f32 [L, B, KVH*REP, T] per layer, written */
+    float *saved_attn; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
+    float *saved_lora_wo; /* f32 [L, B*T, R] per layer, written */
+    float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_lora_w1; /* f32 [L, B*T, R] per layer, written */
+    float *saved_gate; /* f32 [L, B, T, F] per layer, written */
+    float *saved_lora_w3; /* f32 [L, B*T, R] per layer, written */
+    float *saved_up; /* f32 [L, B, T, F] per layer, written */
+    float *saved_lora_w2; /* f32 [L, B*T, R] per layer, written */
+    const int32_t *scored; /* i32 [NC, CR] per layer */
+    const int32_t *scored_pair; /* i32 [NC, CR] per layer */
+    const int32_t *chosen_targets; /* i32 [NC, CR] per layer */
+    const int32_t *rejected_targets; /* i32 [NC, CR] per layer */
+    const float *chosen_mask; /* f32 [NC, CR] per layer */
+    const float *rejected_mask; /* f32 [NC, CR] per layer */
+    float *grad_lora_a_wq; /* f32 [L, R, 2*HD2*KVH*REP] per layer, written */
+    float *grad_lora_b_wq; /* f32 [L, 2*HD2*KVH*REP, R] per layer, written */
+    float *grad_lora_a_wk; /* f32 [L, R, 2*HD2*KVH*REP] per layer, written */
+    float *grad_lora_b_wk; /* f32 [L, 2*HD2*KVH, R] per layer, written */
+    float *grad_lora_a_wv; /* f32 [L, R, 2*HD2*KVH*REP] per layer, written */
+    float *grad_lora_b_wv; /* f32 [L, 2*HD2*KVH, R] per layer, written */
+    float *grad_lora_a_wo; /* f32 [L, R, 2*HD2*KVH*REP] per layer, written */
+    float *grad_lora_b_wo; /* f32 [L, 2*HD2*KVH*REP, R] per layer, written */
+    float *grad_lora_a_w1; /* f32 [L, R, 2*HD2*KVH*REP] per layer, written */
+    float *grad_lora_b_w1; /* f32 [L, F, R] per layer, written */
+    float *grad_lora_a_w2; /* f32 [L, R, F] per layer, written */
+    float *grad_lora_b_w2; /* f32 [L, 2*HD2*KVH*REP, R] per layer, written */
+    float *grad_lora_a_w3; /* f32 [L, R, 2*HD2*KVH*REP] per layer, written */
+    float *grad_lora_b_w3; /* f32 [L, F, R] per layer, written */
+    float *loss; /* f32 [] */
+    float *losses; /* f32 [17, B] */
+    float *logps_chosen; /* f32 [B] */
+    float *logps_rejected; /* f32 [B] */
+    float *logits_chosen; /* f32 [B] */
+    float *logits_rejected; /* f32 [B] */
+    float *arena; /* llama_dpo_dpo_step_lora_dropout_bf16_arena_floats() floats, 64-byte aligned */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
+    long B;
+    long CR;
+    long F;
+    long HD2;
+    long KVH;
+    long L;
+    long NC;
+    long R;
+    long REP;
+    long T;
+    long V;
+} llama_dpo_dpo_step_lora_dropout_bf16_args;
+
+void llama_dpo_dpo_step_lora_dropout_bf16(const llama_dpo_dpo_step_lora_dropout_bf16_args *args);
+long llama_dpo_dpo_step_lora_dropout_bf16_arena_floats(const llama_dpo_dpo_step_lora_dropout_bf16_args *args);
+void llama_dpo_dpo_step_lora_dropout_bf16_costs(const llama_dpo_dpo_step_lora_dropout_bf16_args *args, double *flops, double *bytes);
+
 /* Program 'dpo_logps_prefix': 35 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, P, REP, S, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
@@ -883,4 +1002,126 @@ typedef struct {
 void llama_dpo_dpo_step_prefix(const llama_dpo_dpo_step_prefix_args *args);
 long llama_dpo_dpo_step_prefix_arena_floats(const llama_dpo_dpo_step_prefix_args *args);
 void llama_dpo_dpo_step_prefix_costs(const llama_dpo_dpo_step_prefix_args *args, double *flops, double *bytes);
+
+/* Program 'dpo_logps_prefix_bf16': 35 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, P, REP, S, T, V. */
+typedef struct {
+    const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
+    const float *final_norm; /* f32 [2*HD2*KVH*REP] */
+    const float *lm_head; /* f32 [V, 2*HD2*KVH*REP] */
+    const float *attn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer */
+    const float *wq; /* f32 [L, 2*HD2*KVH*REP, 2*HD2*KVH*REP] per layer */
+    const float *wk; /* f32 [L, 2*HD2*KVH, 2*HD2*KVH*REP] per layer */
+    const float *wv; /* f32 [L, 2*HD2*KVH, 2*HD2*KVH*REP] per layer */
+    const float *wo; /* f32 [L, 2*HD2*KVH*REP, 2*HD2*KVH*REP] per layer */
+    const float *prefix_kv; /* f32 [L, 2, P, KVH, 2*HD2] per layer */
+    const float *ffn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer */
+    const float *w1; /* f32 [L, F, 2*HD2*KVH*REP] per layer */
+    const float *w2; /* f32 [L, 2*HD2*KVH*REP, F] per layer */
+    const float *w3; /* f32 [L, F, 2*HD2*KVH*REP] per layer */
+    const int32_t *ids; /* i32 [B, T] */
+    const int32_t *positions; /* i32 [B, T] */
+    const int32_t *segments; /* i32 [B, T] */
+    const float *rope_theta; /* f32 [] */
+    const float *norm_eps; /* f32 [] */
+    const int32_t *scored; /* i32 [NC, CR] per layer */
+    const int32_t *scored_pair; /* i32 [NC, CR] per layer */
+    const int32_t *chosen_targets; /* i32 [NC, CR] per layer */
+    const int32_t *rejected_targets; /* i32 [NC, CR] per layer */
+    const float *chosen_mask; /* f32 [NC, CR] per layer */
+    const float *rejected_mask; /* f32 [NC, CR] per layer */
+    float *logps_chosen; /* f32 [B] */
+    float *logps_rejected; /* f32 [B] */
+    float *logits_chosen; /* f32 [B] */
+    float *logits_rejected; /* f32 [B] */
+    float *arena; /* llama_dpo_dpo_logps_prefix_bf16_arena_floats() floats, 64-byte aligned */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
+    long B;
+    long CR;
+    long F;
+    long HD2;
+    long KVH;
+    long L;
+    long NC;
+    long P;
+    long REP;
+    long S;
+    long T;
+    long V;
+} llama_dpo_dpo_logps_prefix_bf16_args;
+
+void llama_dpo_dpo_logps_prefix_bf16(const llama_dpo_dpo_logps_prefix_bf16_args *args);
+long llama_dpo_dpo_logps_prefix_bf16_arena_floats(const llama_dpo_dpo_logps_prefix_bf16_args *args);
+void llama_dpo_dpo_logps_prefix_bf16_costs(const llama_dpo_dpo_logps_prefix_bf16_args *args, double *flops, double *bytes);
+
+/* Program 'dpo_step_prefix_bf16': 87 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, P, REP, S, T, V. */
+typedef struct {
+    const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
+    const float *final_norm; /* f32 [2*HD2*KVH*REP] */
+    const float *lm_head; /* f32 [V, 2*HD2*KVH*REP] */
+    const float *attn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer */
+    const float *wq; /* f32 [L, 2*HD2*KVH*REP, 2*HD2*KVH*REP] per layer */
+    const float *wk; /* f32 [L, 2*HD2*KVH, 2*HD2*KVH*REP] per layer */
+    const float *wv; /* f32 [L, 2*HD2*KVH, 2*HD2*KVH*REP] per layer */
+    const float *wo; /* f32 [L, 2*HD2*KVH*REP, 2*HD2*KVH*REP] per layer */
+    const float *prefix_kv; /* f32 [L, 2, P, KVH, 2*HD2] per layer */
+    const float *ffn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer */
+    const float *w1; /* f32 [L, F, 2*HD2*KVH*REP] per layer */
+    const float *w2; /* f32 [L, 2*HD2*KVH*REP, F] per layer */
+    const float *w3; /* f32 [L, F, 2*HD2*KVH*REP] per layer */
+    const int32_t *ids; /* i32 [B, T] */
+    const int32_t *positions; /* i32 [B, T] */
+    const int32_t *segments; /* i32 [B, T] */
+    const float *rope_theta; /* f32 [] */
+    const float *ref_chosen; /* f32 [B] */
+    const float *ref_rejected; /* f32 [B] */
+    const float *beta; /* f32 [] */
+    const float *label_smoothing; /* f32 [] */
+    const float *simpo_gamma; /* f32 [] */
+    const float *dpop_lambda; /* f32 [] */
+    const float *pair_weight; /* f32 [B] */
+    const float *loss_weights; /* f32 [17] */
+    const float *pref_loss_ratio; /* f32 [] */
+    const float *sft_loss_ratio; /* f32 [] */
+    const float *norm_eps; /* f32 [] */
+    float *saved_x; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_q; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
+    float *saved_k; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
+    float *saved_v; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
+    float *saved_lse; /* f32 [L, B, KVH*REP, T] per layer, written */
+    float *saved_attn; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
+    float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_gate; /* f32 [L, B, T, F] per layer, written */
+    float *saved_up; /* f32 [L, B, T, F] per layer, written */
+    const int32_t *scored; /* i32 [NC, CR] per layer */
+    const int32_t *scored_pair; /* i32 [NC, CR] per layer */
+    const int32_t *chosen_targets; /* i32 [NC, CR] per layer */
+    const int32_t *rejected_targets; /* i32 [NC, CR] per layer */
+    const float *chosen_mask; /* f32 [NC, CR] per layer */
+    const float *rejected_mask; /* f32 [NC, CR] per layer */
+    float *grad_prefix_kv; /* f32 [L, 2, P, KVH, 2*HD2] per layer, written */
+    float *loss; /* f32 [] */
+    float *losses; /* f32 [17, B] */
+    float *logps_chosen; /* f32 [B] */
+    float *logps_rejected; /* f32 [B] */
+    float *logits_chosen; /* f32 [B] */
+    float *logits_rejected; /* f32 [B] */
+    float *arena; /* llama_dpo_dpo_step_prefix_bf16_arena_floats() floats, 64-byte aligned */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
+    long B;
+    long CR;
+    long F;
+    long HD2;
+    long KVH;
+    long L;
+    long NC;
+    long P;
+    long REP;
+    long S;
+    long T;
+    long V;
+} llama_dpo_dpo_step_prefix_bf16_args;
+
+void llama_dpo_dpo_step_prefix_bf16(const llama_dpo_dpo_step_prefix_bf16_args *args);
+long llama_dpo_dpo_step_prefix_bf16_arena_floats(const llama_dpo_dpo_step_prefix_bf16_args *args);
+void llama_dpo_dpo_step_prefix_bf16_costs(const llama_dpo_dpo_step_prefix_bf16_args *args, double *flops, double *bytes);
 
