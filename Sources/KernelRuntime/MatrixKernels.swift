@@ -29,6 +29,11 @@ public struct MatrixKernels: Codable, Sendable, Equatable {
     public var libraryPath: String
     /// Why no kernels could be loaded; empty when they were.
     public var error: String
+    /// What runs a bf16 program's products: `amx` (AMX-BF16 tiles), `avx512_bf16` (`vdpbf16ps`)
+    /// or `none` (no AVX-512 BF16: bf16 programs are refused).
+    public var bf16Path: String
+    /// Why the bf16 products are not on AMX (the CPU, the OS, or `LLAMA_ALIGN_AMX=0`); empty when they are.
+    public var bf16Note: String
 
     /// The path of this process (loaded once, before `main`).
     public static var current: MatrixKernels { MatrixKernels(la_blas_info().pointee) }
@@ -49,7 +54,19 @@ public struct MatrixKernels: Codable, Sendable, Equatable {
         library = Self.string(p.config)
         libraryPath = Self.string(p.library)
         error = Self.string(p.error)
+        let amx = la_bf16_amx() != 0
+        bf16Path = amx ? "amx" : p.features & UInt32(LA_CPU_AVX512_BF16) != 0 ? "avx512_bf16" : "none"
+        bf16Note = amx ? "" : String(cString: la_bf16_amx_reason())
     }
+
+    /// True when the CPU and the OS allow the AMX-BF16 path (whatever `LLAMA_ALIGN_AMX` says).
+    public static var amxAllowed: Bool { la_bf16_amx_allowed() != 0 }
+
+    /// Puts the bf16 products on AMX tiles (`true`, only where `amxAllowed`) or on AVX-512 BF16
+    /// for the whole process, between program calls (tests and benchmarks compare the two);
+    /// returns whether AMX is now in use.
+    @discardableResult
+    public static func useAMX(_ on: Bool) -> Bool { la_bf16_set_amx(on ? 1 : 0) != 0 }
 
     /// The core this runtime asks for on a CPU with `features` (names as in `features`), or nil
     /// when it leaves the choice to OpenBLAS.
@@ -83,7 +100,16 @@ public struct MatrixKernels: Codable, Sendable, Equatable {
             : chosenBy == "cpu features" ? "chosen from the cpu features" : "OpenBLAS's own detection"
         let mismatch = !requestedCore.isEmpty && requestedCore.lowercased() != core.lowercased()
             ? " (asked for \(requestedCore); OpenBLAS does not have it)" : ""
-        return cpuLine + "\nmatrix kernels: OpenBLAS \(core) (\(isa)), \(why)\(mismatch); \(library) [\(libraryPath)]"
+        return cpuLine + "\nmatrix kernels: OpenBLAS \(core) (\(isa)), \(why)\(mismatch); \(library) [\(libraryPath)]\n" + bf16Line
+    }
+
+    /// One line: what runs the bf16 programs' products here, and why.
+    public var bf16Line: String {
+        switch bf16Path {
+        case "amx": "bf16 products: AMX-BF16 tiles (LLAMA_ALIGN_AMX=0 puts them on AVX-512 BF16)"
+        case "avx512_bf16": "bf16 products: AVX-512 BF16 (vdpbf16ps); not AMX: \(bf16Note)"
+        default: "bf16 products: none (no AVX-512 BF16: --bf16 is refused on this CPU)"
+        }
     }
 
     private static func featureNames(_ bits: UInt32) -> [String] {

@@ -7,7 +7,7 @@ import KernelRuntime
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed on this machine (release build; medians over timed steps after warm-up).",
-        subcommands: [BenchTrain.self, BenchDPO.self, BenchGenerate.self, BenchCompile.self])
+        subcommands: [BenchTrain.self, BenchDPO.self, BenchGenerate.self, BenchCompile.self, BenchGemm.self])
 }
 
 /// Options every benchmark takes.

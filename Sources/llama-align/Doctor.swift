@@ -32,7 +32,7 @@ struct Doctor: ParsableCommand {
 
     /// The environment variables that change the kernels or their threads.
     static func relevantEnvironment() -> [String: String] {
-        let names = ["OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "KMP_BLOCKTIME"]
+        let names = ["OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "KMP_BLOCKTIME", "LLAMA_ALIGN_AMX"]
         let env = ProcessInfo.processInfo.environment
         return env.filter { names.contains($0.key) }
     }

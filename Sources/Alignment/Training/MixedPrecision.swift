@@ -5,7 +5,8 @@ import KernelRuntime
 /// with LoRA dropout `lm_step_lora_dropout_bf16`, `dpo_step_lora_dropout_bf16`, with a prefix
 /// `lm_step_prefix_bf16`, `dpo_step_prefix_bf16`, `dpo_logps_prefix_bf16`):
 /// every matrix product rounds its operands to bfloat16 and accumulates in
-/// float32 (AVX-512 BF16 `vdpbf16ps`); weights, gradients, AdamW's moments, norms, softmax and
+/// float32 (AMX-BF16 tiles where the CPU and the OS allow them, else AVX-512 BF16 `vdpbf16ps`;
+/// `LLAMA_ALIGN_AMX=0` forces the latter); weights, gradients, AdamW's moments, norms, softmax and
 /// losses stay float32. Evaluation (`eval_loss`) stays float32.
 public enum MixedPrecision {
     /// The program-name suffix of a precision (`""` for float32).
@@ -25,7 +26,9 @@ public enum MixedPrecision {
         }
     }
 
-    /// The line a run logs when it trains in mixed precision.
-    public static let banner = "bf16 mixed precision: matrix products on bf16 operands (AVX-512 BF16), "
-        + "float32 accumulation, weights, gradients and AdamW"
+    /// The line a run logs when it trains in mixed precision (it names the products' path).
+    public static var banner: String {
+        "bf16 mixed precision: matrix products on bf16 operands (\(MatrixKernels.current.bf16Path == "amx" ? "AMX-BF16" : "AVX-512 BF16")), "
+            + "float32 accumulation, weights, gradients and AdamW"
+    }
 }

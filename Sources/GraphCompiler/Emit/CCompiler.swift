@@ -27,7 +27,9 @@ public enum CCompiler {
             source += " * One static function per fused kernel; one entry point per program. */\n"
             source += "#include <math.h>\n#include <string.h>\n#include \"la_runtime.h\"\n#include \"\(family).h\"\n"
             source += "#if defined(__x86_64__)\n#include <immintrin.h>  /* AVX-512 VNNI int8 dot products (QuantGemvLowering) */\n#endif\n\n"
-            if programs.contains(where: { $0.matmulPrecision == .bf16 }) { source += BF16GemmLowering.support + "\n" }
+            if programs.contains(where: { $0.matmulPrecision == .bf16 }) {
+                source += BF16GemmLowering.support + "\n" + AMXGemmLowering.support + "\n"
+            }
             for p in programs {
                 let e = try ProgramEmitter(family: family, program: Simplify.run(p), sizeNames: sizeNames, smallSizes: smallSizes)
                 header += e.headerText() + "\n"

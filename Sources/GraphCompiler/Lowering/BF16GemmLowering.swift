@@ -9,7 +9,9 @@ import TensorGraph
 /// bf16 copy would still have to be packed: measured, packing float32 directly is cheaper).
 /// Micro-kernel: a 12 × 32 tile of C in 24 zmm accumulators, float32 accumulation; blocks of
 /// 256 values of K, 96 rows of A, 4096 columns of B. Only compiled for AVX-512 BF16
-/// (`target` attribute); the runtime refuses a bf16 program on a CPU without it.
+/// (`target` attribute); the runtime refuses a bf16 program on a CPU without it. Where the CPU
+/// and the OS allow AMX-BF16, `la_bf16_gemm_serial` and `la_bf16_gemm_weight` hand the product to
+/// `AMXGemmLowering`'s tiles instead (`la_bf16_amx()`, `LLAMA_ALIGN_AMX=0` turns it off).
 enum BF16GemmLowering {
     /// The call in a product kernel: `la_bf16_gemm` splits it over the threads, `la_bf16_gemm_serial` does not.
     static func call(_ function: String, ta: Bool, tb: Bool, m: String, n: String, k: String,
@@ -42,6 +44,10 @@ enum BF16GemmLowering {
 #define LA_BF_MC 96
 #define LA_BF_NC 4096
 #define LA_BF_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+/* The AMX-BF16 path (AMXGemmLowering, after this text), taken when la_bf16_amx(). */
+#define LA_AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,amx-tile,amx-bf16")))
+LA_AMX_TARGET static void la_amx_gemm_serial(int ta, int tb, long M, long N, long K, const float *A, long lda,
+                                           const float *B, long ldb, float beta, float *C, long ldc);
 
 static _Thread_local uint32_t *la_bf_work;
 
@@ -163,6 +169,7 @@ LA_BF_TARGET static void la_bf16_gemm_serial(int ta, int tb, long M, long N, lon
         for (long i = 0; i < M; i++) for (long j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
         return;
     }
+    if (la_bf16_amx()) { la_amx_gemm_serial(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc); return; }
     for (long k0 = 0; k0 < K; k0 += LA_BF_KC) {
         const long kc = K - k0 < LA_BF_KC ? K - k0 : LA_BF_KC, kp = (kc + 1) / 2;
         for (long n0 = 0; n0 < N; n0 += LA_BF_NC) {
@@ -211,7 +218,10 @@ typedef struct {
     unsigned long epoch;
     uint32_t *packed;
     size_t cap;
+    int amx;  /* the layout: AMX's (1) or vdpbf16ps's (0) */
 } la_bf16_packed;
+LA_AMX_TARGET static void la_amx_gemm_weight(la_bf16_packed *w, int ta, int tb, long M, long N, long K, const float *A, long lda,
+                                           const float *B, long ldb, float beta, float *C, long ldc);
 static unsigned long la_bf16_epoch;
 /* The copies of this file's kernels, one per layout of B (stored [K, N], or [N, K]: tb). */
 static la_bf16_packed la_bf16_weights[2];
@@ -219,7 +229,7 @@ static la_bf16_packed la_bf16_weights[2];
 /* op(B)[K,N] packed whole: blocks of KC values of K, each as its panels of 32 columns
    (block kb's panel j at kb·(KC/2)·panels·32 + j·kp·32, kp its pairs). */
 LA_BF_TARGET static const uint32_t *la_bf16_pack_whole(la_bf16_packed *w, int tb, long N, long K, const float *B, long ldb) {
-    if (w->packed && w->src == B && w->epoch == la_bf16_epoch && w->ld == ldb && w->n == N && w->k == K && w->tb == tb) return w->packed;
+    if (w->packed && !w->amx && w->src == B && w->epoch == la_bf16_epoch && w->ld == ldb && w->n == N && w->k == K && w->tb == tb) return w->packed;
     const long panels = (N + LA_BF_NR - 1) / LA_BF_NR, blocks = (K + LA_BF_KC - 1) / LA_BF_KC;
     const size_t need = (size_t)blocks * (LA_BF_KC / 2) * panels * LA_BF_NR;
     if (need > w->cap) {
@@ -236,7 +246,7 @@ LA_BF_TARGET static const uint32_t *la_bf16_pack_whole(la_bf16_packed *w, int tb
             la_bf_pack_b(tb, B, ldb, j * LA_BF_NR, nc < LA_BF_NR ? nc : LA_BF_NR, k0, kc,
                          dst + (size_t)kb * (LA_BF_KC / 2) * panels * LA_BF_NR + (size_t)j * ((kc + 1) / 2) * LA_BF_NR);
         }
-    w->src = B; w->ld = ldb; w->n = N; w->k = K; w->tb = tb; w->epoch = la_bf16_epoch;
+    w->src = B; w->ld = ldb; w->n = N; w->k = K; w->tb = tb; w->epoch = la_bf16_epoch; w->amx = 0;
     return w->packed;
 }
 
@@ -271,6 +281,7 @@ LA_BF_TARGET static void la_bf16_gemm_weight(la_bf16_packed *w, int ta, int tb, 
                                            const float *B, long ldb, float beta, float *C, long ldc) {
     if (M <= 0 || N <= 0 || K <= 0) { la_bf16_gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc); return; }
     la_blas_pool(0);
+    if (la_bf16_amx()) { la_amx_gemm_weight(w, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc); return; }
     const uint32_t *Bw = la_bf16_pack_whole(w, tb, N, K, B, ldb);
     const long panels = (N + LA_BF_NR - 1) / LA_BF_NR;
     const int parallel = M * N * K >= (1L << 17);

@@ -42,6 +42,16 @@ int la_num_threads(void);
 /* Lends the kernels' threads to OpenBLAS's own pool (1) or takes them back (0); called
    outside parallel regions only. */
 void la_blas_pool(int lend);
+/* The bf16 products' path (la_amx.c): 1 when they run on AMX-BF16 tiles (the CPU and the OS
+   allow it and LLAMA_ALIGN_AMX is not 0), 0 for AVX-512 BF16 (vdpbf16ps). */
+int la_bf16_amx(void);
+/* 1 when the CPU and the OS allow AMX-BF16 (whatever LLAMA_ALIGN_AMX says). */
+int la_bf16_amx_allowed(void);
+/* Turns the AMX path on (only where allowed) or off for the whole process; returns the path now
+   in use. Between program calls only (tests and benchmarks compare the two paths). */
+int la_bf16_set_amx(int on);
+/* Why the AMX path is not in use ("" when it is). */
+const char *la_bf16_amx_reason(void);
 /* From libomp (declared here: the toolchain's clang does not ship omp.h). */
 int omp_get_num_threads(void);
 int omp_get_thread_num(void);
