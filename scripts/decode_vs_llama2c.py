@@ -1,6 +1,7 @@
 """Decode speed of `llama-align` against llama2.c's run.c on the `small` shape, side by side.
 
-Alternates, round by round, llama2.c (fp32) and `llama-align` in fp32, q8_0 and q4_0, and prints
+Alternates, round by round, llama2.c (fp32) and `llama-align` in fp32, q8_0, q4_0 and q4_0 with
+the 4-bit output matrix (`q4_0h4`: `--quant q4_0 --lm-head q4_0`), and prints
 the medians and ratios. Two views:
 
   wall   `bench generate --config small --threads T --runs 3 --json [--quant Q]` (median tok/s of
@@ -24,7 +25,7 @@ import resource
 import statistics
 import subprocess
 
-KINDS = ("llama2c", "f32", "q8_0", "q4_0")
+KINDS = ("llama2c", "f32", "q8_0", "q4_0", "q4_0h4")
 
 
 def main():
@@ -44,8 +45,8 @@ def main():
     def llama2c(n):
         return [a.run, a.bin, "-t", "0", "-n", str(n), "-z", a.tokenizer]
 
-    def quant(q):
-        return [] if q == "f32" else ["--quant", q]
+    def quant(q):  # q4_0h4: q4_0 with the 4-bit output matrix (--lm-head q4_0)
+        return [] if q == "f32" else ["--quant", "q4_0", "--lm-head", "q4_0"] if q == "q4_0h4" else ["--quant", q]
 
     def cpu_seconds(cmd):
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)

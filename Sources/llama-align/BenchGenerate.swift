@@ -45,7 +45,8 @@ struct BenchGenerate: ParsableCommand {
         } else {
             let weights = try opts.weights()
             if let name = quantization.quant, let t = QuantType(name: name) {
-                quantized = try QuantizedWeights(quantizing: weights, type: t, groupSize: quantization.group.groupSize)
+                quantized = try QuantizedWeights(quantizing: weights, type: t, groupSize: quantization.group.groupSize,
+                                                 headType: quantization.group.head(for: t))
             }
             m = try quantized.map { try LlamaModel(quantized: $0) } ?? LlamaModel(weights: weights)
         }
@@ -73,7 +74,7 @@ struct BenchGenerate: ParsableCommand {
                             decode_tokens_per_second: Spread(decodeRates), prefill_tokens_per_second: Spread(prefillRates),
                             decode_gflops: 2 * params * median(decodeRates) / 1e9,
                             decode_weight_gb_per_second: weightBytes * median(decodeRates) / 1e9, peak_rss_mib: peakRSSMiB(),
-                            weights: quantized.map { "\($0.type.rawValue)/\($0.groupSize)" } ?? "f32")
+                            weights: quantized.map { "\($0.type.rawValue)/\($0.groupSize)" + ($0.headType == .q8_0 ? "" : ", lm_head \($0.headType.rawValue)") } ?? "f32")
         if options.json { try printJSON(result); return }
         print(result.kernels.summary)
         print("model: \(opts.config) (\(BenchConfig.describe(c))), weights \(result.weights), \(result.threads) threads")

@@ -44,7 +44,8 @@ struct Generate: ParsableCommand {
         if prefix != nil, quantization.quant != nil || QuantizedCheckpoint.recorded(in: model) != nil {
             throw CLIError("--prefix is not supported with a quantized model; generate with the prefix on the f32 model")
         }
-        let m = try loadInferenceModel(path: model, lora: lora, quant: quantization.quant, groupSize: quantization.group.groupSize)
+        let m = try loadInferenceModel(path: model, lora: lora, quant: quantization.quant, groupSize: quantization.group.groupSize,
+                                       head: quantization.head)
         let tok = try tokenizerFor(model: model, explicit: tokenizer, required: prompt != nil)
         var ids: [Int32]
         if let promptIds {

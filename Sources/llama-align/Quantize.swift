@@ -12,25 +12,39 @@ struct Quantize: ParsableCommand {
     @Option(help: "Output directory.") var out: String
 
     func validate() throws {
-        guard QuantType(name: type) != nil else { throw ValidationError("--type \(type): expected \(QuantType.acceptedNames)") }
-        try group.validate()
+        guard let t = QuantType(name: type) else { throw ValidationError("--type \(type): expected \(QuantType.acceptedNames)") }
+        try group.validate(type: t)
     }
 
     func run() throws {
         guard let t = QuantType(name: type) else { return }
-        let q = try quantizeCheckpoint(model: model, type: t, groupSize: group.groupSize, out: out)
-        print(String(format: "%@: %@, group %d, %.1f MB of quantized matrices (lm_head q8_0), written to %@",
-                     model, t.rawValue, q.groupSize, Double(q.matrixBytes) / 1e6, out))
+        let q = try quantizeCheckpoint(model: model, type: t, groupSize: group.groupSize, out: out, head: group.head(for: t))
+        print(String(format: "%@: %@, group %d, %.1f MB of quantized matrices (lm_head %@), written to %@",
+                     model, t.rawValue, q.groupSize, Double(q.matrixBytes) / 1e6, q.headType.rawValue, out))
     }
 }
 
-/// `--group-size 32|64|128`.
+/// `--group-size 32|64|128` and `--lm-head q8_0|q4_0`.
 struct QuantGroupOption: ParsableArguments {
     @Option(name: .customLong("group-size"), help: "Values per scale along a row: 32, 64 or 128.") var groupSize = 32
+    @Option(name: .customLong("lm-head"), help: "The output matrix's type: q8_0 (default) | q4_0 (only with q4_0 layers).") var lmHead: String?
 
     func validate() throws {
         guard [32, 64, 128].contains(groupSize) else { throw ValidationError("--group-size must be 32, 64 or 128, got \(groupSize)") }
+        if let lmHead, QuantType(name: lmHead) == nil { throw ValidationError("--lm-head \(lmHead): expected q8_0 or q4_0") }
     }
+
+    /// `validate()`, and a 4-bit output matrix only beside 4-bit layers.
+    func validate(type: QuantType?) throws {
+        try validate()
+        if let lmHead, let h = QuantType(name: lmHead) {
+            guard let type else { throw ValidationError("--lm-head \(lmHead) needs --quant") }
+            if h == .q4_0 && type != .q4_0 { throw ValidationError("--lm-head q4_0 needs q4_0 layers (the type is \(type.rawValue))") }
+        }
+    }
+
+    /// The output matrix's type for layers of type `t`.
+    func head(for t: QuantType) -> QuantType { lmHead.flatMap(QuantType.init(name:)) ?? t.defaultHead }
 }
 
 /// `--quant TYPE [--group-size G]` for commands that run a model.
@@ -38,8 +52,11 @@ struct QuantOptions: ParsableArguments {
     @Option(help: "Quantize the model on load: q8_0 | q4_0 (weight_only_int8 | weight_only_int4).") var quant: String?
     @OptionGroup var group: QuantGroupOption
 
+    /// The output matrix's type, when quantizing on load.
+    var head: QuantType? { quant.flatMap(QuantType.init(name:)).map(group.head(for:)) }
+
     func validate() throws {
         if let quant, QuantType(name: quant) == nil { throw ValidationError("--quant \(quant): expected \(QuantType.acceptedNames)") }
-        try group.validate()
+        try group.validate(type: quant.flatMap(QuantType.init(name:)))
     }
 }

@@ -99,7 +99,8 @@ struct Eval: ParsableCommand {
         let quantized = quantization.quant != nil || QuantizedCheckpoint.recorded(in: model) != nil
         if quantized, prefix != nil { throw CLIError("--prefix is not supported with a quantized model; evaluate the prefix on the f32 model") }
         let store = quantized
-            ? try loadInferenceModel(path: model, lora: lora, quant: quantization.quant, groupSize: quantization.group.groupSize).parameters
+            ? try loadInferenceModel(path: model, lora: lora, quant: quantization.quant, groupSize: quantization.group.groupSize,
+                                    head: quantization.head).parameters
             : try loadParameters(path: model, lora: lora, prefix: prefix)
         try store.weights().checkFinite(source: model)
         let tok: any Tokenizer = found ?? PassthroughTokenizer(vocabSize: store.config.vocabSize)

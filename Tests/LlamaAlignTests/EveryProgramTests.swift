@@ -46,8 +46,9 @@ import LlamaGraphs
         let (err, which) = try check.maxRelativeError(special: special, idRange: 13)
         // The q4 model's 4-bit weights make peaked attention whose logits amplify fp32 rounding:
         // `llama.forward_q4` differs by 9.2e-6 with attention written out from primitives and
-        // by 1.02e-5 with the fused kernels (every other llama program by under 2e-6 either way).
-        let tolerance = name.hasSuffix("_q4") ? 2e-5 : name.hasPrefix("llama.") || name.hasPrefix("bench.") ? 1e-5 : 1e-4
+        // by 1.02e-5 with the fused kernels (every other llama program by under 2e-6 either way);
+        // the `_q4_h4` programs (4-bit output matrix) are held to the same bound.
+        let tolerance = name.hasSuffix("_q4") || name.hasSuffix("_q4_h4") ? 2e-5 : name.hasPrefix("llama.") || name.hasPrefix("bench.") ? 1e-5 : 1e-4
         #expect(err <= tolerance, "\(name): \(which) differs by \(err)")
     }
 }

@@ -75,7 +75,7 @@ import LlamaGraphs
     /// The emitted kernels (one-row GEMV, dequantize-a-tile GEMM) against the interpreter, with
     /// short last groups (D = 40, F = 70) and group sizes 32, 64 and 128; with B = 1 the decode
     /// programs take the int8-activation GEMV (x rounded to int8 per group, as the interpreter does).
-    @Test(arguments: ["decode_q8", "decode_q4", "prefill_q8", "prefill_q4"], [1, 3])
+    @Test(arguments: ["decode_q8", "decode_q4", "decode_q4_h4", "prefill_q8", "prefill_q4", "prefill_q4_h4"], [1, 3])
     func quantizedProgramsMatchInterpreter(name: String, batch: Int) throws {
         let program = try #require(try LlamaPrograms.all().first { $0.name == name })
         for (gd, rd, gf, rf) in [(2, 2, 3, 3), (1, 2, 2, 4), (1, 4, 1, 4)] {
@@ -96,10 +96,12 @@ import LlamaGraphs
     /// same numbers multiplied in another order); decode's one-row products also round the
     /// activations to int8 per group (exactly as the interpreter, `quantizedProgramsMatchInterpreter`),
     /// which moves its logits by under 6% of their range (3–4% measured) and keeps the argmax here.
-    @Test(arguments: QuantType.allCases, [32, 128])
-    func quantizedModelMatchesDequantizedF32(type: QuantType, groupSize: Int) throws {
+    /// The third case is q4_0 with a 4-bit output matrix (the `_h4` programs).
+    @Test(arguments: [(QuantType.q8_0, QuantType.q8_0), (.q4_0, .q8_0), (.q4_0, .q4_0)], [32, 128])
+    func quantizedModelMatchesDequantizedF32(types: (QuantType, QuantType), groupSize: Int) throws {
         let weights = LlamaWeights.random(config: QuantizationTests.tinyQuantConfig(), seed: 3, scale: 0.3)
-        let q = try QuantizedWeights(quantizing: weights, type: type, groupSize: groupSize)
+        let q = try QuantizedWeights(quantizing: weights, type: types.0, groupSize: groupSize, headType: types.1)
+        #expect(q.headType == types.1 && q.matrices["lm_head"]?.type == types.1)
         let quantized = try LlamaModel(quantized: q), dense = try LlamaModel(weights: q.dequantized())
         let ids: [Int32] = [1, 17, 250, 3, 99, 42]
         let c1 = quantized.makeCache(batch: 1, capacity: 8), c2 = dense.makeCache(batch: 1, capacity: 8)

@@ -67,4 +67,28 @@ import Alignment
         let train = try #require(try CLI.run(["merge", "--model", out, "--lora", out, "--out", out + "-merged"]))
         #expect(train.status != 0 && train.stderr.contains("quantized checkpoint"))
     }
+
+    /// `--lm-head q4_0`: the checkpoint records and holds a 4-bit output matrix, `generate` runs it
+    /// (the `_h4` programs) with the library's greedy ids; a 4-bit head beside q8_0 layers is an error.
+    @Test(.enabled(if: SharedFixtures.available("models/stories260K.bin"), "needs ../shared"))
+    func fourBitOutputMatrixCheckpoint() throws {
+        let model = try SharedFixtures.require("models/stories260K.bin")
+        let out = SharedFixtures.tempDir("quant-h4").appendingPathComponent("q4h4").path
+        guard let r = try CLI.run(["quantize", "--model", model, "--type", "q4_0", "--lm-head", "q4_0", "--out", out]) else { return }
+        #expect(r.status == 0, "\(r.stderr)")
+        let config = try String(contentsOfFile: out + "/config.json", encoding: .utf8)
+        #expect(config.contains("\"lm_head\" : \"q4_0\""), "\(config)")
+        let q = try QuantizedWeights(quantizing: try Llama2cCheckpoint.load(path: model), type: .q4_0, groupSize: 32, headType: .q4_0)
+        let loaded = try QuantizedCheckpoint.load(directory: out)
+        #expect(loaded.headType == .q4_0 && loaded.matrices == q.matrices)
+        let gen = try #require(try CLI.run(["generate", "--model", out, "--prompt-ids", "1", "--temperature", "0", "--max-new-tokens", "24", "--print-ids"]))
+        #expect(gen.status == 0, "\(gen.stderr)")
+        let ids = try Generator(model: LlamaModel(quantized: q), settings: QuantizedModelTests.greedy).generate(prompt: [1], maxNewTokens: 24)
+        #expect(gen.stdout.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) } == ids)
+        let bad = try #require(try CLI.run(["quantize", "--model", model, "--type", "q8_0", "--lm-head", "q4_0", "--out", out + "-bad"]))
+        #expect(bad.status != 0 && bad.stderr.contains("--lm-head q4_0 needs q4_0 layers"), "\(bad.stderr)")
+        #expect(throws: QuantizationError.self) {
+            try QuantizedWeights(quantizing: try Llama2cCheckpoint.load(path: model), type: .q8_0, headType: .q4_0)
+        }
+    }
 }

@@ -26,7 +26,24 @@ public enum AttentionPrograms {
         return try b.build()
     }
 
+    /// `fused_step` / `unfused_step` (and `_masked`): the forward alone for one query row
+    /// (`T = 1`, as decode runs it) at position `P` over `S = P + 1` keys; output `out` `[B, 1, H·HD]`.
+    public static func step(fused: Bool, masked: Bool) throws -> Program {
+        let b = GraphBuilder((fused ? "fused" : "unfused") + "_step" + (masked ? "_masked" : ""))
+        let one = Dim(1)
+        let q = b.input("q", [D.batch, one, D.heads, D.headDim])
+        let k = b.input("k", [D.batch, D.span, D.kvHeads, D.headDim])
+        let v = b.input("v", [D.batch, D.span, D.kvHeads, D.headDim])
+        let allowed = masked ? b.input("allowed", [D.batch, one, D.span]).reshape([D.batch, 1, 1, one, D.span]) : nil
+        let out = fused
+            ? b.causalAttention(q: q, k: k, v: v, kvHeads: D.kvHeads, rep: D.rep, start: D.start, allowed: allowed)
+            : b.causalAttentionUnfused(q: q, k: k, v: v, kvHeads: D.kvHeads, rep: D.rep, start: D.start, allowed: allowed)
+        b.output("out", out)
+        return try b.build()
+    }
+
     public static func all() throws -> [Program] {
-        try [(true, false), (false, false), (true, true), (false, true)].map { try attention(fused: $0.0, masked: $0.1) }
+        let flags = [(true, false), (false, false), (true, true), (false, true)]
+        return try flags.map { try attention(fused: $0.0, masked: $0.1) } + flags.map { try step(fused: $0.0, masked: $0.1) }
     }
 }

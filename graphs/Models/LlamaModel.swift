@@ -10,10 +10,11 @@ struct LlamaModel {
     /// projections carry LoRA adapters (declared inside the layer loop), read through dropout
     /// with `dropout` (training programs only); with `prefix`, every layer attends over the
     /// trained `prefix_kv` first. With `quant`, the layers' projections hold that type and
-    /// `lm_head` is `q8_0`.
-    init(_ b: GraphBuilder, lora: Bool = false, dropout: Bool = false, prefix: Bool = false, quant: WeightQuant? = nil) {
+    /// `lm_head` is `head` (`q8_0` unless told).
+    init(_ b: GraphBuilder, lora: Bool = false, dropout: Bool = false, prefix: Bool = false, quant: WeightQuant? = nil,
+         head: WeightQuant = .q8_0) {
         trunk = LlamaTrunk(b, lora: lora, dropout: dropout, prefix: prefix, quant: quant)
-        lmHead = Linear(b, "lm_head", out: LlamaDims.vocab, in: LlamaDims.dim, quant: quant.map { _ in .q8_0 })
+        lmHead = Linear(b, "lm_head", out: LlamaDims.vocab, in: LlamaDims.dim, quant: quant.map { _ in head })
     }
 
     /// `ids [B, T]` (int32) → logits `[B, T, V]`, or `[NS, V]` for the rows listed in `scored`

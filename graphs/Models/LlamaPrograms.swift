@@ -9,14 +9,15 @@ public enum LlamaPrograms {
     /// `prefill`: the same through a KV cache at positions `P ..< P+T` (S = P + T).
     /// `decode`: prefill with T = 1.
     /// With `quant`, the same program over quantized projections (`WeightQuant`), named with
-    /// the type's suffix (`decode_q8`).
-    public static func build(_ mode: Mode, quant: WeightQuant? = nil) throws -> Program {
+    /// the type's suffix (`decode_q8`); the output matrix `lm_head` is `head` (`q8_0` unless
+    /// told; a 4-bit one adds `_h4`: `decode_q4_h4`).
+    public static func build(_ mode: Mode, quant: WeightQuant? = nil, head: WeightQuant = .q8_0) throws -> Program {
         typealias D = LlamaDims
         let base = switch mode { case .forward: "forward"; case .prefill: "prefill"; case .decode: "decode" }
-        let b = GraphBuilder(quant.map { "\(base)_\($0.programSuffix)" } ?? base)
+        let b = GraphBuilder(quant.map { "\(base)_\($0.programSuffix)" + WeightQuant.headSuffix(head) } ?? base)
         let t: Dim = mode == .decode ? 1 : D.seq
         let ids = b.input("ids", [D.batch, t], .i32)
-        let model = LlamaModel(b, quant: quant)
+        let model = LlamaModel(b, quant: quant, head: head)
         let layout = TokenLayout.sequential(b, seq: t, start: mode == .forward ? 0 : D.start)
         b.output("logits", model(ids, layout: layout, cached: mode != .forward))
         return try b.build()
@@ -26,5 +27,6 @@ public enum LlamaPrograms {
     public static func all() throws -> [Program] {
         try [build(.forward), build(.prefill), build(.decode)]
             + WeightQuant.allCases.flatMap { q in try [build(.forward, quant: q), build(.prefill, quant: q), build(.decode, quant: q)] }
+            + [Mode.forward, .prefill, .decode].map { try build($0, quant: .q4_0, head: .q4_0) }
     }
 }

@@ -2,7 +2,8 @@ import TensorGraph
 
 /// Weight-only quantization of the projections: group-wise symmetric absmax scales, no zero
 /// point (`value = q · scale` of its group of `G` values along a row). Norm weights and the
-/// embedding table stay f32; the output projection (`lm_head`) is always `q8_0`.
+/// embedding table stay f32; the output projection (`lm_head`) is `q8_0`, or `q4_0` in the `_h4`
+/// programs (`decode_q4_h4`).
 ///
 /// A quantized weight `w` `[out, in]` is two parameters: `w` (dtype `q8` or `q4`) of rows padded
 /// to a whole number of groups (`[out, ⌈in / G⌉·G]`, the padding quantized from zeros and never
@@ -25,6 +26,8 @@ public enum WeightQuant: String, CaseIterable, Sendable {
     public static let paddedPerDim = Dim.sym("RD")
     /// A padded row of length `F`, in units of 32 values.
     public static let paddedPerHidden = Dim.sym("RF")
+    /// What a program's name adds for its output matrix's type: nothing for `q8_0`, `_h4` for `q4_0`.
+    public static func headSuffix(_ head: WeightQuant) -> String { head == .q8_0 ? "" : "_h4" }
     /// The scales' name of a quantized weight.
     public static func scalesName(_ weight: String) -> String { "\(weight)_scales" }
 

@@ -4,8 +4,8 @@ extension GGUFLlama {
     /// The model in `file` on the quantized kernels, when every layer projection (`attn_q` …
     /// `ffn_up` of every block) is Q8_0, or every one is Q4_0: the blocks' values and fp16 scales
     /// become `QuantizedMatrix`es unchanged (group 32), stacked over the layers. The output
-    /// matrix runs as `q8_0` (as `QuantizedWeights` always has it): a Q8_0 `output` is taken as it
-    /// is, any other type is re-quantized from its values (noted in `notes`). The embedding and
+    /// matrix is taken as it is when Q8_0, or Q4_0 beside Q4_0 projections (the `_h4` programs);
+    /// any other type is re-quantized to `q8_0` from its values (noted in `notes`). The embedding and
     /// the norms are read as f32. Nil when the projections mix types or are not quantized (the
     /// caller then runs the f32 model; `notes` says so when the file holds quantized tensors).
     public static func quantizedWeights(_ file: GGUFFile, notes: inout [String]) throws -> QuantizedWeights? {
@@ -35,11 +35,11 @@ extension GGUFLlama {
             matrices[name] = try QuantizedMatrix(type: type, rows: rows, cols: cols, groupSize: GGUFBlocks.blockSize, scales: scales, values: values)
         }
         let headName = file.tensor("output.weight") == nil ? "token_embd.weight" : "output.weight"
-        if let t = file.tensor(headName), t.type == .q8_0 {
+        if let t = file.tensor(headName), t.type == .q8_0 || (t.type == .q4_0 && type == .q4_0), let headType = quantType(t.type) {
             let q = try file.quantized(headName)
-            matrices["lm_head"] = try QuantizedMatrix(type: .q8_0, rows: q.rows, cols: q.cols, groupSize: GGUFBlocks.blockSize, scales: q.scales, values: q.values)
+            matrices["lm_head"] = try QuantizedMatrix(type: headType, rows: q.rows, cols: q.cols, groupSize: GGUFBlocks.blockSize, scales: q.scales, values: q.values)
         } else {
-            notes.append("\(headName) (\(file.tensor(headName)?.type.description ?? "?")) runs as q8_0, re-quantized from its values: the quantized programs keep the output matrix at 8 bits")
+            notes.append("\(headName) (\(file.tensor(headName)?.type.description ?? "?")) runs as q8_0, re-quantized from its values: the quantized programs keep the output matrix at 8 bits (4 only beside Q4_0 projections)")
             matrices["lm_head"] = try QuantizedMatrix(quantizing: try file.floats(headName), type: .q8_0, rows: c.vocabSize, cols: c.dim,
                                                       groupSize: GGUFBlocks.blockSize)
         }

@@ -4,8 +4,10 @@ import Foundation
 /// as it is, or an f32 model (with a LoRA adapter merged), quantized on load when `quant` names
 /// a type. A quantized checkpoint with `quant` or `lora` is an error (it cannot be quantized
 /// again; adapters need the f32 weights). A GGUF file with Q8_0 or Q4_0 projections runs on the
-/// quantized kernels (`GGUFLlama.quantizedWeights`); other GGUF files are read as f32.
-public func loadInferenceModel(path: String, lora: String? = nil, quant: String? = nil, groupSize: Int = 32) throws -> LlamaModel {
+/// quantized kernels (`GGUFLlama.quantizedWeights`); other GGUF files are read as f32. `head`
+/// is the output matrix's type when quantizing on load (the type's `defaultHead` when nil).
+public func loadInferenceModel(path: String, lora: String? = nil, quant: String? = nil, groupSize: Int = 32,
+                               head: QuantType? = nil) throws -> LlamaModel {
     if QuantizedCheckpoint.recorded(in: path) != nil {
         if let quant { throw QuantizationError("\(path) is already quantized; --quant \(quant) cannot quantize it again (give the f32 model)") }
         if lora != nil { throw QuantizationError("\(path) is quantized; --lora needs the f32 model (merge the adapter, then quantize)") }
@@ -30,18 +32,20 @@ public func loadInferenceModel(path: String, lora: String? = nil, quant: String?
     guard let type = QuantType(name: quant) else {
         throw QuantizationError("--quant \(quant): expected \(QuantType.acceptedNames)")
     }
-    return try LlamaModel(quantized: QuantizedWeights(quantizing: weights, type: type, groupSize: groupSize))
+    return try LlamaModel(quantized: QuantizedWeights(quantizing: weights, type: type, groupSize: groupSize,
+                                                      headType: head ?? type.defaultHead))
 }
 
 /// `llama-align quantize`: the model at `model` quantized to `type` with `groupSize`, written to
-/// `out` as a `QuantizedCheckpoint` with the model's tokenizer files beside it.
-public func quantizeCheckpoint(model: String, type: QuantType, groupSize: Int, out: String) throws -> QuantizedWeights {
+/// `out` as a `QuantizedCheckpoint` with the model's tokenizer files beside it; the output matrix
+/// in `head` (the type's `defaultHead` when nil).
+public func quantizeCheckpoint(model: String, type: QuantType, groupSize: Int, out: String, head: QuantType? = nil) throws -> QuantizedWeights {
     if let q = QuantizedCheckpoint.recorded(in: model) {
         throw QuantizationError("\(model) is already quantized (\(q.type), group \(q.groupSize)); quantize the f32 model it came from")
     }
     let weights = try loadModel(path: model)
     try weights.checkFinite(source: model)
-    let q = try QuantizedWeights(quantizing: weights, type: type, groupSize: groupSize)
+    let q = try QuantizedWeights(quantizing: weights, type: type, groupSize: groupSize, headType: head ?? type.defaultHead)
     try QuantizedCheckpoint.save(q, to: out)
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: model, isDirectory: &isDir) else { return q }

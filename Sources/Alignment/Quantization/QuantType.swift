@@ -22,6 +22,10 @@ public enum QuantType: String, CaseIterable, Sendable, Codable {
     /// Names accepted by `init(name:)`, for help and errors.
     public static let acceptedNames = "q8_0, q4_0 (or weight_only_int8, weight_only_int4)"
 
+    /// The output matrix's type when none is asked for: `q8_0` for both (see the README's
+    /// "Quantization": the 4-bit output matrix is `--lm-head q4_0`).
+    public var defaultHead: QuantType { .q8_0 }
+
     /// The graphs' weight type.
     var graph: WeightQuant { self == .q8_0 ? .q8_0 : .q4_0 }
     /// Bits per stored value.

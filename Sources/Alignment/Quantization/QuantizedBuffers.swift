@@ -34,6 +34,6 @@ final class QuantizedBuffers: @unchecked Sendable {
         return s
     }
 
-    /// The programs' suffix (`q8`, `q4`).
-    var programSuffix: String { weights.type.graph.programSuffix }
+    /// The programs' suffix (`q8`, `q4`, `q4_h4` for a 4-bit output matrix).
+    var programSuffix: String { weights.type.graph.programSuffix + WeightQuant.headSuffix(weights.headType.graph) }
 }

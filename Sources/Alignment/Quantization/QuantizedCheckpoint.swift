@@ -10,23 +10,23 @@ import Foundation
 /// | `wq` `wk` `wv` `wo` `w1` `w2` `w3` (q8_0) | I8 | `[L·out, in]` |
 /// | the same (q4_0) | U8 | `[L·out, in/2]`: two values a byte, `q + 8`, each run of 32 values in 16 bytes (value j low nibble, j + 16 high) |
 /// | `<name>.scales` | F32 (fp16-exact) | `[L·out, ⌈in/G⌉]` |
-/// | `lm_head` (always q8_0), `lm_head.scales` | I8, F32 | `[V, D]`, `[V, ⌈D/G⌉]` |
+/// | `lm_head` (q8_0, or q4_0 as the layers), `lm_head.scales` | I8 (U8), F32 | `[V, D]` (`[V, D/2]`), `[V, ⌈D/G⌉]` |
 ///
 /// Rows are stored padded to `⌈in/G⌉·G` values (`in` above stands for that length; the padding
 /// holds zeros), so a row `G` does not divide ends in a short group.
 ///
-/// `quantization_config` = `{"quant_type": "q8_0"|"q4_0", "group_size": G, "lm_head": "q8_0",
-/// "format": "llama-align"}`.
+/// `quantization_config` = `{"quant_type": "q8_0"|"q4_0", "group_size": G, "lm_head": "q8_0"|"q4_0",
+/// "format": "llama-align"}` (`lm_head` absent reads as `q8_0`).
 public enum QuantizedCheckpoint {
     static let configKey = "quantization_config"
 
     /// The quantization recorded in `directory/config.json`, nil when it has none.
-    public static func recorded(in directory: String) -> (type: String, groupSize: Int)? {
+    public static func recorded(in directory: String) -> (type: String, groupSize: Int, head: String)? {
         let path = URL(fileURLWithPath: directory).appendingPathComponent("config.json").path
         guard let data = FileManager.default.contents(atPath: path),
               let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let q = json[configKey] as? [String: Any] else { return nil }
-        return ((q["quant_type"] as? String) ?? "unknown", (q["group_size"] as? Int) ?? 0)
+        return ((q["quant_type"] as? String) ?? "unknown", (q["group_size"] as? Int) ?? 0, (q["lm_head"] as? String) ?? "q8_0")
     }
 
     /// Writes `w` into `directory` (created if needed).
@@ -63,7 +63,7 @@ public enum QuantizedCheckpoint {
         guard var config = try JSONSerialization.jsonObject(with: Data(try HFConfig.text(w.config).utf8)) as? [String: Any] else {
             throw QuantizationError("\(directory): cannot write config.json")
         }
-        config[configKey] = ["quant_type": w.type.rawValue, "group_size": w.groupSize, "lm_head": "q8_0", "format": "llama-align"] as [String: Any]
+        config[configKey] = ["quant_type": w.type.rawValue, "group_size": w.groupSize, "lm_head": w.headType.rawValue, "format": "llama-align"] as [String: Any]
         let text = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
         try BinaryIO.writeAtomically(text, to: dir.appendingPathComponent("config.json").path)
     }
@@ -71,11 +71,14 @@ public enum QuantizedCheckpoint {
     /// Reads a directory `save` wrote.
     public static func load(directory: String) throws -> QuantizedWeights {
         let dir = URL(fileURLWithPath: directory)
-        guard let (typeName, g) = recorded(in: directory) else {
+        guard let (typeName, g, headName) = recorded(in: directory) else {
             throw QuantizationError("\(directory)/config.json: no \(configKey); not a quantized checkpoint")
         }
         guard let type = QuantType(name: typeName) else {
             throw QuantizationError("\(directory)/config.json: \(configKey).quant_type '\(typeName)' (expected q8_0 or q4_0)")
+        }
+        guard let headType = QuantType(name: headName) else {
+            throw QuantizationError("\(directory)/config.json: \(configKey).lm_head '\(headName)' (expected q8_0 or q4_0)")
         }
         var (config, tied) = try HFConfig.load(path: dir.appendingPathComponent("config.json").path)
         config.tiedEmbeddings = tied ?? config.tiedEmbeddings
@@ -93,7 +96,7 @@ public enum QuantizedCheckpoint {
         shapes["lm_head"] = [1, config.vocabSize, config.dim]
         for name in QuantizedWeights.projections + ["lm_head"] {
             guard let s = shapes[name] else { continue }
-            let t = name == "lm_head" ? QuantType.q8_0 : type
+            let t = name == "lm_head" ? headType : type
             let (rows, cols) = (s[0] * s[1], s[2])
             guard g > 0 else { throw QuantizationError("\(directory)/config.json: group_size \(g)") }
             let groups = (cols + g - 1) / g

@@ -67,7 +67,7 @@ struct AttentionLowering {
         c += try operand(n.inputs[2], "vp", ["vsb", "vss", "vsh"])
         if masked { c += try operand(n.inputs[3], "mp", ["msb", "mst"]) }
         let mask = masked ? "mp[b * msb + t * mst + s] == 0.0f" : nil
-        if isForward { return c + forward(mask) }
+        if isForward { return c + (isSingleRow ? singleRowForward(mask) : forward(mask)) }
         let extra = n.inputs.count - 3   // out, lse, dOut
         c += try operand(n.inputs[extra], "op", ["osb", "ost", "osh"])
         c += try operand(n.inputs[extra + 1], "lp", ["lsb", "lsh"])

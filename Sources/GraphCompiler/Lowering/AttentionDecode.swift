@@ -1,0 +1,89 @@
+import TensorGraph
+
+// The fused causal-attention forward for one query row (`T = 1`: decode), emitted when the
+// program's query length is the constant 1. Same locals as `AttentionKernels.swift`.
+
+extension AttentionLowering {
+    /// Keys per chunk of the decode kernel's scores (one online-softmax update per chunk).
+    static let decodeChunk = 128
+
+    /// Whether the kernel's queries are one row (the decode programs).
+    var isSingleRow: Bool {
+        guard let first = parts.first else { return false }
+        return plan.node(plan.node(first).inputs[0]).shape[1] == Dim(1)
+    }
+
+    /// The forward for `T = 1`, over batch × key/value heads: each key and value row of the
+    /// cache is read once for all `REP` query heads that share it. Per chunk of `decodeChunk`
+    /// keys `s < kend = min(start + 1, S)`: the scores `sc[j][c] = q_j·k_s/√HD` (one dot of `HD`
+    /// per query head j, the key row loaded once), masked ones −∞; per head the chunk's max `mt`,
+    /// `sc ← exp(sc − mt)` (vector `expf`), the running sum `l ← l·e^(m−mt) + Σ sc` and
+    /// `acc_j ← acc_j·e^(m−mt) + Σ_s sc[j][s]·v_s` (each value row loaded once for the REP heads).
+    /// Output `acc_j / l_j`, log-sum-exp `m_j + log l_j`.
+    func singleRowForward(_ mask: String?) -> [String] {
+        let n = AttentionLowering.decodeChunk
+        let out = part(.out).map(store), lse = part(.lse).map(store)
+        let score = mask.map { "\($0) ? -INFINITY : y * scale" } ?? "y * scale"
+        var finish: [String] = []
+        if let out {
+            finish += ["float *ot = \(out) + (b * nh + h) * hd;", "const float *ar = acc + j * hd;", "const float lr = l[j];",
+                       "#pragma omp simd", "for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;"]
+        }
+        if let lse { finish += ["\(lse)[b * nh + h] = l[j] > 0.0f ? m[j] + logf(l[j]) : -INFINITY;"] }
+        let text = """
+        #pragma omp parallel for collapse(2) schedule(static)
+        for (long b = 0; b < nb; b++) {
+            for (long g = 0; g < nkv; g++) {
+                \(mask == nil ? "" : "const long t = 0;")
+                const long kend = start + 1 < ns ? start + 1 : ns;
+                float sc[rep * \(n)], acc[rep * hd], m[rep], l[rep];
+                const float *qr[rep];
+                for (long j = 0; j < rep; j++) { m[j] = -INFINITY; l[j] = 0.0f; qr[j] = qp + b * qsb + (g * rep + j) * qsh; }
+                for (long i = 0; i < rep * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += \(n)) {
+                    const long cols = kend - key0 < \(n) ? kend - key0 : \(n);
+                    /* sc[j][c] = q_j·k_{key0+c}·scale: the key row read once for the REP heads */
+                    for (long c = 0; c < cols; c++) {
+                        const long s = key0 + c;
+                        const float *kr = kp + b * ksb + s * kss + g * ksh;
+                        for (long j = 0; j < rep; j++) {
+                            float y = 0.0f;
+                            #pragma omp simd reduction(+:y)
+                            for (long d = 0; d < hd; d++) y = fmaf(qr[j][d], kr[d], y);
+                            sc[j * \(n) + c] = \(score);
+                        }
+                    }
+                    /* per head: the chunk's max, exp(score − max), the running sum; corr rescales acc */
+                    for (long j = 0; j < rep; j++) {
+                        float *x = sc + j * \(n);
+                        float mt = m[j];
+                        for (long c = 0; c < cols; c++) mt = fmaxf(mt, x[c]);
+                        if (mt == -INFINITY) { for (long c = 0; c < cols; c++) x[c] = 0.0f; continue; }
+                        const float corr = expf(m[j] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < cols; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                        l[j] = l[j] * corr + sum;
+                        m[j] = mt;
+                        float *aj = acc + j * hd;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) aj[d] *= corr;
+                    }
+                    /* acc[j] += Σ_c sc[j][c]·v_{key0+c}: the value row read once for the REP heads */
+                    for (long c = 0; c < cols; c++) {
+                        const float *vr = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                        for (long j = 0; j < rep; j++) {
+                            const float p = sc[j * \(n) + c];
+                            float *aj = acc + j * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) aj[d] = fmaf(p, vr[d], aj[d]);
+                        }
+                    }
+                }
+                for (long j = 0; j < rep; j++) {
+                    const long h = g * rep + j;
+        """
+        return AttentionLowering.block(text) + finish.map { String(repeating: "    ", count: 3) + $0 }
+            + AttentionLowering.block("        }\n    }\n}")
+    }
+}
