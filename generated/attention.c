@@ -1352,3 +1352,550 @@ static const char *const attention_unfused_masked_kernel_names[] = {
 };
 const la_program_info attention_unfused_masked_info = { "attention.unfused_masked", 18, 11, attention_unfused_masked_kernel_names, attention_unfused_masked_run, attention_unfused_masked_arena, attention_unfused_masked_cost };
 
+/* ===== program 'fused_step' ===== */
+
+/* fused_step_k0_causal_attention_forward: causal attention (s ≤ P + t): lse → t0, out → out  [attention] */
+static void fused_step_k0_causal_attention_forward(float *restrict out, float *restrict t0, const float *restrict q, const float *restrict k, const float *restrict v, long B, long HD2, long KVH, long P, long REP, long S) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long nb = B, nt = 1, nh = H, hd = HD;
+    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = q;
+    const long qsb = D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = k;
+    const long ksb = S*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = v;
+    const long vsb = S*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long g = 0; g < nkv; g++) {
+            const long kend = start + 1 < ns ? start + 1 : ns;
+            float sc[rep * 128], acc[rep * hd], m[rep], l[rep];
+            const float *qr[rep];
+            for (long j = 0; j < rep; j++) { m[j] = -INFINITY; l[j] = 0.0f; qr[j] = qp + b * qsb + (g * rep + j) * qsh; }
+            for (long i = 0; i < rep * hd; i++) acc[i] = 0.0f;
+            for (long key0 = 0; key0 < kend; key0 += 128) {
+                const long cols = kend - key0 < 128 ? kend - key0 : 128;
+                /* sc[j][c] = q_j·k_{key0+c}·scale: the key row read once for the REP heads */
+                for (long c = 0; c < cols; c++) {
+                    const long s = key0 + c;
+                    const float *kr = kp + b * ksb + s * kss + g * ksh;
+                    for (long j = 0; j < rep; j++) {
+                        float y = 0.0f;
+                        #pragma omp simd reduction(+:y)
+                        for (long d = 0; d < hd; d++) y = fmaf(qr[j][d], kr[d], y);
+                        sc[j * 128 + c] = y * scale;
+                    }
+                }
+                /* per head: the chunk's max, exp(score − max), the running sum; corr rescales acc */
+                for (long j = 0; j < rep; j++) {
+                    float *x = sc + j * 128;
+                    float mt = m[j];
+                    for (long c = 0; c < cols; c++) mt = fmaxf(mt, x[c]);
+                    if (mt == -INFINITY) { for (long c = 0; c < cols; c++) x[c] = 0.0f; continue; }
+                    const float corr = expf(m[j] - mt);
+                    float sum = 0.0f;
+                    #pragma omp simd reduction(+:sum)
+                    for (long c = 0; c < cols; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                    l[j] = l[j] * corr + sum;
+                    m[j] = mt;
+                    float *aj = acc + j * hd;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) aj[d] *= corr;
+                }
+                /* acc[j] += Σ_c sc[j][c]·v_{key0+c}: the value row read once for the REP heads */
+                for (long c = 0; c < cols; c++) {
+                    const float *vr = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                    for (long j = 0; j < rep; j++) {
+                        const float p = sc[j * 128 + c];
+                        float *aj = acc + j * hd;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) aj[d] = fmaf(p, vr[d], aj[d]);
+                    }
+                }
+            }
+            for (long j = 0; j < rep; j++) {
+                const long h = g * rep + j;
+                float *ot = out + (b * nh + h) * hd;
+                const float *ar = acc + j * hd;
+                const float lr = l[j];
+                #pragma omp simd
+                for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
+                t0[b * nh + h] = l[j] > 0.0f ? m[j] + logf(l[j]) : -INFINITY;
+            }
+        }
+    }
+}
+
+/* Arena: 1 slots planned for 1 kernels. */
+static long attention_fused_step_layout(const attention_fused_step_args *args, long *off) {
+    const long B = args->B;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    long total = 0;
+    off[0] = total; total += la_round16(B*KVH*REP);
+    (void)args; (void)off;
+    return total;
+}
+
+long attention_fused_step_arena_floats(const attention_fused_step_args *args) {
+    long off[1];
+    return attention_fused_step_layout(args, off);
+}
+
+void attention_fused_step(const attention_fused_step_args *args) {
+    const long B = args->B;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    long off[1];
+    attention_fused_step_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    const float *q = args->q;
+    const float *k = args->k;
+    const float *v = args->v;
+    float *out = args->out;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 1, fused_step_k0_causal_attention_forward(out, t0, q, k, v, B, HD2, KVH, P, REP, S));
+}
+
+void attention_fused_step_costs(const attention_fused_step_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long S = args->S;
+    flops[0] = (double)(4*B*HD2*KVH*REP*S); bytes[0] = (double)(8*B*HD2*KVH*REP + 4*B*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S); /* fused_step_k0_causal_attention_forward */
+    (void)args;
+}
+
+static void attention_fused_step_run(const void *args) { attention_fused_step((const attention_fused_step_args *)args); }
+static long attention_fused_step_arena(const void *args) { return attention_fused_step_arena_floats((const attention_fused_step_args *)args); }
+static void attention_fused_step_cost(const void *args, double *f, double *b) { attention_fused_step_costs((const attention_fused_step_args *)args, f, b); }
+static const char *const attention_fused_step_kernel_names[] = {
+    "fused_step_k0_causal_attention_forward",
+};
+const la_program_info attention_fused_step_info = { "attention.fused_step", 12, 1, attention_fused_step_kernel_names, attention_fused_step_run, attention_fused_step_arena, attention_fused_step_cost };
+
+/* ===== program 'unfused_step' ===== */
+
+/* unfused_step_k0_scores_matmul: t0[B, KVH, REP, 1, S] = q · kᵀ  [attention/scores] */
+static void unfused_step_k0_scores_matmul(float *restrict t0, const float *restrict q, const float *restrict k, long B, long HD2, long KVH, long REP, long S) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && 1 * S * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, 1, S, HD, q + b0 * D + b1 * (REP*HD) + b2 * HD, HD, k + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t0 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S);
+}
+
+/* unfused_step_k1_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [attention/scores; attention; attention/softmax] */
+static void unfused_step_k1_attention(float *restrict t1, const float *restrict t0, long B, long HD2, long KVH, long P, long REP, long S) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*H, n = S;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = 0;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + (float)(P);
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t0[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v5 = (float)i3 + (float)(P);
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t0[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t1[r * n + j1] = v11;
+            acc1 += v11;
+        }
+        for (long j = 0; j < n; j++) {
+            float v12 = (t1[r * n + j]) / acc1;
+            t1[r * n + j] = v12;
+        }
+    }
+}
+
+/* unfused_step_k2_out: out[B, KVH, REP, 1, HD] = t1 · v  [attention] */
+static void unfused_step_k2_out(float *restrict out, const float *restrict v, const float *restrict t1, long B, long HD2, long KVH, long REP, long S) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && 1 * HD * S >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, 1, HD, S, t1 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S, v + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, out + b0 * D + b1 * (REP*HD) + b2 * HD, HD);
+}
+
+/* Arena: 2 slots planned for 3 kernels. */
+static long attention_unfused_step_layout(const attention_unfused_step_args *args, long *off) {
+    const long B = args->B;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long S = args->S;
+    long total = 0;
+    off[0] = total; total += la_round16(B*KVH*REP*S);
+    off[1] = total; total += la_round16(B*KVH*REP*S);
+    (void)args; (void)off;
+    return total;
+}
+
+long attention_unfused_step_arena_floats(const attention_unfused_step_args *args) {
+    long off[2];
+    return attention_unfused_step_layout(args, off);
+}
+
+void attention_unfused_step(const attention_unfused_step_args *args) {
+    const long B = args->B;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    long off[2];
+    attention_unfused_step_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    const float *q = args->q;
+    const float *k = args->k;
+    const float *v = args->v;
+    float *out = args->out;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 3, unfused_step_k0_scores_matmul(t0, q, k, B, HD2, KVH, REP, S));
+    LA_TIMED(prof, 1, 3, unfused_step_k1_attention(t1, t0, B, HD2, KVH, P, REP, S));
+    LA_TIMED(prof, 2, 3, unfused_step_k2_out(out, v, t1, B, HD2, KVH, REP, S));
+}
+
+void attention_unfused_step_costs(const attention_unfused_step_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long S = args->S;
+    flops[0] = (double)(4*B*HD2*KVH*REP*S); bytes[0] = (double)(4*B*KVH*REP*S + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*S); /* unfused_step_k0_scores_matmul */
+    flops[1] = (double)(1 + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S); bytes[1] = (double)(4*B*KVH*REP*S + 4*B*KVH*REP*S); /* unfused_step_k1_attention */
+    flops[2] = (double)(4*B*HD2*KVH*REP*S); bytes[2] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*S + 4*B*KVH*REP*S); /* unfused_step_k2_out */
+    (void)args;
+}
+
+static void attention_unfused_step_run(const void *args) { attention_unfused_step((const attention_unfused_step_args *)args); }
+static long attention_unfused_step_arena(const void *args) { return attention_unfused_step_arena_floats((const attention_unfused_step_args *)args); }
+static void attention_unfused_step_cost(const void *args, double *f, double *b) { attention_unfused_step_costs((const attention_unfused_step_args *)args, f, b); }
+static const char *const attention_unfused_step_kernel_names[] = {
+    "unfused_step_k0_scores_matmul",
+    "unfused_step_k1_attention",
+    "unfused_step_k2_out",
+};
+const la_program_info attention_unfused_step_info = { "attention.unfused_step", 12, 3, attention_unfused_step_kernel_names, attention_unfused_step_run, attention_unfused_step_arena, attention_unfused_step_cost };
+
+/* ===== program 'fused_step_masked' ===== */
+
+/* fused_step_masked_k0_causal_attention_forward: causal attention (s ≤ P + t, mask): lse → t0, out → out  [attention] */
+static void fused_step_masked_k0_causal_attention_forward(float *restrict out, float *restrict t0, const float *restrict q, const float *restrict k, const float *restrict v, const float *restrict allowed, long B, long HD2, long KVH, long P, long REP, long S) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long nb = B, nt = 1, nh = H, hd = HD;
+    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = q;
+    const long qsb = D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = k;
+    const long ksb = S*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = v;
+    const long vsb = S*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    const float *mp = allowed;
+    const long msb = S;
+    const long mst = 0;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long g = 0; g < nkv; g++) {
+            const long t = 0;
+            const long kend = start + 1 < ns ? start + 1 : ns;
+            float sc[rep * 128], acc[rep * hd], m[rep], l[rep];
+            const float *qr[rep];
+            for (long j = 0; j < rep; j++) { m[j] = -INFINITY; l[j] = 0.0f; qr[j] = qp + b * qsb + (g * rep + j) * qsh; }
+            for (long i = 0; i < rep * hd; i++) acc[i] = 0.0f;
+            for (long key0 = 0; key0 < kend; key0 += 128) {
+                const long cols = kend - key0 < 128 ? kend - key0 : 128;
+                /* sc[j][c] = q_j·k_{key0+c}·scale: the key row read once for the REP heads */
+                for (long c = 0; c < cols; c++) {
+                    const long s = key0 + c;
+                    const float *kr = kp + b * ksb + s * kss + g * ksh;
+                    for (long j = 0; j < rep; j++) {
+                        float y = 0.0f;
+                        #pragma omp simd reduction(+:y)
+                        for (long d = 0; d < hd; d++) y = fmaf(qr[j][d], kr[d], y);
+                        sc[j * 128 + c] = mp[b * msb + t * mst + s] == 0.0f ? -INFINITY : y * scale;
+                    }
+                }
+                /* per head: the chunk's max, exp(score − max), the running sum; corr rescales acc */
+                for (long j = 0; j < rep; j++) {
+                    float *x = sc + j * 128;
+                    float mt = m[j];
+                    for (long c = 0; c < cols; c++) mt = fmaxf(mt, x[c]);
+                    if (mt == -INFINITY) { for (long c = 0; c < cols; c++) x[c] = 0.0f; continue; }
+                    const float corr = expf(m[j] - mt);
+                    float sum = 0.0f;
+                    #pragma omp simd reduction(+:sum)
+                    for (long c = 0; c < cols; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                    l[j] = l[j] * corr + sum;
+                    m[j] = mt;
+                    float *aj = acc + j * hd;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) aj[d] *= corr;
+                }
+                /* acc[j] += Σ_c sc[j][c]·v_{key0+c}: the value row read once for the REP heads */
+                for (long c = 0; c < cols; c++) {
+                    const float *vr = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                    for (long j = 0; j < rep; j++) {
+                        const float p = sc[j * 128 + c];
+                        float *aj = acc + j * hd;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) aj[d] = fmaf(p, vr[d], aj[d]);
+                    }
+                }
+            }
+            for (long j = 0; j < rep; j++) {
+                const long h = g * rep + j;
+                float *ot = out + (b * nh + h) * hd;
+                const float *ar = acc + j * hd;
+                const float lr = l[j];
+                #pragma omp simd
+                for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
+                t0[b * nh + h] = l[j] > 0.0f ? m[j] + logf(l[j]) : -INFINITY;
+            }
+        }
+    }
+}
+
+/* Arena: 1 slots planned for 1 kernels. */
+static long attention_fused_step_masked_layout(const attention_fused_step_masked_args *args, long *off) {
+    const long B = args->B;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    long total = 0;
+    off[0] = total; total += la_round16(B*KVH*REP);
+    (void)args; (void)off;
+    return total;
+}
+
+long attention_fused_step_masked_arena_floats(const attention_fused_step_masked_args *args) {
+    long off[1];
+    return attention_fused_step_masked_layout(args, off);
+}
+
+void attention_fused_step_masked(const attention_fused_step_masked_args *args) {
+    const long B = args->B;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    long off[1];
+    attention_fused_step_masked_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    const float *q = args->q;
+    const float *k = args->k;
+    const float *v = args->v;
+    const float *allowed = args->allowed;
+    float *out = args->out;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 1, fused_step_masked_k0_causal_attention_forward(out, t0, q, k, v, allowed, B, HD2, KVH, P, REP, S));
+}
+
+void attention_fused_step_masked_costs(const attention_fused_step_masked_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long S = args->S;
+    flops[0] = (double)(4*B*HD2*KVH*REP*S); bytes[0] = (double)(8*B*HD2*KVH*REP + 4*B*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 4*B*S); /* fused_step_masked_k0_causal_attention_forward */
+    (void)args;
+}
+
+static void attention_fused_step_masked_run(const void *args) { attention_fused_step_masked((const attention_fused_step_masked_args *)args); }
+static long attention_fused_step_masked_arena(const void *args) { return attention_fused_step_masked_arena_floats((const attention_fused_step_masked_args *)args); }
+static void attention_fused_step_masked_cost(const void *args, double *f, double *b) { attention_fused_step_masked_costs((const attention_fused_step_masked_args *)args, f, b); }
+static const char *const attention_fused_step_masked_kernel_names[] = {
+    "fused_step_masked_k0_causal_attention_forward",
+};
+const la_program_info attention_fused_step_masked_info = { "attention.fused_step_masked", 13, 1, attention_fused_step_masked_kernel_names, attention_fused_step_masked_run, attention_fused_step_masked_arena, attention_fused_step_masked_cost };
+
+/* ===== program 'unfused_step_masked' ===== */
+
+/* unfused_step_masked_k0_scores_matmul: t0[B, KVH, REP, 1, S] = q · kᵀ  [attention/scores] */
+static void unfused_step_masked_k0_scores_matmul(float *restrict t0, const float *restrict q, const float *restrict k, long B, long HD2, long KVH, long REP, long S) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && 1 * S * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, 1, S, HD, q + b0 * D + b1 * (REP*HD) + b2 * HD, HD, k + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t0 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S);
+}
+
+/* unfused_step_masked_k1_attention: rsqrt, mul, iota, iota, add, cmple, mul, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [attention/scores; attention; attention/softmax] */
+static void unfused_step_masked_k1_attention(float *restrict t1, const float *restrict allowed, const float *restrict t0, long B, long HD2, long KVH, long P, long REP, long S) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*H, n = S;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (H);
+        const long i3 = 0;
+        float v3 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + (float)(P);
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v2 = v1 * (allowed[(i0) * S + j0]);
+            float v4 = (t0[r * n + j0]) * v3;
+            float v5 = v2 != 0.0f ? v4 : (-INFINITY);
+            acc0 = fmaxf(acc0, v5);
+        }
+        float v11 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v6 = (float)i3 + (float)(P);
+            float v7 = (float)j1 <= v6 ? 1.0f : 0.0f;
+            float v8 = v7 * (allowed[(i0) * S + j1]);
+            float v9 = (t0[r * n + j1]) * v3;
+            float v10 = v8 != 0.0f ? v9 : (-INFINITY);
+            float v12 = v10 - v11;
+            float v13 = la_expf(v12);
+            t1[r * n + j1] = v13;
+            acc1 += v13;
+        }
+        for (long j = 0; j < n; j++) {
+            float v14 = (t1[r * n + j]) / acc1;
+            t1[r * n + j] = v14;
+        }
+    }
+}
+
+/* unfused_step_masked_k2_out: out[B, KVH, REP, 1, HD] = t1 · v  [attention] */
+static void unfused_step_masked_k2_out(float *restrict out, const float *restrict v, const float *restrict t1, long B, long HD2, long KVH, long REP, long S) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && 1 * HD * S >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, 1, HD, S, t1 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S, v + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, out + b0 * D + b1 * (REP*HD) + b2 * HD, HD);
+}
+
+/* Arena: 2 slots planned for 3 kernels. */
+static long attention_unfused_step_masked_layout(const attention_unfused_step_masked_args *args, long *off) {
+    const long B = args->B;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long S = args->S;
+    long total = 0;
+    off[0] = total; total += la_round16(B*KVH*REP*S);
+    off[1] = total; total += la_round16(B*KVH*REP*S);
+    (void)args; (void)off;
+    return total;
+}
+
+long attention_unfused_step_masked_arena_floats(const attention_unfused_step_masked_args *args) {
+    long off[2];
+    return attention_unfused_step_masked_layout(args, off);
+}
+
+void attention_unfused_step_masked(const attention_unfused_step_masked_args *args) {
+    const long B = args->B;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    long off[2];
+    attention_unfused_step_masked_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    const float *q = args->q;
+    const float *k = args->k;
+    const float *v = args->v;
+    const float *allowed = args->allowed;
+    float *out = args->out;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 3, unfused_step_masked_k0_scores_matmul(t0, q, k, B, HD2, KVH, REP, S));
+    LA_TIMED(prof, 1, 3, unfused_step_masked_k1_attention(t1, allowed, t0, B, HD2, KVH, P, REP, S));
+    LA_TIMED(prof, 2, 3, unfused_step_masked_k2_out(out, v, t1, B, HD2, KVH, REP, S));
+}
+
+void attention_unfused_step_masked_costs(const attention_unfused_step_masked_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long S = args->S;
+    flops[0] = (double)(4*B*HD2*KVH*REP*S); bytes[0] = (double)(4*B*KVH*REP*S + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*S); /* unfused_step_masked_k0_scores_matmul */
+    flops[1] = (double)(1 + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S); bytes[1] = (double)(4*B*KVH*REP*S + 4*B*S + 4*B*KVH*REP*S); /* unfused_step_masked_k1_attention */
+    flops[2] = (double)(4*B*HD2*KVH*REP*S); bytes[2] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*S + 4*B*KVH*REP*S); /* unfused_step_masked_k2_out */
+    (void)args;
+}
+
+static void attention_unfused_step_masked_run(const void *args) { attention_unfused_step_masked((const attention_unfused_step_masked_args *)args); }
+static long attention_unfused_step_masked_arena(const void *args) { return attention_unfused_step_masked_arena_floats((const attention_unfused_step_masked_args *)args); }
+static void attention_unfused_step_masked_cost(const void *args, double *f, double *b) { attention_unfused_step_masked_costs((const attention_unfused_step_masked_args *)args, f, b); }
+static const char *const attention_unfused_step_masked_kernel_names[] = {
+    "unfused_step_masked_k0_scores_matmul",
+    "unfused_step_masked_k1_attention",
+    "unfused_step_masked_k2_out",
+};
+const la_program_info attention_unfused_step_masked_info = { "attention.unfused_step_masked", 13, 3, attention_unfused_step_masked_kernel_names, attention_unfused_step_masked_run, attention_unfused_step_masked_arena, attention_unfused_step_masked_cost };
+

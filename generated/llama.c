@@ -1463,96 +1463,60 @@ static void decode_k8_causal_attention_forward(float *restrict t7, float *restri
     const long vsh = HD;
     #pragma omp parallel for collapse(2) schedule(static)
     for (long b = 0; b < nb; b++) {
-        for (long h = 0; h < nh; h++) {
-            const long g = h / rep;
-            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
-            for (long row0 = 0; row0 < nt; row0 += 64) {
-                const long rows = nt - row0 < 64 ? nt - row0 : 64;
-                /* keys any row of the block sees: s < kend */
-                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
-                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
-                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q */
-                for (long r = 0; r < rows; r++) {
-                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
-                }
-                for (long key0 = 0; key0 < kend; key0 += 16) {
-                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
-                    const float *kr[16];
-                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
-                    const float *vr[16];
-                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
-                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
-                    if (rows >= 16)
-                        for (long d = 0; d < hd; d++)
-                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
-                    /* each sub-block of 16 rows that sees a key of the tile */
-                    for (long r0 = 0; r0 < rows; r0 += 16) {
-                        if (key0 > start + row0 + r0 + 15) continue;
-                        if (rows - r0 >= 16) {
-                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
-                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                            for (long d = 0; d < hd; d++) {
-                                for (long r = 0; r < 16; r++) {
-                                    const float qd = qs[(r0 + r) * hd + d];
-                                    #pragma omp simd
-                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
-                                }
-                            }
-                        } else {
-                            /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < rows - r0; r++)
-                                for (long c = 0; c < 16; c++) {
-                                    const float *qr = qs + (r0 + r) * hd;
-                                    float y = 0.0f;
-                                    #pragma omp simd reduction(+:y)
-                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    sc[r * 16 + c] = y;
-                                }
-                        }
-                        /* online softmax per row: masked scores out, the running max and sum
-                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
-                            const long t = row0 + r0 + r;
-                            float *x = sc + r * 16;
-                            float mt = m[r0 + r];
-                            for (long c = 0; c < 16; c++) {
-                                const long s = key0 + c;
-                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
-                                mt = fmaxf(mt, x[c]);
-                            }
-                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
-                            corr[r] = expf(m[r0 + r] - mt);
-                            float sum = 0.0f;
-                            #pragma omp simd reduction(+:sum)
-                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
-                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
-                            m[r0 + r] = mt;
-                        }
-                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
-                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
-                            float *ar = acc + (r0 + r) * hd;
-                            const float *x = sc + r * 16;
-                            const float cr = corr[r];
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) {
-                                float a = ar[d] * cr;
-                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
-                                ar[d] = a;
-                            }
-                        }
+        for (long g = 0; g < nkv; g++) {
+            const long kend = start + 1 < ns ? start + 1 : ns;
+            float sc[rep * 128], acc[rep * hd], m[rep], l[rep];
+            const float *qr[rep];
+            for (long j = 0; j < rep; j++) { m[j] = -INFINITY; l[j] = 0.0f; qr[j] = qp + b * qsb + (g * rep + j) * qsh; }
+            for (long i = 0; i < rep * hd; i++) acc[i] = 0.0f;
+            for (long key0 = 0; key0 < kend; key0 += 128) {
+                const long cols = kend - key0 < 128 ? kend - key0 : 128;
+                /* sc[j][c] = q_j·k_{key0+c}·scale: the key row read once for the REP heads */
+                for (long c = 0; c < cols; c++) {
+                    const long s = key0 + c;
+                    const float *kr = kp + b * ksb + s * kss + g * ksh;
+                    for (long j = 0; j < rep; j++) {
+                        float y = 0.0f;
+                        #pragma omp simd reduction(+:y)
+                        for (long d = 0; d < hd; d++) y = fmaf(qr[j][d], kr[d], y);
+                        sc[j * 128 + c] = y * scale;
                     }
                 }
-                for (long r = 0; r < rows; r++) {
-                    const long t = row0 + r;
-                    const float *ar = acc + r * hd;
-                    float *ot = t7 + ((b * nt + t) * nh + h) * hd;
-                    const float lr = l[r];
+                /* per head: the chunk's max, exp(score − max), the running sum; corr rescales acc */
+                for (long j = 0; j < rep; j++) {
+                    float *x = sc + j * 128;
+                    float mt = m[j];
+                    for (long c = 0; c < cols; c++) mt = fmaxf(mt, x[c]);
+                    if (mt == -INFINITY) { for (long c = 0; c < cols; c++) x[c] = 0.0f; continue; }
+                    const float corr = expf(m[j] - mt);
+                    float sum = 0.0f;
+                    #pragma omp simd reduction(+:sum)
+                    for (long c = 0; c < cols; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                    l[j] = l[j] * corr + sum;
+                    m[j] = mt;
+                    float *aj = acc + j * hd;
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
-                    t8[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+                    for (long d = 0; d < hd; d++) aj[d] *= corr;
                 }
+                /* acc[j] += Σ_c sc[j][c]·v_{key0+c}: the value row read once for the REP heads */
+                for (long c = 0; c < cols; c++) {
+                    const float *vr = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                    for (long j = 0; j < rep; j++) {
+                        const float p = sc[j * 128 + c];
+                        float *aj = acc + j * hd;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) aj[d] = fmaf(p, vr[d], aj[d]);
+                    }
+                }
+            }
+            for (long j = 0; j < rep; j++) {
+                const long h = g * rep + j;
+                float *ot = t7 + (b * nh + h) * hd;
+                const float *ar = acc + j * hd;
+                const float lr = l[j];
+                #pragma omp simd
+                for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
+                t8[b * nh + h] = l[j] > 0.0f ? m[j] + logf(l[j]) : -INFINITY;
             }
         }
     }
@@ -6147,96 +6111,60 @@ static void decode_q8_k8_causal_attention_forward(float *restrict t7, float *res
     const long vsh = HD;
     #pragma omp parallel for collapse(2) schedule(static)
     for (long b = 0; b < nb; b++) {
-        for (long h = 0; h < nh; h++) {
-            const long g = h / rep;
-            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
-            for (long row0 = 0; row0 < nt; row0 += 64) {
-                const long rows = nt - row0 < 64 ? nt - row0 : 64;
-                /* keys any row of the block sees: s < kend */
-                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
-                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
-                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q */
-                for (long r = 0; r < rows; r++) {
-                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
-                }
-                for (long key0 = 0; key0 < kend; key0 += 16) {
-                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
-                    const float *kr[16];
-                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
-                    const float *vr[16];
-                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
-                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
-                    if (rows >= 16)
-                        for (long d = 0; d < hd; d++)
-                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
-                    /* each sub-block of 16 rows that sees a key of the tile */
-                    for (long r0 = 0; r0 < rows; r0 += 16) {
-                        if (key0 > start + row0 + r0 + 15) continue;
-                        if (rows - r0 >= 16) {
-                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
-                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                            for (long d = 0; d < hd; d++) {
-                                for (long r = 0; r < 16; r++) {
-                                    const float qd = qs[(r0 + r) * hd + d];
-                                    #pragma omp simd
-                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
-                                }
-                            }
-                        } else {
-                            /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < rows - r0; r++)
-                                for (long c = 0; c < 16; c++) {
-                                    const float *qr = qs + (r0 + r) * hd;
-                                    float y = 0.0f;
-                                    #pragma omp simd reduction(+:y)
-                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    sc[r * 16 + c] = y;
-                                }
-                        }
-                        /* online softmax per row: masked scores out, the running max and sum
-                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
-                            const long t = row0 + r0 + r;
-                            float *x = sc + r * 16;
-                            float mt = m[r0 + r];
-                            for (long c = 0; c < 16; c++) {
-                                const long s = key0 + c;
-                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
-                                mt = fmaxf(mt, x[c]);
-                            }
-                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
-                            corr[r] = expf(m[r0 + r] - mt);
-                            float sum = 0.0f;
-                            #pragma omp simd reduction(+:sum)
-                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
-                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
-                            m[r0 + r] = mt;
-                        }
-                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
-                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
-                            float *ar = acc + (r0 + r) * hd;
-                            const float *x = sc + r * 16;
-                            const float cr = corr[r];
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) {
-                                float a = ar[d] * cr;
-                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
-                                ar[d] = a;
-                            }
-                        }
+        for (long g = 0; g < nkv; g++) {
+            const long kend = start + 1 < ns ? start + 1 : ns;
+            float sc[rep * 128], acc[rep * hd], m[rep], l[rep];
+            const float *qr[rep];
+            for (long j = 0; j < rep; j++) { m[j] = -INFINITY; l[j] = 0.0f; qr[j] = qp + b * qsb + (g * rep + j) * qsh; }
+            for (long i = 0; i < rep * hd; i++) acc[i] = 0.0f;
+            for (long key0 = 0; key0 < kend; key0 += 128) {
+                const long cols = kend - key0 < 128 ? kend - key0 : 128;
+                /* sc[j][c] = q_j·k_{key0+c}·scale: the key row read once for the REP heads */
+                for (long c = 0; c < cols; c++) {
+                    const long s = key0 + c;
+                    const float *kr = kp + b * ksb + s * kss + g * ksh;
+                    for (long j = 0; j < rep; j++) {
+                        float y = 0.0f;
+                        #pragma omp simd reduction(+:y)
+                        for (long d = 0; d < hd; d++) y = fmaf(qr[j][d], kr[d], y);
+                        sc[j * 128 + c] = y * scale;
                     }
                 }
-                for (long r = 0; r < rows; r++) {
-                    const long t = row0 + r;
-                    const float *ar = acc + r * hd;
-                    float *ot = t7 + ((b * nt + t) * nh + h) * hd;
-                    const float lr = l[r];
+                /* per head: the chunk's max, exp(score − max), the running sum; corr rescales acc */
+                for (long j = 0; j < rep; j++) {
+                    float *x = sc + j * 128;
+                    float mt = m[j];
+                    for (long c = 0; c < cols; c++) mt = fmaxf(mt, x[c]);
+                    if (mt == -INFINITY) { for (long c = 0; c < cols; c++) x[c] = 0.0f; continue; }
+                    const float corr = expf(m[j] - mt);
+                    float sum = 0.0f;
+                    #pragma omp simd reduction(+:sum)
+                    for (long c = 0; c < cols; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                    l[j] = l[j] * corr + sum;
+                    m[j] = mt;
+                    float *aj = acc + j * hd;
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
-                    t8[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+                    for (long d = 0; d < hd; d++) aj[d] *= corr;
                 }
+                /* acc[j] += Σ_c sc[j][c]·v_{key0+c}: the value row read once for the REP heads */
+                for (long c = 0; c < cols; c++) {
+                    const float *vr = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                    for (long j = 0; j < rep; j++) {
+                        const float p = sc[j * 128 + c];
+                        float *aj = acc + j * hd;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) aj[d] = fmaf(p, vr[d], aj[d]);
+                    }
+                }
+            }
+            for (long j = 0; j < rep; j++) {
+                const long h = g * rep + j;
+                float *ot = t7 + (b * nh + h) * hd;
+                const float *ar = acc + j * hd;
+                const float lr = l[j];
+                #pragma omp simd
+                for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
+                t8[b * nh + h] = l[j] > 0.0f ? m[j] + logf(l[j]) : -INFINITY;
             }
         }
     }
@@ -11968,96 +11896,60 @@ static void decode_q4_k8_causal_attention_forward(float *restrict t7, float *res
     const long vsh = HD;
     #pragma omp parallel for collapse(2) schedule(static)
     for (long b = 0; b < nb; b++) {
-        for (long h = 0; h < nh; h++) {
-            const long g = h / rep;
-            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
-            for (long row0 = 0; row0 < nt; row0 += 64) {
-                const long rows = nt - row0 < 64 ? nt - row0 : 64;
-                /* keys any row of the block sees: s < kend */
-                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
-                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
-                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q */
-                for (long r = 0; r < rows; r++) {
-                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
-                }
-                for (long key0 = 0; key0 < kend; key0 += 16) {
-                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
-                    const float *kr[16];
-                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
-                    const float *vr[16];
-                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
-                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
-                    if (rows >= 16)
-                        for (long d = 0; d < hd; d++)
-                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
-                    /* each sub-block of 16 rows that sees a key of the tile */
-                    for (long r0 = 0; r0 < rows; r0 += 16) {
-                        if (key0 > start + row0 + r0 + 15) continue;
-                        if (rows - r0 >= 16) {
-                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
-                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                            for (long d = 0; d < hd; d++) {
-                                for (long r = 0; r < 16; r++) {
-                                    const float qd = qs[(r0 + r) * hd + d];
-                                    #pragma omp simd
-                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
-                                }
-                            }
-                        } else {
-                            /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < rows - r0; r++)
-                                for (long c = 0; c < 16; c++) {
-                                    const float *qr = qs + (r0 + r) * hd;
-                                    float y = 0.0f;
-                                    #pragma omp simd reduction(+:y)
-                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    sc[r * 16 + c] = y;
-                                }
-                        }
-                        /* online softmax per row: masked scores out, the running max and sum
-                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
-                            const long t = row0 + r0 + r;
-                            float *x = sc + r * 16;
-                            float mt = m[r0 + r];
-                            for (long c = 0; c < 16; c++) {
-                                const long s = key0 + c;
-                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
-                                mt = fmaxf(mt, x[c]);
-                            }
-                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
-                            corr[r] = expf(m[r0 + r] - mt);
-                            float sum = 0.0f;
-                            #pragma omp simd reduction(+:sum)
-                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
-                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
-                            m[r0 + r] = mt;
-                        }
-                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
-                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
-                            float *ar = acc + (r0 + r) * hd;
-                            const float *x = sc + r * 16;
-                            const float cr = corr[r];
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) {
-                                float a = ar[d] * cr;
-                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
-                                ar[d] = a;
-                            }
-                        }
+        for (long g = 0; g < nkv; g++) {
+            const long kend = start + 1 < ns ? start + 1 : ns;
+            float sc[rep * 128], acc[rep * hd], m[rep], l[rep];
+            const float *qr[rep];
+            for (long j = 0; j < rep; j++) { m[j] = -INFINITY; l[j] = 0.0f; qr[j] = qp + b * qsb + (g * rep + j) * qsh; }
+            for (long i = 0; i < rep * hd; i++) acc[i] = 0.0f;
+            for (long key0 = 0; key0 < kend; key0 += 128) {
+                const long cols = kend - key0 < 128 ? kend - key0 : 128;
+                /* sc[j][c] = q_j·k_{key0+c}·scale: the key row read once for the REP heads */
+                for (long c = 0; c < cols; c++) {
+                    const long s = key0 + c;
+                    const float *kr = kp + b * ksb + s * kss + g * ksh;
+                    for (long j = 0; j < rep; j++) {
+                        float y = 0.0f;
+                        #pragma omp simd reduction(+:y)
+                        for (long d = 0; d < hd; d++) y = fmaf(qr[j][d], kr[d], y);
+                        sc[j * 128 + c] = y * scale;
                     }
                 }
-                for (long r = 0; r < rows; r++) {
-                    const long t = row0 + r;
-                    const float *ar = acc + r * hd;
-                    float *ot = t7 + ((b * nt + t) * nh + h) * hd;
-                    const float lr = l[r];
+                /* per head: the chunk's max, exp(score − max), the running sum; corr rescales acc */
+                for (long j = 0; j < rep; j++) {
+                    float *x = sc + j * 128;
+                    float mt = m[j];
+                    for (long c = 0; c < cols; c++) mt = fmaxf(mt, x[c]);
+                    if (mt == -INFINITY) { for (long c = 0; c < cols; c++) x[c] = 0.0f; continue; }
+                    const float corr = expf(m[j] - mt);
+                    float sum = 0.0f;
+                    #pragma omp simd reduction(+:sum)
+                    for (long c = 0; c < cols; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                    l[j] = l[j] * corr + sum;
+                    m[j] = mt;
+                    float *aj = acc + j * hd;
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
-                    t8[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+                    for (long d = 0; d < hd; d++) aj[d] *= corr;
                 }
+                /* acc[j] += Σ_c sc[j][c]·v_{key0+c}: the value row read once for the REP heads */
+                for (long c = 0; c < cols; c++) {
+                    const float *vr = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                    for (long j = 0; j < rep; j++) {
+                        const float p = sc[j * 128 + c];
+                        float *aj = acc + j * hd;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) aj[d] = fmaf(p, vr[d], aj[d]);
+                    }
+                }
+            }
+            for (long j = 0; j < rep; j++) {
+                const long h = g * rep + j;
+                float *ot = t7 + (b * nh + h) * hd;
+                const float *ar = acc + j * hd;
+                const float lr = l[j];
+                #pragma omp simd
+                for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
+                t8[b * nh + h] = l[j] > 0.0f ? m[j] + logf(l[j]) : -INFINITY;
             }
         }
     }
@@ -13228,4 +13120,5950 @@ static const char *const llama_decode_q4_kernel_names[] = {
     "decode_q4_k17_lm_head",
 };
 const la_program_info llama_decode_q4_info = { "llama.decode_q4", 42, 18, llama_decode_q4_kernel_names, llama_decode_q4_run, llama_decode_q4_arena, llama_decode_q4_cost };
+
+/* ===== program 'forward_q4_h4' ===== */
+
+/* forward_q4_h4_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void forward_q4_h4_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + 0.0f;
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* forward_q4_h4_k1_embed: t2 = embed[ids]  [embed] */
+static void forward_q4_h4_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            t2[r * n + j] = v0;
+        }
+    }
+}
+
+/* forward_q4_h4_k2_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void forward_q4_h4_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t3[r * n + j] = v5;
+        }
+    }
+}
+
+/* forward_q4_h4_k3_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void forward_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, const float *restrict wq_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t4)[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t4 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * D * D >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t4 + r0, D);
+        }
+    }
+}
+
+/* forward_q4_h4_k4_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope] */
+static void forward_q4_h4_k4_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t5[r * n + j] = v0;
+        }
+    }
+}
+
+/* forward_q4_h4_k5_wk: t6[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void forward_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t6)[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t6 + i * KVD)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t6 + r0, KVD);
+        }
+    }
+}
+
+/* forward_q4_h4_k6_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope] */
+static void forward_q4_h4_k6_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                float v1 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t7[r * n + j] = v0;
+        }
+    }
+}
+
+/* forward_q4_h4_k7_wv: t8[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void forward_q4_h4_k7_wv(float *restrict t8, const uint8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t8)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t8)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t8)[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t8 + i * KVD)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t8 + r0, KVD);
+        }
+    }
+}
+
+/* forward_q4_h4_k8_causal_attention_forward: causal attention (s ≤ t): lse → t10, out → t9  [layer/attention/attention] */
+static void forward_q4_h4_k8_causal_attention_forward(float *restrict t9, float *restrict t10, const float *restrict t5, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = t5;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = t7;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = t8;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
+                }
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
+                    if (rows >= 16)
+                        for (long d = 0; d < hd; d++)
+                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        if (rows - r0 >= 16) {
+                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                            for (long d = 0; d < hd; d++) {
+                                for (long r = 0; r < 16; r++) {
+                                    const float qd = qs[(r0 + r) * hd + d];
+                                    #pragma omp simd
+                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                }
+                            }
+                        } else {
+                            /* a few rows (decode, a short tail): one dot product per score */
+                            for (long r = 0; r < rows - r0; r++)
+                                for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
+                                    float y = 0.0f;
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
+                                    sc[r * 16 + c] = y;
+                                }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
+                        }
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = t9 + ((b * nt + t) * nh + h) * hd;
+                    const float lr = l[r];
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
+                    t10[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+                }
+            }
+        }
+    }
+}
+
+/* forward_q4_h4_k9_wo: t11[B*T, D] = t9 · woᵀ  [layer/attention] */
+static void forward_q4_h4_k9_wo(float *restrict t11, const uint8_t *restrict wo, const float *restrict wo_scales, const float *restrict t9, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t9)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t9)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t11)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t11)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t11)[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t9 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t11 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * D * D >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t9, D, tile, D, 0.0f, t11 + r0, D);
+        }
+    }
+}
+
+/* forward_q4_h4_k10_rmsnorm: t12 = ((carry0 + t11) · rsqrt(Σ((carry0 + t11)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void forward_q4_h4_k10_rmsnorm(float *restrict t12, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = carry0[r * n + j0] + t11[r * n + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
+        }
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
+        for (long j = 0; j < n; j++) {
+            float v2 = carry0[r * n + j] + t11[r * n + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (ffn_norm[j]);
+            t12[r * n + j] = v7;
+        }
+    }
+}
+
+/* forward_q4_h4_k11_w1: t13[B*T, F] = t12 · w1ᵀ  [layer/ffn/gate_up] */
+static void forward_q4_h4_k11_w1(float *restrict t13, const uint8_t *restrict w1, const float *restrict w1_scales, const float *restrict t12, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t12)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t12)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t13)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t13)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t13)[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t12 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t13 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t12, D, tile, D, 0.0f, t13 + r0, F);
+        }
+    }
+}
+
+/* forward_q4_h4_k12_w3: t14[B*T, F] = t12 · w3ᵀ  [layer/ffn/gate_up] */
+static void forward_q4_h4_k12_w3(float *restrict t14, const uint8_t *restrict w3, const float *restrict w3_scales, const float *restrict t12, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t12)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t12)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t14)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t14)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t14)[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t12 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t14 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t12, D, tile, D, 0.0f, t14 + r0, F);
+        }
+    }
+}
+
+/* forward_q4_h4_k13_silu: t15 = (t13 / (1 + exp(-t13))) · t14  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void forward_q4_h4_k13_silu(float *restrict t15, const float *restrict t13, const float *restrict t14, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t13[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (t13[r * n + j]) / v2;
+            float v4 = v3 * (t14[r * n + j]);
+            t15[r * n + j] = v4;
+        }
+    }
+}
+
+/* forward_q4_h4_k14_w2: t16[B*T, D] = t15 · w2ᵀ  [layer/ffn] */
+static void forward_q4_h4_k14_w2(float *restrict t16, const uint8_t *restrict w2, const float *restrict w2_scales, const float *restrict t15, long B, long F, long GF, long HD2, long KVH, long REP, long RF, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GF];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GF; g++) {
+            const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t15)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t15)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t16)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t16)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t16)[r] = acc;
+            }
+        }
+    } else if (F > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GF; g++) {
+                    const long len = F - g * group < group ? F - g * group : group;
+                    const float *restrict xg = t15 + i * F + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t16 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / F;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * D * F >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * F;
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                for (long g = 0; g < GF; g++) {
+                    const long len = F - g * group < group ? F - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, F, 1.0f, t15, F, tile, F, 0.0f, t16 + r0, D);
+        }
+    }
+}
+
+/* forward_q4_h4_k15_layer: carry0_next = carry0 + t11 + t16  [layer/attention; layer; layer/ffn] */
+static void forward_q4_h4_k15_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t11, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t11[r * n + j];
+            float v1 = v0 + t16[r * n + j];
+            carry0_next[r * n + j] = v1;
+        }
+    }
+}
+
+/* forward_q4_h4_k16_rmsnorm: t17 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void forward_q4_h4_k16_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (final_norm[j]);
+            t17[r * n + j] = v5;
+        }
+    }
+}
+
+/* forward_q4_h4_k17_lm_head: logits[B*T, V] = t17 · lm_headᵀ  [lm_head] */
+static void forward_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t17, long B, long GD, long HD2, long KVH, long RD, long REP, long T, long V) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t17)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t17)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r = 0; r < V; r++) {
+                const uint8_t *restrict qr = lm_head + r * ((32*RD) / 2);
+                const float *restrict sr = lm_head_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (logits)[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r = 0; r < V; r++) {
+                const uint8_t *restrict qr = lm_head + r * ((32*RD) / 2);
+                const float *restrict sr = lm_head_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t17 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (logits + i * V)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * V * D >= 131072)
+        for (long r0 = 0; r0 < V; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= V ? tile_rows : V - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = lm_head + r * ((32*RD) / 2);
+                const float *restrict sr = lm_head_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t17, D, tile, D, 0.0f, logits + r0, V);
+        }
+    }
+}
+
+/* Arena: 10 slots planned for 18 kernels. */
+static long llama_forward_q4_h4_layout(const llama_forward_q4_h4_args *args, long *off) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long T = args->T;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2*T);
+    off[1] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
+    off[5] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
+    off[7] = total; total += la_round16(la_max(B*KVH*REP*T, B*F*T));
+    off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_forward_q4_h4_arena_floats(const llama_forward_q4_h4_args *args) {
+    long off[10];
+    return llama_forward_q4_h4_layout(args, off);
+}
+
+void llama_forward_q4_h4(const llama_forward_q4_h4_args *args) {
+    const long B = args->B;
+    const long F = args->F;
+    const long GD = args->GD;
+    const long GF = args->GF;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long RD = args->RD;
+    const long REP = args->REP;
+    const long RF = args->RF;
+    const long T = args->T;
+    const long V = args->V;
+    long off[10];
+    llama_forward_q4_h4_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[6];
+    float *t8 = args->arena + off[4];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[7];
+    float *t11 = args->arena + off[5];
+    float *t12 = args->arena + off[4];
+    float *t13 = args->arena + off[6];
+    float *t14 = args->arena + off[7];
+    float *t15 = args->arena + off[3];
+    float *t16 = args->arena + off[4];
+    float *t17 = args->arena + off[3];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const uint8_t *lm_head = args->lm_head;
+    const float *lm_head_scales = args->lm_head_scales;
+    const int32_t *ids = args->ids;
+    const float *norm_eps = args->norm_eps;
+    const float *rope_theta = args->rope_theta;
+    float *logits = args->logits;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 18, forward_q4_h4_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 18, forward_q4_h4_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = t2;
+    float *carry0_buf[2] = { args->arena + off[8], args->arena + off[9] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const uint8_t *wq = args->wq + l * (32*HD2*KVH*RD*REP);
+        const float *wq_scales = args->wq_scales + l * (2*GD*HD2*KVH*REP);
+        const uint8_t *wk = args->wk + l * (32*HD2*KVH*RD);
+        const float *wk_scales = args->wk_scales + l * (2*GD*HD2*KVH);
+        const uint8_t *wv = args->wv + l * (32*HD2*KVH*RD);
+        const float *wv_scales = args->wv_scales + l * (2*GD*HD2*KVH);
+        const uint8_t *wo = args->wo + l * (32*HD2*KVH*RD*REP);
+        const float *wo_scales = args->wo_scales + l * (2*GD*HD2*KVH*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const uint8_t *w1 = args->w1 + l * (16*F*RD);
+        const float *w1_scales = args->w1_scales + l * (F*GD);
+        const uint8_t *w2 = args->w2 + l * (32*HD2*KVH*REP*RF);
+        const float *w2_scales = args->w2_scales + l * (2*GF*HD2*KVH*REP);
+        const uint8_t *w3 = args->w3 + l * (16*F*RD);
+        const float *w3_scales = args->w3_scales + l * (F*GD);
+        float *carry0_next = carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 18, forward_q4_h4_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 18, forward_q4_h4_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 4, 18, forward_q4_h4_k4_rope(t5, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 18, forward_q4_h4_k5_wk(t6, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 6, 18, forward_q4_h4_k6_rope(t7, t0, t1, t6, B, HD2, KVH, T));
+        LA_TIMED(prof, 7, 18, forward_q4_h4_k7_wv(t8, wv, wv_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 8, 18, forward_q4_h4_k8_causal_attention_forward(t9, t10, t5, t7, t8, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 18, forward_q4_h4_k9_wo(t11, wo, wo_scales, t9, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 10, 18, forward_q4_h4_k10_rmsnorm(t12, norm_eps, carry0, ffn_norm, t11, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 18, forward_q4_h4_k11_w1(t13, w1, w1_scales, t12, B, F, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 12, 18, forward_q4_h4_k12_w3(t14, w3, w3_scales, t12, B, F, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 13, 18, forward_q4_h4_k13_silu(t15, t13, t14, B, F, T));
+        LA_TIMED(prof, 14, 18, forward_q4_h4_k14_w2(t16, w2, w2_scales, t15, B, F, GF, HD2, KVH, REP, RF, T));
+        LA_TIMED(prof, 15, 18, forward_q4_h4_k15_layer(carry0_next, carry0, t11, t16, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 16, 18, forward_q4_h4_k16_rmsnorm(t17, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 17, 18, forward_q4_h4_k17_lm_head(logits, lm_head, lm_head_scales, t17, B, GD, HD2, KVH, RD, REP, T, V));
+}
+
+void llama_forward_q4_h4_costs(const llama_forward_q4_h4_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long F = args->F;
+    const long GD = args->GD;
+    const long GF = args->GF;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long RD = args->RD;
+    const long REP = args->REP;
+    const long RF = args->RF;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* forward_q4_h4_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* forward_q4_h4_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* forward_q4_h4_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q4_h4_k3_wq */
+    flops[4] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* forward_q4_h4_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* forward_q4_h4_k5_wk */
+    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* forward_q4_h4_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* forward_q4_h4_k7_wv */
+    flops[8] = (double)(4*B*HD2*KVH*REP*T*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* forward_q4_h4_k8_causal_attention_forward */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q4_h4_k9_wo */
+    flops[10] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q4_h4_k10_rmsnorm */
+    flops[11] = (double)(4*B*F*HD2*KVH*REP*T); bytes[11] = (double)(4*B*F*T + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* forward_q4_h4_k11_w1 */
+    flops[12] = (double)(4*B*F*HD2*KVH*REP*T); bytes[12] = (double)(4*B*F*T + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* forward_q4_h4_k12_w3 */
+    flops[13] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[13] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* forward_q4_h4_k13_silu */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F*T); /* forward_q4_h4_k14_w2 */
+    flops[15] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_q4_h4_k15_layer */
+    flops[16] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q4_h4_k16_rmsnorm */
+    flops[17] = (double)(4*B*HD2*KVH*REP*T*V); bytes[17] = (double)(4*B*T*V + 16*RD*V + 4*GD*V + 8*B*HD2*KVH*REP*T); /* forward_q4_h4_k17_lm_head */
+    (void)args;
+}
+
+static void llama_forward_q4_h4_run(const void *args) { llama_forward_q4_h4((const llama_forward_q4_h4_args *)args); }
+static long llama_forward_q4_h4_arena(const void *args) { return llama_forward_q4_h4_arena_floats((const llama_forward_q4_h4_args *)args); }
+static void llama_forward_q4_h4_cost(const void *args, double *f, double *b) { llama_forward_q4_h4_costs((const llama_forward_q4_h4_args *)args, f, b); }
+static const char *const llama_forward_q4_h4_kernel_names[] = {
+    "forward_q4_h4_k0_rope_tables",
+    "forward_q4_h4_k1_embed",
+    "forward_q4_h4_k2_rmsnorm",
+    "forward_q4_h4_k3_wq",
+    "forward_q4_h4_k4_rope",
+    "forward_q4_h4_k5_wk",
+    "forward_q4_h4_k6_rope",
+    "forward_q4_h4_k7_wv",
+    "forward_q4_h4_k8_causal_attention_forward",
+    "forward_q4_h4_k9_wo",
+    "forward_q4_h4_k10_rmsnorm",
+    "forward_q4_h4_k11_w1",
+    "forward_q4_h4_k12_w3",
+    "forward_q4_h4_k13_silu",
+    "forward_q4_h4_k14_w2",
+    "forward_q4_h4_k15_layer",
+    "forward_q4_h4_k16_rmsnorm",
+    "forward_q4_h4_k17_lm_head",
+};
+const la_program_info llama_forward_q4_h4_info = { "llama.forward_q4_h4", 38, 18, llama_forward_q4_h4_kernel_names, llama_forward_q4_h4_run, llama_forward_q4_h4_arena, llama_forward_q4_h4_cost };
+
+/* ===== program 'prefill_q4_h4' ===== */
+
+/* prefill_q4_h4_k0_rope_tables: t0 = cos((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void prefill_q4_h4_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long P, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + (float)(P);
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* prefill_q4_h4_k1_embed: t2 = embed[ids]  [embed] */
+static void prefill_q4_h4_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            t2[r * n + j] = v0;
+        }
+    }
+}
+
+/* prefill_q4_h4_k2_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void prefill_q4_h4_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t3[r * n + j] = v5;
+        }
+    }
+}
+
+/* prefill_q4_h4_k3_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void prefill_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, const float *restrict wq_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t4)[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t4 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * D * D >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t4 + r0, D);
+        }
+    }
+}
+
+/* prefill_q4_h4_k4_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope] */
+static void prefill_q4_h4_k4_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t5[r * n + j] = v0;
+        }
+    }
+}
+
+/* prefill_q4_h4_k5_wk: t6[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void prefill_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t6)[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t6 + i * KVD)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t6 + r0, KVD);
+        }
+    }
+}
+
+/* prefill_q4_h4_k6_wv: t7[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void prefill_q4_h4_k6_wv(float *restrict t7, const uint8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t7)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t7)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t7)[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t7 + i * KVD)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t7 + r0, KVD);
+        }
+    }
+}
+
+/* prefill_q4_h4_k7_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void prefill_q4_h4_k7_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long C, long HD2, long KVH, long P, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
+        }
+    }
+}
+
+/* prefill_q4_h4_k8_attention: v_cache = t7  [layer/attention] */
+static void prefill_q4_h4_k8_attention(float *restrict v_cache, const float *restrict t7, long B, long C, long HD2, long KVH, long P, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            v_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = t7[r * n + j];
+        }
+    }
+}
+
+/* prefill_q4_h4_k9_causal_attention_forward: causal attention (s ≤ P + t): lse → t9, out → t8  [layer/attention/attention] */
+static void prefill_q4_h4_k9_causal_attention_forward(float *restrict t8, float *restrict t9, const float *restrict t5, const float *restrict k_cache, const float *restrict v_cache, long B, long C, long HD2, long KVH, long P, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = t5;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = k_cache;
+    const long ksb = C*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = v_cache;
+    const long vsb = C*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
+                }
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
+                    if (rows >= 16)
+                        for (long d = 0; d < hd; d++)
+                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        if (rows - r0 >= 16) {
+                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                            for (long d = 0; d < hd; d++) {
+                                for (long r = 0; r < 16; r++) {
+                                    const float qd = qs[(r0 + r) * hd + d];
+                                    #pragma omp simd
+                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                }
+                            }
+                        } else {
+                            /* a few rows (decode, a short tail): one dot product per score */
+                            for (long r = 0; r < rows - r0; r++)
+                                for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
+                                    float y = 0.0f;
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
+                                    sc[r * 16 + c] = y;
+                                }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
+                        }
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = t8 + ((b * nt + t) * nh + h) * hd;
+                    const float lr = l[r];
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
+                    t9[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+                }
+            }
+        }
+    }
+}
+
+/* prefill_q4_h4_k10_wo: t10[B*T, D] = t8 · woᵀ  [layer/attention] */
+static void prefill_q4_h4_k10_wo(float *restrict t10, const uint8_t *restrict wo, const float *restrict wo_scales, const float *restrict t8, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t8)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t8)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t10)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t10)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t10)[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t8 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t10 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * D * D >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t8, D, tile, D, 0.0f, t10 + r0, D);
+        }
+    }
+}
+
+/* prefill_q4_h4_k11_rmsnorm: t11 = ((carry0 + t10) · rsqrt(Σ((carry0 + t10)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void prefill_q4_h4_k11_rmsnorm(float *restrict t11, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = carry0[r * n + j0] + t10[r * n + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
+        }
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
+        for (long j = 0; j < n; j++) {
+            float v2 = carry0[r * n + j] + t10[r * n + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (ffn_norm[j]);
+            t11[r * n + j] = v7;
+        }
+    }
+}
+
+/* prefill_q4_h4_k12_w1: t12[B*T, F] = t11 · w1ᵀ  [layer/ffn/gate_up] */
+static void prefill_q4_h4_k12_w1(float *restrict t12, const uint8_t *restrict w1, const float *restrict w1_scales, const float *restrict t11, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t11)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t11)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t12)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t12)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t12)[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t11 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t12 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t11, D, tile, D, 0.0f, t12 + r0, F);
+        }
+    }
+}
+
+/* prefill_q4_h4_k13_w3: t13[B*T, F] = t11 · w3ᵀ  [layer/ffn/gate_up] */
+static void prefill_q4_h4_k13_w3(float *restrict t13, const uint8_t *restrict w3, const float *restrict w3_scales, const float *restrict t11, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t11)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t11)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t13)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t13)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t13)[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t11 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t13 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t11, D, tile, D, 0.0f, t13 + r0, F);
+        }
+    }
+}
+
+/* prefill_q4_h4_k14_silu: t14 = (t12 / (1 + exp(-t12))) · t13  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void prefill_q4_h4_k14_silu(float *restrict t14, const float *restrict t12, const float *restrict t13, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t12[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (t12[r * n + j]) / v2;
+            float v4 = v3 * (t13[r * n + j]);
+            t14[r * n + j] = v4;
+        }
+    }
+}
+
+/* prefill_q4_h4_k15_w2: t15[B*T, D] = t14 · w2ᵀ  [layer/ffn] */
+static void prefill_q4_h4_k15_w2(float *restrict t15, const uint8_t *restrict w2, const float *restrict w2_scales, const float *restrict t14, long B, long F, long GF, long HD2, long KVH, long REP, long RF, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GF];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GF; g++) {
+            const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t14)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t14)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t15)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t15)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t15)[r] = acc;
+            }
+        }
+    } else if (F > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GF; g++) {
+                    const long len = F - g * group < group ? F - g * group : group;
+                    const float *restrict xg = t14 + i * F + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t15 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / F;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * D * F >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * F;
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                for (long g = 0; g < GF; g++) {
+                    const long len = F - g * group < group ? F - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, F, 1.0f, t14, F, tile, F, 0.0f, t15 + r0, D);
+        }
+    }
+}
+
+/* prefill_q4_h4_k16_layer: carry0_next = carry0 + t10 + t15  [layer/attention; layer; layer/ffn] */
+static void prefill_q4_h4_k16_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t10, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t10[r * n + j];
+            float v1 = v0 + t15[r * n + j];
+            carry0_next[r * n + j] = v1;
+        }
+    }
+}
+
+/* prefill_q4_h4_k17_rmsnorm: t16 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void prefill_q4_h4_k17_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (final_norm[j]);
+            t16[r * n + j] = v5;
+        }
+    }
+}
+
+/* prefill_q4_h4_k18_lm_head: logits[B*T, V] = t16 · lm_headᵀ  [lm_head] */
+static void prefill_q4_h4_k18_lm_head(float *restrict logits, const uint8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t16, long B, long GD, long HD2, long KVH, long RD, long REP, long T, long V) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t16)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t16)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r = 0; r < V; r++) {
+                const uint8_t *restrict qr = lm_head + r * ((32*RD) / 2);
+                const float *restrict sr = lm_head_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (logits)[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r = 0; r < V; r++) {
+                const uint8_t *restrict qr = lm_head + r * ((32*RD) / 2);
+                const float *restrict sr = lm_head_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t16 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (logits + i * V)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * V * D >= 131072)
+        for (long r0 = 0; r0 < V; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= V ? tile_rows : V - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = lm_head + r * ((32*RD) / 2);
+                const float *restrict sr = lm_head_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t16, D, tile, D, 0.0f, logits + r0, V);
+        }
+    }
+}
+
+/* Arena: 9 slots planned for 19 kernels. */
+static long llama_prefill_q4_h4_layout(const llama_prefill_q4_h4_args *args, long *off) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long T = args->T;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2*T);
+    off[1] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T), B*F*T));
+    off[5] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
+    off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_prefill_q4_h4_arena_floats(const llama_prefill_q4_h4_args *args) {
+    long off[9];
+    return llama_prefill_q4_h4_layout(args, off);
+}
+
+void llama_prefill_q4_h4(const llama_prefill_q4_h4_args *args) {
+    const long B = args->B;
+    const long C = args->C;
+    const long F = args->F;
+    const long GD = args->GD;
+    const long GF = args->GF;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    const long RD = args->RD;
+    const long REP = args->REP;
+    const long RF = args->RF;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    long off[9];
+    llama_prefill_q4_h4_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[6];
+    float *t8 = args->arena + off[3];
+    float *t9 = args->arena + off[4];
+    float *t10 = args->arena + off[5];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[6];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[4];
+    float *t15 = args->arena + off[3];
+    float *t16 = args->arena + off[4];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const uint8_t *lm_head = args->lm_head;
+    const float *lm_head_scales = args->lm_head_scales;
+    const int32_t *ids = args->ids;
+    const float *norm_eps = args->norm_eps;
+    const float *rope_theta = args->rope_theta;
+    float *logits = args->logits;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 19, prefill_q4_h4_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
+    LA_TIMED(prof, 1, 19, prefill_q4_h4_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = t2;
+    float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const uint8_t *wq = args->wq + l * (32*HD2*KVH*RD*REP);
+        const float *wq_scales = args->wq_scales + l * (2*GD*HD2*KVH*REP);
+        const uint8_t *wk = args->wk + l * (32*HD2*KVH*RD);
+        const float *wk_scales = args->wk_scales + l * (2*GD*HD2*KVH);
+        const uint8_t *wv = args->wv + l * (32*HD2*KVH*RD);
+        const float *wv_scales = args->wv_scales + l * (2*GD*HD2*KVH);
+        const uint8_t *wo = args->wo + l * (32*HD2*KVH*RD*REP);
+        const float *wo_scales = args->wo_scales + l * (2*GD*HD2*KVH*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const uint8_t *w1 = args->w1 + l * (16*F*RD);
+        const float *w1_scales = args->w1_scales + l * (F*GD);
+        const uint8_t *w2 = args->w2 + l * (32*HD2*KVH*REP*RF);
+        const float *w2_scales = args->w2_scales + l * (2*GF*HD2*KVH*REP);
+        const uint8_t *w3 = args->w3 + l * (16*F*RD);
+        const float *w3_scales = args->w3_scales + l * (F*GD);
+        float *k_cache = args->k_cache + l * (2*B*C*HD2*KVH);
+        float *v_cache = args->v_cache + l * (2*B*C*HD2*KVH);
+        float *carry0_next = carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 19, prefill_q4_h4_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 19, prefill_q4_h4_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 4, 19, prefill_q4_h4_k4_rope(t5, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 19, prefill_q4_h4_k5_wk(t6, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 6, 19, prefill_q4_h4_k6_wv(t7, wv, wv_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 7, 19, prefill_q4_h4_k7_rope(k_cache, t0, t1, t6, B, C, HD2, KVH, P, T));
+        LA_TIMED(prof, 8, 19, prefill_q4_h4_k8_attention(v_cache, t7, B, C, HD2, KVH, P, T));
+        LA_TIMED(prof, 9, 19, prefill_q4_h4_k9_causal_attention_forward(t8, t9, t5, k_cache, v_cache, B, C, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 10, 19, prefill_q4_h4_k10_wo(t10, wo, wo_scales, t8, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 11, 19, prefill_q4_h4_k11_rmsnorm(t11, norm_eps, carry0, ffn_norm, t10, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 19, prefill_q4_h4_k12_w1(t12, w1, w1_scales, t11, B, F, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 13, 19, prefill_q4_h4_k13_w3(t13, w3, w3_scales, t11, B, F, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 14, 19, prefill_q4_h4_k14_silu(t14, t12, t13, B, F, T));
+        LA_TIMED(prof, 15, 19, prefill_q4_h4_k15_w2(t15, w2, w2_scales, t14, B, F, GF, HD2, KVH, REP, RF, T));
+        LA_TIMED(prof, 16, 19, prefill_q4_h4_k16_layer(carry0_next, carry0, t10, t15, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 17, 19, prefill_q4_h4_k17_rmsnorm(t16, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 18, 19, prefill_q4_h4_k18_lm_head(logits, lm_head, lm_head_scales, t16, B, GD, HD2, KVH, RD, REP, T, V));
+}
+
+void llama_prefill_q4_h4_costs(const llama_prefill_q4_h4_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long C = args->C;
+    const long F = args->F;
+    const long GD = args->GD;
+    const long GF = args->GF;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long RD = args->RD;
+    const long REP = args->REP;
+    const long RF = args->RF;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* prefill_q4_h4_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* prefill_q4_h4_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* prefill_q4_h4_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q4_h4_k3_wq */
+    flops[4] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* prefill_q4_h4_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_q4_h4_k5_wk */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_q4_h4_k6_wv */
+    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*C*HD2*KVH + 4*HD2*T + 4*HD2*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_q4_h4_k7_rope */
+    flops[8] = (double)(0); bytes[8] = (double)(8*B*C*HD2*KVH + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_q4_h4_k8_attention */
+    flops[9] = (double)(4*B*HD2*KVH*REP*S*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*C*HD2*KVH + 8*B*C*HD2*KVH); /* prefill_q4_h4_k9_causal_attention_forward */
+    flops[10] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q4_h4_k10_wo */
+    flops[11] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q4_h4_k11_rmsnorm */
+    flops[12] = (double)(4*B*F*HD2*KVH*REP*T); bytes[12] = (double)(4*B*F*T + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* prefill_q4_h4_k12_w1 */
+    flops[13] = (double)(4*B*F*HD2*KVH*REP*T); bytes[13] = (double)(4*B*F*T + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* prefill_q4_h4_k13_w3 */
+    flops[14] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[14] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* prefill_q4_h4_k14_silu */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F*T); /* prefill_q4_h4_k15_w2 */
+    flops[16] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_q4_h4_k16_layer */
+    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q4_h4_k17_rmsnorm */
+    flops[18] = (double)(4*B*HD2*KVH*REP*T*V); bytes[18] = (double)(4*B*T*V + 16*RD*V + 4*GD*V + 8*B*HD2*KVH*REP*T); /* prefill_q4_h4_k18_lm_head */
+    (void)args;
+}
+
+static void llama_prefill_q4_h4_run(const void *args) { llama_prefill_q4_h4((const llama_prefill_q4_h4_args *)args); }
+static long llama_prefill_q4_h4_arena(const void *args) { return llama_prefill_q4_h4_arena_floats((const llama_prefill_q4_h4_args *)args); }
+static void llama_prefill_q4_h4_cost(const void *args, double *f, double *b) { llama_prefill_q4_h4_costs((const llama_prefill_q4_h4_args *)args, f, b); }
+static const char *const llama_prefill_q4_h4_kernel_names[] = {
+    "prefill_q4_h4_k0_rope_tables",
+    "prefill_q4_h4_k1_embed",
+    "prefill_q4_h4_k2_rmsnorm",
+    "prefill_q4_h4_k3_wq",
+    "prefill_q4_h4_k4_rope",
+    "prefill_q4_h4_k5_wk",
+    "prefill_q4_h4_k6_wv",
+    "prefill_q4_h4_k7_rope",
+    "prefill_q4_h4_k8_attention",
+    "prefill_q4_h4_k9_causal_attention_forward",
+    "prefill_q4_h4_k10_wo",
+    "prefill_q4_h4_k11_rmsnorm",
+    "prefill_q4_h4_k12_w1",
+    "prefill_q4_h4_k13_w3",
+    "prefill_q4_h4_k14_silu",
+    "prefill_q4_h4_k15_w2",
+    "prefill_q4_h4_k16_layer",
+    "prefill_q4_h4_k17_rmsnorm",
+    "prefill_q4_h4_k18_lm_head",
+};
+const la_program_info llama_prefill_q4_h4_info = { "llama.prefill_q4_h4", 43, 19, llama_prefill_q4_h4_kernel_names, llama_prefill_q4_h4_run, llama_prefill_q4_h4_arena, llama_prefill_q4_h4_cost };
+
+/* ===== program 'decode_q4_h4' ===== */
+
+/* decode_q4_h4_k0_rope_tables: t0 = cos((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void decode_q4_h4_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long P) {
+    const long HD = 2*HD2;
+    const long n = HD2;
+    const long i0 = 0;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = (float)i0 + (float)(P);
+        float v1 = ((float)j) * 2.0f;
+        float v2 = v1 / ((float)(HD));
+        float v3 = powf(rope_theta[i0], v2);
+        float v4 = 1.0f / v3;
+        float v5 = v0 * v4;
+        float v6 = cosf(v5);
+        t0[j] = v6;
+        float v7 = sinf(v5);
+        t1[j] = v7;
+    }
+}
+
+/* decode_q4_h4_k1_embed: t2 = embed[ids]  [embed] */
+static void decode_q4_h4_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[i0] * D + j];
+            t2[r * n + j] = v0;
+        }
+    }
+}
+
+/* decode_q4_h4_k2_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void decode_q4_h4_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i1 = 0;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[i1];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[(i1) * D + j]);
+            t3[r * n + j] = v5;
+        }
+    }
+}
+
+/* decode_q4_h4_k3_wq: t4[B, D] = t3 · wqᵀ  [layer/attention] */
+static void decode_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, const float *restrict wq_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t4)[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t4 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * D * D >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t3, D, tile, D, 0.0f, t4 + r0, D);
+        }
+    }
+}
+
+/* decode_q4_h4_k4_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope] */
+static void decode_q4_h4_k4_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (H);
+        const long i1 = 0;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                float v1 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t5[r * n + j] = v0;
+        }
+    }
+}
+
+/* decode_q4_h4_k5_wk: t6[B, KVD] = t3 · wkᵀ  [layer/attention] */
+static void decode_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t6)[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t6 + i * KVD)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t3, D, tile, D, 0.0f, t6 + r0, KVD);
+        }
+    }
+}
+
+/* decode_q4_h4_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void decode_q4_h4_k6_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long C, long HD2, long KVH, long P) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH);
+        const long i1 = 0;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
+        }
+    }
+}
+
+/* decode_q4_h4_k7_wv: v_cache[B, KVD] = t3 · wvᵀ  [layer/attention] */
+static void decode_q4_h4_k7_wv(float *restrict v_cache, const uint8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long C, long GD, long HD2, long KVH, long P, long RD, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (v_cache + (P*KVD))[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (v_cache + (P*KVD))[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (v_cache + (P*KVD))[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (v_cache + (P*KVD) + i * (C*KVD))[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t3, D, tile, D, 0.0f, v_cache + (P*KVD) + r0, C*KVD);
+        }
+    }
+}
+
+/* decode_q4_h4_k8_causal_attention_forward: causal attention (s ≤ P + t): lse → t8, out → t7  [layer/attention/attention] */
+static void decode_q4_h4_k8_causal_attention_forward(float *restrict t7, float *restrict t8, const float *restrict t5, const float *restrict k_cache, const float *restrict v_cache, long B, long C, long HD2, long KVH, long P, long REP, long S) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long nb = B, nt = 1, nh = H, hd = HD;
+    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = t5;
+    const long qsb = D;
+    const long qst = 0;
+    const long qsh = HD;
+    const float *kp = k_cache;
+    const long ksb = C*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = v_cache;
+    const long vsb = C*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long g = 0; g < nkv; g++) {
+            const long kend = start + 1 < ns ? start + 1 : ns;
+            float sc[rep * 128], acc[rep * hd], m[rep], l[rep];
+            const float *qr[rep];
+            for (long j = 0; j < rep; j++) { m[j] = -INFINITY; l[j] = 0.0f; qr[j] = qp + b * qsb + (g * rep + j) * qsh; }
+            for (long i = 0; i < rep * hd; i++) acc[i] = 0.0f;
+            for (long key0 = 0; key0 < kend; key0 += 128) {
+                const long cols = kend - key0 < 128 ? kend - key0 : 128;
+                /* sc[j][c] = q_j·k_{key0+c}·scale: the key row read once for the REP heads */
+                for (long c = 0; c < cols; c++) {
+                    const long s = key0 + c;
+                    const float *kr = kp + b * ksb + s * kss + g * ksh;
+                    for (long j = 0; j < rep; j++) {
+                        float y = 0.0f;
+                        #pragma omp simd reduction(+:y)
+                        for (long d = 0; d < hd; d++) y = fmaf(qr[j][d], kr[d], y);
+                        sc[j * 128 + c] = y * scale;
+                    }
+                }
+                /* per head: the chunk's max, exp(score − max), the running sum; corr rescales acc */
+                for (long j = 0; j < rep; j++) {
+                    float *x = sc + j * 128;
+                    float mt = m[j];
+                    for (long c = 0; c < cols; c++) mt = fmaxf(mt, x[c]);
+                    if (mt == -INFINITY) { for (long c = 0; c < cols; c++) x[c] = 0.0f; continue; }
+                    const float corr = expf(m[j] - mt);
+                    float sum = 0.0f;
+                    #pragma omp simd reduction(+:sum)
+                    for (long c = 0; c < cols; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                    l[j] = l[j] * corr + sum;
+                    m[j] = mt;
+                    float *aj = acc + j * hd;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) aj[d] *= corr;
+                }
+                /* acc[j] += Σ_c sc[j][c]·v_{key0+c}: the value row read once for the REP heads */
+                for (long c = 0; c < cols; c++) {
+                    const float *vr = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                    for (long j = 0; j < rep; j++) {
+                        const float p = sc[j * 128 + c];
+                        float *aj = acc + j * hd;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) aj[d] = fmaf(p, vr[d], aj[d]);
+                    }
+                }
+            }
+            for (long j = 0; j < rep; j++) {
+                const long h = g * rep + j;
+                float *ot = t7 + (b * nh + h) * hd;
+                const float *ar = acc + j * hd;
+                const float lr = l[j];
+                #pragma omp simd
+                for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
+                t8[b * nh + h] = l[j] > 0.0f ? m[j] + logf(l[j]) : -INFINITY;
+            }
+        }
+    }
+}
+
+/* decode_q4_h4_k9_wo: t9[B, D] = t7 · woᵀ  [layer/attention] */
+static void decode_q4_h4_k9_wo(float *restrict t9, const uint8_t *restrict wo, const float *restrict wo_scales, const float *restrict t7, long B, long GD, long HD2, long KVH, long RD, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t7)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t7)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t9)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t9)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t9)[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t7 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t9 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * D * D >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t7, D, tile, D, 0.0f, t9 + r0, D);
+        }
+    }
+}
+
+/* decode_q4_h4_k10_rmsnorm: t10 = ((carry0 + t9) · rsqrt(Σ((carry0 + t9)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void decode_q4_h4_k10_rmsnorm(float *restrict t10, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t9, long B, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i1 = 0;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = carry0[r * n + j0] + t9[r * n + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
+        }
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[i1];
+        float v5 = 1.0f / sqrtf(v4);
+        for (long j = 0; j < n; j++) {
+            float v2 = carry0[r * n + j] + t9[r * n + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (ffn_norm[(i1) * D + j]);
+            t10[r * n + j] = v7;
+        }
+    }
+}
+
+/* decode_q4_h4_k11_w1: t11[B, F] = t10 · w1ᵀ  [layer/ffn/gate_up] */
+static void decode_q4_h4_k11_w1(float *restrict t11, const uint8_t *restrict w1, const float *restrict w1_scales, const float *restrict t10, long B, long F, long GD, long HD2, long KVH, long RD, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t10)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t10)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t11)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t11)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t11)[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t10 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t11 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t10, D, tile, D, 0.0f, t11 + r0, F);
+        }
+    }
+}
+
+/* decode_q4_h4_k12_w3: t12[B, F] = t10 · w3ᵀ  [layer/ffn/gate_up] */
+static void decode_q4_h4_k12_w3(float *restrict t12, const uint8_t *restrict w3, const float *restrict w3_scales, const float *restrict t10, long B, long F, long GD, long HD2, long KVH, long RD, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t10)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t10)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t12)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t12)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t12)[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t10 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t12 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t10, D, tile, D, 0.0f, t12 + r0, F);
+        }
+    }
+}
+
+/* decode_q4_h4_k13_silu: t13 = (t11 / (1 + exp(-t11))) · t12  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void decode_q4_h4_k13_silu(float *restrict t13, const float *restrict t11, const float *restrict t12, long B, long F) {
+    const long rows = B, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t11[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (t11[r * n + j]) / v2;
+            float v4 = v3 * (t12[r * n + j]);
+            t13[r * n + j] = v4;
+        }
+    }
+}
+
+/* decode_q4_h4_k14_w2: t14[B, D] = t13 · w2ᵀ  [layer/ffn] */
+static void decode_q4_h4_k14_w2(float *restrict t14, const uint8_t *restrict w2, const float *restrict w2_scales, const float *restrict t13, long B, long F, long GF, long HD2, long KVH, long REP, long RF) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GF];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GF; g++) {
+            const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t13)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t13)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t14)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t14)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t14)[r] = acc;
+            }
+        }
+    } else if (F > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GF; g++) {
+                    const long len = F - g * group < group ? F - g * group : group;
+                    const float *restrict xg = t13 + i * F + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t14 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / F;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * D * F >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * F;
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                for (long g = 0; g < GF; g++) {
+                    const long len = F - g * group < group ? F - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, F, 1.0f, t13, F, tile, F, 0.0f, t14 + r0, D);
+        }
+    }
+}
+
+/* decode_q4_h4_k15_layer: carry0_next = carry0 + t9 + t14  [layer/attention; layer; layer/ffn] */
+static void decode_q4_h4_k15_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t9, const float *restrict t14, long B, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t9[r * n + j];
+            float v1 = v0 + t14[r * n + j];
+            carry0_next[r * n + j] = v1;
+        }
+    }
+}
+
+/* decode_q4_h4_k16_rmsnorm: t15 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void decode_q4_h4_k16_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i1 = 0;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[i1];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (final_norm[(i1) * D + j]);
+            t15[r * n + j] = v5;
+        }
+    }
+}
+
+/* decode_q4_h4_k17_lm_head: logits[B, V] = t15 · lm_headᵀ  [lm_head] */
+static void decode_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t15, long B, long GD, long HD2, long KVH, long RD, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_x, 0, sizeof act_x);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t15)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t15)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+            }
+        } else
+        #endif
+        {
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r = 0; r < V; r++) {
+                const uint8_t *restrict qr = lm_head + r * ((32*RD) / 2);
+                const float *restrict sr = lm_head_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (logits)[r] = acc;
+            }
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r = 0; r < V; r++) {
+                const uint8_t *restrict qr = lm_head + r * ((32*RD) / 2);
+                const float *restrict sr = lm_head_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t15 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (logits + i * V)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * V * D >= 131072)
+        for (long r0 = 0; r0 < V; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= V ? tile_rows : V - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = lm_head + r * ((32*RD) / 2);
+                const float *restrict sr = lm_head_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t15, D, tile, D, 0.0f, logits + r0, V);
+        }
+    }
+}
+
+/* Arena: 9 slots planned for 18 kernels. */
+static long llama_decode_q4_h4_layout(const llama_decode_q4_h4_args *args, long *off) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2);
+    off[1] = total; total += la_round16(HD2);
+    off[2] = total; total += la_round16(2*B*HD2*KVH*REP);
+    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP, B*KVH*REP), B*F));
+    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP, 2*B*HD2*KVH), B*F));
+    off[5] = total; total += la_round16(2*B*HD2*KVH*REP);
+    off[6] = total; total += la_round16(B*F);
+    off[7] = total; total += la_round16(2*B*HD2*KVH*REP);
+    off[8] = total; total += la_round16(2*B*HD2*KVH*REP);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_decode_q4_h4_arena_floats(const llama_decode_q4_h4_args *args) {
+    long off[9];
+    return llama_decode_q4_h4_layout(args, off);
+}
+
+void llama_decode_q4_h4(const llama_decode_q4_h4_args *args) {
+    const long B = args->B;
+    const long C = args->C;
+    const long F = args->F;
+    const long GD = args->GD;
+    const long GF = args->GF;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    const long RD = args->RD;
+    const long REP = args->REP;
+    const long RF = args->RF;
+    const long S = args->S;
+    const long V = args->V;
+    long off[9];
+    llama_decode_q4_h4_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[4];
+    float *t8 = args->arena + off[3];
+    float *t9 = args->arena + off[5];
+    float *t10 = args->arena + off[3];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[6];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[4];
+    float *t15 = args->arena + off[3];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const uint8_t *lm_head = args->lm_head;
+    const float *lm_head_scales = args->lm_head_scales;
+    const int32_t *ids = args->ids;
+    const float *norm_eps = args->norm_eps;
+    const float *rope_theta = args->rope_theta;
+    float *logits = args->logits;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 18, decode_q4_h4_k0_rope_tables(t0, t1, rope_theta, HD2, P));
+    LA_TIMED(prof, 1, 18, decode_q4_h4_k1_embed(t2, ids, embed, B, HD2, KVH, REP));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = t2;
+    float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const uint8_t *wq = args->wq + l * (32*HD2*KVH*RD*REP);
+        const float *wq_scales = args->wq_scales + l * (2*GD*HD2*KVH*REP);
+        const uint8_t *wk = args->wk + l * (32*HD2*KVH*RD);
+        const float *wk_scales = args->wk_scales + l * (2*GD*HD2*KVH);
+        const uint8_t *wv = args->wv + l * (32*HD2*KVH*RD);
+        const float *wv_scales = args->wv_scales + l * (2*GD*HD2*KVH);
+        const uint8_t *wo = args->wo + l * (32*HD2*KVH*RD*REP);
+        const float *wo_scales = args->wo_scales + l * (2*GD*HD2*KVH*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const uint8_t *w1 = args->w1 + l * (16*F*RD);
+        const float *w1_scales = args->w1_scales + l * (F*GD);
+        const uint8_t *w2 = args->w2 + l * (32*HD2*KVH*REP*RF);
+        const float *w2_scales = args->w2_scales + l * (2*GF*HD2*KVH*REP);
+        const uint8_t *w3 = args->w3 + l * (16*F*RD);
+        const float *w3_scales = args->w3_scales + l * (F*GD);
+        float *k_cache = args->k_cache + l * (2*B*C*HD2*KVH);
+        float *v_cache = args->v_cache + l * (2*B*C*HD2*KVH);
+        float *carry0_next = carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 18, decode_q4_h4_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP));
+        LA_TIMED(prof, 3, 18, decode_q4_h4_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 4, 18, decode_q4_h4_k4_rope(t5, t0, t1, t4, B, HD2, KVH, REP));
+        LA_TIMED(prof, 5, 18, decode_q4_h4_k5_wk(t6, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 6, 18, decode_q4_h4_k6_rope(k_cache, t0, t1, t6, B, C, HD2, KVH, P));
+        LA_TIMED(prof, 7, 18, decode_q4_h4_k7_wv(v_cache, wv, wv_scales, t3, B, C, GD, HD2, KVH, P, RD, REP));
+        LA_TIMED(prof, 8, 18, decode_q4_h4_k8_causal_attention_forward(t7, t8, t5, k_cache, v_cache, B, C, HD2, KVH, P, REP, S));
+        LA_TIMED(prof, 9, 18, decode_q4_h4_k9_wo(t9, wo, wo_scales, t7, B, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 10, 18, decode_q4_h4_k10_rmsnorm(t10, norm_eps, carry0, ffn_norm, t9, B, HD2, KVH, REP));
+        LA_TIMED(prof, 11, 18, decode_q4_h4_k11_w1(t11, w1, w1_scales, t10, B, F, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 12, 18, decode_q4_h4_k12_w3(t12, w3, w3_scales, t10, B, F, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 13, 18, decode_q4_h4_k13_silu(t13, t11, t12, B, F));
+        LA_TIMED(prof, 14, 18, decode_q4_h4_k14_w2(t14, w2, w2_scales, t13, B, F, GF, HD2, KVH, REP, RF));
+        LA_TIMED(prof, 15, 18, decode_q4_h4_k15_layer(carry0_next, carry0, t9, t14, B, HD2, KVH, REP));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 16, 18, decode_q4_h4_k16_rmsnorm(t15, norm_eps, final_norm, carry0, B, HD2, KVH, REP));
+    LA_TIMED(prof, 17, 18, decode_q4_h4_k17_lm_head(logits, lm_head, lm_head_scales, t15, B, GD, HD2, KVH, RD, REP, V));
+}
+
+void llama_decode_q4_h4_costs(const llama_decode_q4_h4_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long C = args->C;
+    const long F = args->F;
+    const long GD = args->GD;
+    const long GF = args->GF;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long RD = args->RD;
+    const long REP = args->REP;
+    const long RF = args->RF;
+    const long S = args->S;
+    const long V = args->V;
+    flops[0] = (double)(HD2 + HD2 + HD2 + HD2 + HD2 + HD2 + HD2 + HD2); bytes[0] = (double)(4*HD2 + 4*HD2 + 4); /* decode_q4_h4_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP + 4*B + 8*HD2*KVH*REP*V); /* decode_q4_h4_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[2] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP); /* decode_q4_h4_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[3] = (double)(8*B*HD2*KVH*REP + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q4_h4_k3_wq */
+    flops[4] = (double)(B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP); bytes[4] = (double)(8*B*HD2*KVH*REP + 4*HD2 + 4*HD2 + 8*B*HD2*KVH*REP); /* decode_q4_h4_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[5] = (double)(8*B*HD2*KVH + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_q4_h4_k5_wk */
+    flops[6] = (double)(B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH); bytes[6] = (double)(8*B*C*HD2*KVH + 4*HD2 + 4*HD2 + 8*B*C*HD2*KVH + 8*B*HD2*KVH); /* decode_q4_h4_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[7] = (double)(8*B*C*HD2*KVH + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_q4_h4_k7_wv */
+    flops[8] = (double)(4*B*HD2*KVH*REP*S); bytes[8] = (double)(8*B*HD2*KVH*REP + 4*B*KVH*REP + 8*B*HD2*KVH*REP + 8*B*C*HD2*KVH + 8*B*C*HD2*KVH); /* decode_q4_h4_k8_causal_attention_forward */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[9] = (double)(8*B*HD2*KVH*REP + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q4_h4_k9_wo */
+    flops[10] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[10] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q4_h4_k10_rmsnorm */
+    flops[11] = (double)(4*B*F*HD2*KVH*REP); bytes[11] = (double)(4*B*F + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP); /* decode_q4_h4_k11_w1 */
+    flops[12] = (double)(4*B*F*HD2*KVH*REP); bytes[12] = (double)(4*B*F + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP); /* decode_q4_h4_k12_w3 */
+    flops[13] = (double)(B*F + B*F + B*F + B*F + B*F); bytes[13] = (double)(4*B*F + 4*B*F + 4*B*F); /* decode_q4_h4_k13_silu */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP); bytes[14] = (double)(8*B*HD2*KVH*REP + 32*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F); /* decode_q4_h4_k14_w2 */
+    flops[15] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[15] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q4_h4_k15_layer */
+    flops[16] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[16] = (double)(8*B*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q4_h4_k16_rmsnorm */
+    flops[17] = (double)(4*B*HD2*KVH*REP*V); bytes[17] = (double)(4*B*V + 16*RD*V + 4*GD*V + 8*B*HD2*KVH*REP); /* decode_q4_h4_k17_lm_head */
+    (void)args;
+}
+
+static void llama_decode_q4_h4_run(const void *args) { llama_decode_q4_h4((const llama_decode_q4_h4_args *)args); }
+static long llama_decode_q4_h4_arena(const void *args) { return llama_decode_q4_h4_arena_floats((const llama_decode_q4_h4_args *)args); }
+static void llama_decode_q4_h4_cost(const void *args, double *f, double *b) { llama_decode_q4_h4_costs((const llama_decode_q4_h4_args *)args, f, b); }
+static const char *const llama_decode_q4_h4_kernel_names[] = {
+    "decode_q4_h4_k0_rope_tables",
+    "decode_q4_h4_k1_embed",
+    "decode_q4_h4_k2_rmsnorm",
+    "decode_q4_h4_k3_wq",
+    "decode_q4_h4_k4_rope",
+    "decode_q4_h4_k5_wk",
+    "decode_q4_h4_k6_rope",
+    "decode_q4_h4_k7_wv",
+    "decode_q4_h4_k8_causal_attention_forward",
+    "decode_q4_h4_k9_wo",
+    "decode_q4_h4_k10_rmsnorm",
+    "decode_q4_h4_k11_w1",
+    "decode_q4_h4_k12_w3",
+    "decode_q4_h4_k13_silu",
+    "decode_q4_h4_k14_w2",
+    "decode_q4_h4_k15_layer",
+    "decode_q4_h4_k16_rmsnorm",
+    "decode_q4_h4_k17_lm_head",
+};
+const la_program_info llama_decode_q4_h4_info = { "llama.decode_q4_h4", 42, 18, llama_decode_q4_h4_kernel_names, llama_decode_q4_h4_run, llama_decode_q4_h4_arena, llama_decode_q4_h4_cost };
 

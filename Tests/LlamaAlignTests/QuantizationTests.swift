@@ -84,7 +84,11 @@ import LlamaGraphs
             sizes["GD"] = gd; sizes["RD"] = rd; sizes["GF"] = gf; sizes["RF"] = rf; sizes["F"] = 70
             let check = FusedVsReference(program: program, compiled: try CompiledProgram.load("llama.\(name)"), sizes: sizes, seed: 23)
             let (err, which) = try check.maxRelativeError(special: EveryProgramTests.special, idRange: 13)
-            #expect(err <= 1e-5, "\(name), B = \(batch), GD = \(gd): \(which) differs by \(err)")
+            // float rounding in another order: under 1e-5 on the build machines, 1.09e-5 seen for
+            // `prefill_q4` on CI's CPU (the 4-bit weights' peaked attention amplifies it, as in
+            // `EveryProgramTests`, which holds the `_q4` programs to 2e-5 for the same reason)
+            let tolerance = name.contains("_q4") ? 2e-5 : 1e-5
+            #expect(err <= tolerance, "\(name), B = \(batch), GD = \(gd): \(which) differs by \(err)")
         }
     }
 

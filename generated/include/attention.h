@@ -104,3 +104,85 @@ void attention_unfused_masked(const attention_unfused_masked_args *args);
 long attention_unfused_masked_arena_floats(const attention_unfused_masked_args *args);
 void attention_unfused_masked_costs(const attention_unfused_masked_args *args, double *flops, double *bytes);
 
+/* Program 'fused_step': 1 kernels. Sizes: B, HD2, KVH, P, REP, S. */
+typedef struct {
+    const float *q; /* f32 [B, 1, KVH*REP, 2*HD2] */
+    const float *k; /* f32 [B, S, KVH, 2*HD2] */
+    const float *v; /* f32 [B, S, KVH, 2*HD2] */
+    float *out; /* f32 [B, 1, 2*HD2*KVH*REP] */
+    float *arena; /* attention_fused_step_arena_floats() floats, 64-byte aligned */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
+    long B;
+    long HD2;
+    long KVH;
+    long P;
+    long REP;
+    long S;
+} attention_fused_step_args;
+
+void attention_fused_step(const attention_fused_step_args *args);
+long attention_fused_step_arena_floats(const attention_fused_step_args *args);
+void attention_fused_step_costs(const attention_fused_step_args *args, double *flops, double *bytes);
+
+/* Program 'unfused_step': 3 kernels. Sizes: B, HD2, KVH, P, REP, S. */
+typedef struct {
+    const float *q; /* f32 [B, 1, KVH*REP, 2*HD2] */
+    const float *k; /* f32 [B, S, KVH, 2*HD2] */
+    const float *v; /* f32 [B, S, KVH, 2*HD2] */
+    float *out; /* f32 [B, 1, 2*HD2*KVH*REP] */
+    float *arena; /* attention_unfused_step_arena_floats() floats, 64-byte aligned */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
+    long B;
+    long HD2;
+    long KVH;
+    long P;
+    long REP;
+    long S;
+} attention_unfused_step_args;
+
+void attention_unfused_step(const attention_unfused_step_args *args);
+long attention_unfused_step_arena_floats(const attention_unfused_step_args *args);
+void attention_unfused_step_costs(const attention_unfused_step_args *args, double *flops, double *bytes);
+
+/* Program 'fused_step_masked': 1 kernels. Sizes: B, HD2, KVH, P, REP, S. */
+typedef struct {
+    const float *q; /* f32 [B, 1, KVH*REP, 2*HD2] */
+    const float *k; /* f32 [B, S, KVH, 2*HD2] */
+    const float *v; /* f32 [B, S, KVH, 2*HD2] */
+    const float *allowed; /* f32 [B, 1, S] */
+    float *out; /* f32 [B, 1, 2*HD2*KVH*REP] */
+    float *arena; /* attention_fused_step_masked_arena_floats() floats, 64-byte aligned */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
+    long B;
+    long HD2;
+    long KVH;
+    long P;
+    long REP;
+    long S;
+} attention_fused_step_masked_args;
+
+void attention_fused_step_masked(const attention_fused_step_masked_args *args);
+long attention_fused_step_masked_arena_floats(const attention_fused_step_masked_args *args);
+void attention_fused_step_masked_costs(const attention_fused_step_masked_args *args, double *flops, double *bytes);
+
+/* Program 'unfused_step_masked': 3 kernels. Sizes: B, HD2, KVH, P, REP, S. */
+typedef struct {
+    const float *q; /* f32 [B, 1, KVH*REP, 2*HD2] */
+    const float *k; /* f32 [B, S, KVH, 2*HD2] */
+    const float *v; /* f32 [B, S, KVH, 2*HD2] */
+    const float *allowed; /* f32 [B, 1, S] */
+    float *out; /* f32 [B, 1, 2*HD2*KVH*REP] */
+    float *arena; /* attention_unfused_step_masked_arena_floats() floats, 64-byte aligned */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
+    long B;
+    long HD2;
+    long KVH;
+    long P;
+    long REP;
+    long S;
+} attention_unfused_step_masked_args;
+
+void attention_unfused_step_masked(const attention_unfused_step_masked_args *args);
+long attention_unfused_step_masked_arena_floats(const attention_unfused_step_masked_args *args);
+void attention_unfused_step_masked_costs(const attention_unfused_step_masked_args *args, double *flops, double *bytes);
+

@@ -34,3 +34,26 @@ void bench_sgemm_bf16(const bench_sgemm_bf16_args *args);
 long bench_sgemm_bf16_arena_floats(const bench_sgemm_bf16_args *args);
 void bench_sgemm_bf16_costs(const bench_sgemm_bf16_args *args, double *flops, double *bytes);
 
+/* Program 'gemm_layouts_bf16': 5 kernels. Sizes: K, M, N. */
+typedef struct {
+    const float *a; /* f32 [M, K] */
+    const float *at; /* f32 [K, M] */
+    const float *b; /* f32 [N, K] */
+    const float *bt; /* f32 [K, N] */
+    const float *ct; /* f32 [K, N] */
+    float *acc; /* f32 [M, N], written */
+    float *nt; /* f32 [M, N] */
+    float *nn; /* f32 [M, N] */
+    float *tn; /* f32 [M, N] */
+    float *tt; /* f32 [M, N] */
+    float *arena; /* bench_gemm_layouts_bf16_arena_floats() floats, 64-byte aligned */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
+    long K;
+    long M;
+    long N;
+} bench_gemm_layouts_bf16_args;
+
+void bench_gemm_layouts_bf16(const bench_gemm_layouts_bf16_args *args);
+long bench_gemm_layouts_bf16_arena_floats(const bench_gemm_layouts_bf16_args *args);
+void bench_gemm_layouts_bf16_costs(const bench_gemm_layouts_bf16_args *args, double *flops, double *bytes);
+

@@ -407,3 +407,150 @@ void llama_decode_q4(const llama_decode_q4_args *args);
 long llama_decode_q4_arena_floats(const llama_decode_q4_args *args);
 void llama_decode_q4_costs(const llama_decode_q4_args *args, double *flops, double *bytes);
 
+/* Program 'forward_q4_h4': 18 kernels. Sizes: B, F, GD, GF, HD2, KVH, L, RD, REP, RF, T, V. */
+typedef struct {
+    const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
+    const float *final_norm; /* f32 [2*HD2*KVH*REP] */
+    const uint8_t *lm_head; /* q4 [V, 32*RD] */
+    const float *lm_head_scales; /* f32 [V, GD] */
+    const float *attn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer */
+    const uint8_t *wq; /* q4 [L, 2*HD2*KVH*REP, 32*RD] per layer */
+    const float *wq_scales; /* f32 [L, 2*HD2*KVH*REP, GD] per layer */
+    const uint8_t *wk; /* q4 [L, 2*HD2*KVH, 32*RD] per layer */
+    const float *wk_scales; /* f32 [L, 2*HD2*KVH, GD] per layer */
+    const uint8_t *wv; /* q4 [L, 2*HD2*KVH, 32*RD] per layer */
+    const float *wv_scales; /* f32 [L, 2*HD2*KVH, GD] per layer */
+    const uint8_t *wo; /* q4 [L, 2*HD2*KVH*REP, 32*RD] per layer */
+    const float *wo_scales; /* f32 [L, 2*HD2*KVH*REP, GD] per layer */
+    const float *ffn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer */
+    const uint8_t *w1; /* q4 [L, F, 32*RD] per layer */
+    const float *w1_scales; /* f32 [L, F, GD] per layer */
+    const uint8_t *w2; /* q4 [L, 2*HD2*KVH*REP, 32*RF] per layer */
+    const float *w2_scales; /* f32 [L, 2*HD2*KVH*REP, GF] per layer */
+    const uint8_t *w3; /* q4 [L, F, 32*RD] per layer */
+    const float *w3_scales; /* f32 [L, F, GD] per layer */
+    const int32_t *ids; /* i32 [B, T] */
+    const float *norm_eps; /* f32 [] */
+    const float *rope_theta; /* f32 [] */
+    float *logits; /* f32 [B, T, V] */
+    float *arena; /* llama_forward_q4_h4_arena_floats() floats, 64-byte aligned */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
+    long B;
+    long F;
+    long GD;
+    long GF;
+    long HD2;
+    long KVH;
+    long L;
+    long RD;
+    long REP;
+    long RF;
+    long T;
+    long V;
+} llama_forward_q4_h4_args;
+
+void llama_forward_q4_h4(const llama_forward_q4_h4_args *args);
+long llama_forward_q4_h4_arena_floats(const llama_forward_q4_h4_args *args);
+void llama_forward_q4_h4_costs(const llama_forward_q4_h4_args *args, double *flops, double *bytes);
+
+/* Program 'prefill_q4_h4': 19 kernels. Sizes: B, C, F, GD, GF, HD2, KVH, L, P, RD, REP, RF, S, T, V. */
+typedef struct {
+    const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
+    const float *final_norm; /* f32 [2*HD2*KVH*REP] */
+    const uint8_t *lm_head; /* q4 [V, 32*RD] */
+    const float *lm_head_scales; /* f32 [V, GD] */
+    const float *attn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer */
+    const uint8_t *wq; /* q4 [L, 2*HD2*KVH*REP, 32*RD] per layer */
+    const float *wq_scales; /* f32 [L, 2*HD2*KVH*REP, GD] per layer */
+    const uint8_t *wk; /* q4 [L, 2*HD2*KVH, 32*RD] per layer */
+    const float *wk_scales; /* f32 [L, 2*HD2*KVH, GD] per layer */
+    const uint8_t *wv; /* q4 [L, 2*HD2*KVH, 32*RD] per layer */
+    const float *wv_scales; /* f32 [L, 2*HD2*KVH, GD] per layer */
+    const uint8_t *wo; /* q4 [L, 2*HD2*KVH*REP, 32*RD] per layer */
+    const float *wo_scales; /* f32 [L, 2*HD2*KVH*REP, GD] per layer */
+    const float *ffn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer */
+    const uint8_t *w1; /* q4 [L, F, 32*RD] per layer */
+    const float *w1_scales; /* f32 [L, F, GD] per layer */
+    const uint8_t *w2; /* q4 [L, 2*HD2*KVH*REP, 32*RF] per layer */
+    const float *w2_scales; /* f32 [L, 2*HD2*KVH*REP, GF] per layer */
+    const uint8_t *w3; /* q4 [L, F, 32*RD] per layer */
+    const float *w3_scales; /* f32 [L, F, GD] per layer */
+    const int32_t *ids; /* i32 [B, T] */
+    const float *norm_eps; /* f32 [] */
+    const float *rope_theta; /* f32 [] */
+    float *k_cache; /* f32 [L, B, C, KVH, 2*HD2] per layer, written */
+    float *v_cache; /* f32 [L, B, C, KVH, 2*HD2] per layer, written */
+    float *logits; /* f32 [B, T, V] */
+    float *arena; /* llama_prefill_q4_h4_arena_floats() floats, 64-byte aligned */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
+    long B;
+    long C;
+    long F;
+    long GD;
+    long GF;
+    long HD2;
+    long KVH;
+    long L;
+    long P;
+    long RD;
+    long REP;
+    long RF;
+    long S;
+    long T;
+    long V;
+} llama_prefill_q4_h4_args;
+
+void llama_prefill_q4_h4(const llama_prefill_q4_h4_args *args);
+long llama_prefill_q4_h4_arena_floats(const llama_prefill_q4_h4_args *args);
+void llama_prefill_q4_h4_costs(const llama_prefill_q4_h4_args *args, double *flops, double *bytes);
+
+/* Program 'decode_q4_h4': 18 kernels. Sizes: B, C, F, GD, GF, HD2, KVH, L, P, RD, REP, RF, S, V. */
+typedef struct {
+    const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
+    const float *final_norm; /* f32 [2*HD2*KVH*REP] */
+    const uint8_t *lm_head; /* q4 [V, 32*RD] */
+    const float *lm_head_scales; /* f32 [V, GD] */
+    const float *attn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer */
+    const uint8_t *wq; /* q4 [L, 2*HD2*KVH*REP, 32*RD] per layer */
+    const float *wq_scales; /* f32 [L, 2*HD2*KVH*REP, GD] per layer */
+    const uint8_t *wk; /* q4 [L, 2*HD2*KVH, 32*RD] per layer */
+    const float *wk_scales; /* f32 [L, 2*HD2*KVH, GD] per layer */
+    const uint8_t *wv; /* q4 [L, 2*HD2*KVH, 32*RD] per layer */
+    const float *wv_scales; /* f32 [L, 2*HD2*KVH, GD] per layer */
+    const uint8_t *wo; /* q4 [L, 2*HD2*KVH*REP, 32*RD] per layer */
+    const float *wo_scales; /* f32 [L, 2*HD2*KVH*REP, GD] per layer */
+    const float *ffn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer */
+    const uint8_t *w1; /* q4 [L, F, 32*RD] per layer */
+    const float *w1_scales; /* f32 [L, F, GD] per layer */
+    const uint8_t *w2; /* q4 [L, 2*HD2*KVH*REP, 32*RF] per layer */
+    const float *w2_scales; /* f32 [L, 2*HD2*KVH*REP, GF] per layer */
+    const uint8_t *w3; /* q4 [L, F, 32*RD] per layer */
+    const float *w3_scales; /* f32 [L, F, GD] per layer */
+    const int32_t *ids; /* i32 [B, 1] */
+    const float *norm_eps; /* f32 [] */
+    const float *rope_theta; /* f32 [] */
+    float *k_cache; /* f32 [L, B, C, KVH, 2*HD2] per layer, written */
+    float *v_cache; /* f32 [L, B, C, KVH, 2*HD2] per layer, written */
+    float *logits; /* f32 [B, 1, V] */
+    float *arena; /* llama_decode_q4_h4_arena_floats() floats, 64-byte aligned */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
+    long B;
+    long C;
+    long F;
+    long GD;
+    long GF;
+    long HD2;
+    long KVH;
+    long L;
+    long P;
+    long RD;
+    long REP;
+    long RF;
+    long S;
+    long V;
+} llama_decode_q4_h4_args;
+
+void llama_decode_q4_h4(const llama_decode_q4_h4_args *args);
+long llama_decode_q4_h4_arena_floats(const llama_decode_q4_h4_args *args);
+void llama_decode_q4_h4_costs(const llama_decode_q4_h4_args *args, double *flops, double *bytes);
+
