@@ -5,7 +5,7 @@
 #include "la_runtime.h"
 #include "llama.h"
 #if defined(__x86_64__)
-#include <immintrin.h>  /* AVX-512 VNNI int8 dot products (QuantGemvLowering) */
+#include <immintrin.h>  /* int8 dot products on AVX-512 VNNI or AVX2 (QuantGemvLowering) */
 #endif
 
 /* ===== program 'forward' ===== */
@@ -2019,6 +2019,62 @@ static void forward_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wq_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t4)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wq_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t4)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wq + r * ((32*RD));
@@ -2031,6 +2087,7 @@ static void forward_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
                 }
                 (t4)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -2213,6 +2270,62 @@ static void forward_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wk_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t6)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wk_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t6)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wk + r * ((32*RD));
@@ -2225,6 +2338,7 @@ static void forward_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
                 }
                 (t6)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -2406,6 +2520,62 @@ static void forward_q8_k7_wv(float *restrict t8, const int8_t *restrict wv, cons
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wv_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t8)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wv_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t8)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wv + r * ((32*RD));
@@ -2418,6 +2588,7 @@ static void forward_q8_k7_wv(float *restrict t8, const int8_t *restrict wv, cons
                 }
                 (t8)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -2688,6 +2859,62 @@ static void forward_q8_k9_wo(float *restrict t11, const int8_t *restrict wo, con
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wo_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t11)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wo_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t11)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wo + r * ((32*RD));
@@ -2700,6 +2927,7 @@ static void forward_q8_k9_wo(float *restrict t11, const int8_t *restrict wo, con
                 }
                 (t11)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -2877,6 +3105,62 @@ static void forward_q8_k11_w1(float *restrict t13, const int8_t *restrict w1, co
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w1_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t13)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w1_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t13)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w1 + r * ((32*RD));
@@ -2889,6 +3173,7 @@ static void forward_q8_k11_w1(float *restrict t13, const int8_t *restrict w1, co
                 }
                 (t13)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -3041,6 +3326,62 @@ static void forward_q8_k12_w3(float *restrict t14, const int8_t *restrict w3, co
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w3_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t14)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w3_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t14)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w3 + r * ((32*RD));
@@ -3053,6 +3394,7 @@ static void forward_q8_k12_w3(float *restrict t14, const int8_t *restrict w3, co
                 }
                 (t14)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -3221,6 +3563,62 @@ static void forward_q8_k14_w2(float *restrict t16, const int8_t *restrict w2, co
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GF; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w2_scales)[(r0 + i) * GF + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t16)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GF; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w2_scales)[(r0 + i) * GF + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t16)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = w2 + r * ((32*RF));
@@ -3233,6 +3631,7 @@ static void forward_q8_k14_w2(float *restrict t16, const int8_t *restrict w2, co
                 }
                 (t16)[r] = acc;
             }
+        #endif
         }
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -3422,6 +3821,62 @@ static void forward_q8_k17_lm_head(float *restrict logits, const int8_t *restric
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (lm_head_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (logits)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (lm_head_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (logits)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
@@ -3434,6 +3889,7 @@ static void forward_q8_k17_lm_head(float *restrict logits, const int8_t *restric
                 }
                 (logits)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -3821,6 +4277,62 @@ static void prefill_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wq_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t4)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wq_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t4)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wq + r * ((32*RD));
@@ -3833,6 +4345,7 @@ static void prefill_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
                 }
                 (t4)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -4015,6 +4528,62 @@ static void prefill_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wk_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t6)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wk_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t6)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wk + r * ((32*RD));
@@ -4027,6 +4596,7 @@ static void prefill_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
                 }
                 (t6)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -4180,6 +4750,62 @@ static void prefill_q8_k6_wv(float *restrict t7, const int8_t *restrict wv, cons
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wv_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t7)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wv_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t7)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wv + r * ((32*RD));
@@ -4192,6 +4818,7 @@ static void prefill_q8_k6_wv(float *restrict t7, const int8_t *restrict wv, cons
                 }
                 (t7)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -4505,6 +5132,62 @@ static void prefill_q8_k10_wo(float *restrict t10, const int8_t *restrict wo, co
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wo_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t10)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wo_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t10)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wo + r * ((32*RD));
@@ -4517,6 +5200,7 @@ static void prefill_q8_k10_wo(float *restrict t10, const int8_t *restrict wo, co
                 }
                 (t10)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -4694,6 +5378,62 @@ static void prefill_q8_k12_w1(float *restrict t12, const int8_t *restrict w1, co
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w1_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t12)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w1_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t12)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w1 + r * ((32*RD));
@@ -4706,6 +5446,7 @@ static void prefill_q8_k12_w1(float *restrict t12, const int8_t *restrict w1, co
                 }
                 (t12)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -4858,6 +5599,62 @@ static void prefill_q8_k13_w3(float *restrict t13, const int8_t *restrict w3, co
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w3_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t13)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w3_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t13)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w3 + r * ((32*RD));
@@ -4870,6 +5667,7 @@ static void prefill_q8_k13_w3(float *restrict t13, const int8_t *restrict w3, co
                 }
                 (t13)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -5038,6 +5836,62 @@ static void prefill_q8_k15_w2(float *restrict t15, const int8_t *restrict w2, co
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GF; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w2_scales)[(r0 + i) * GF + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t15)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GF; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w2_scales)[(r0 + i) * GF + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t15)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = w2 + r * ((32*RF));
@@ -5050,6 +5904,7 @@ static void prefill_q8_k15_w2(float *restrict t15, const int8_t *restrict w2, co
                 }
                 (t15)[r] = acc;
             }
+        #endif
         }
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -5239,6 +6094,62 @@ static void prefill_q8_k18_lm_head(float *restrict logits, const int8_t *restric
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (lm_head_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (logits)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (lm_head_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (logits)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
@@ -5251,6 +6162,7 @@ static void prefill_q8_k18_lm_head(float *restrict logits, const int8_t *restric
                 }
                 (logits)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -5644,6 +6556,62 @@ static void decode_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wq_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t4)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wq_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t4)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wq + r * ((32*RD));
@@ -5656,6 +6624,7 @@ static void decode_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const
                 }
                 (t4)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -5838,6 +6807,62 @@ static void decode_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, const
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wk_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t6)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wk_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t6)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wk + r * ((32*RD));
@@ -5850,6 +6875,7 @@ static void decode_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, const
                 }
                 (t6)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -6031,6 +7057,62 @@ static void decode_q8_k7_wv(float *restrict v_cache, const int8_t *restrict wv, 
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wv_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (v_cache + (P*KVD))[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wv_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (v_cache + (P*KVD))[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wv + r * ((32*RD));
@@ -6043,6 +7125,7 @@ static void decode_q8_k7_wv(float *restrict v_cache, const int8_t *restrict wv, 
                 }
                 (v_cache + (P*KVD))[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -6277,6 +7360,62 @@ static void decode_q8_k9_wo(float *restrict t9, const int8_t *restrict wo, const
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wo_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t9)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wo_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t9)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wo + r * ((32*RD));
@@ -6289,6 +7428,7 @@ static void decode_q8_k9_wo(float *restrict t9, const int8_t *restrict wo, const
                 }
                 (t9)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -6467,6 +7607,62 @@ static void decode_q8_k11_w1(float *restrict t11, const int8_t *restrict w1, con
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w1_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t11)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w1_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t11)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w1 + r * ((32*RD));
@@ -6479,6 +7675,7 @@ static void decode_q8_k11_w1(float *restrict t11, const int8_t *restrict w1, con
                 }
                 (t11)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -6631,6 +7828,62 @@ static void decode_q8_k12_w3(float *restrict t12, const int8_t *restrict w3, con
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w3_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t12)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w3_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t12)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w3 + r * ((32*RD));
@@ -6643,6 +7896,7 @@ static void decode_q8_k12_w3(float *restrict t12, const int8_t *restrict w3, con
                 }
                 (t12)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -6811,6 +8065,62 @@ static void decode_q8_k14_w2(float *restrict t14, const int8_t *restrict w2, con
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GF; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w2_scales)[(r0 + i) * GF + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t14)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GF; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w2_scales)[(r0 + i) * GF + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t14)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = w2 + r * ((32*RF));
@@ -6823,6 +8133,7 @@ static void decode_q8_k14_w2(float *restrict t14, const int8_t *restrict w2, con
                 }
                 (t14)[r] = acc;
             }
+        #endif
         }
     } else if (F > 16384) {
         for (long i = 0; i < B; i++) {
@@ -7013,6 +8324,62 @@ static void decode_q8_k17_lm_head(float *restrict logits, const int8_t *restrict
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (lm_head_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (logits)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (lm_head_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (logits)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
@@ -7025,6 +8392,7 @@ static void decode_q8_k17_lm_head(float *restrict logits, const int8_t *restrict
                 }
                 (logits)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -7426,6 +8794,64 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wq_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t4)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wq_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t4)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
@@ -7438,6 +8864,7 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
                 }
                 (t4)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -7643,6 +9070,64 @@ static void forward_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wk_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t6)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wk_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t6)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
@@ -7655,6 +9140,7 @@ static void forward_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
                 }
                 (t6)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -7859,6 +9345,64 @@ static void forward_q4_k7_wv(float *restrict t8, const uint8_t *restrict wv, con
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wv_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t8)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wv_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t8)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
@@ -7871,6 +9415,7 @@ static void forward_q4_k7_wv(float *restrict t8, const uint8_t *restrict wv, con
                 }
                 (t8)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -8164,6 +9709,64 @@ static void forward_q4_k9_wo(float *restrict t11, const uint8_t *restrict wo, co
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wo_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t11)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wo_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t11)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
@@ -8176,6 +9779,7 @@ static void forward_q4_k9_wo(float *restrict t11, const uint8_t *restrict wo, co
                 }
                 (t11)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -8376,6 +9980,64 @@ static void forward_q4_k11_w1(float *restrict t13, const uint8_t *restrict w1, c
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w1_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t13)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w1_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t13)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
@@ -8388,6 +10050,7 @@ static void forward_q4_k11_w1(float *restrict t13, const uint8_t *restrict w1, c
                 }
                 (t13)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -8563,6 +10226,64 @@ static void forward_q4_k12_w3(float *restrict t14, const uint8_t *restrict w3, c
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w3_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t14)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w3_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t14)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
@@ -8575,6 +10296,7 @@ static void forward_q4_k12_w3(float *restrict t14, const uint8_t *restrict w3, c
                 }
                 (t14)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -8766,6 +10488,64 @@ static void forward_q4_k14_w2(float *restrict t16, const uint8_t *restrict w2, c
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GF; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w2_scales)[(r0 + i) * GF + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t16)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GF; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w2_scales)[(r0 + i) * GF + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t16)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
@@ -8778,6 +10558,7 @@ static void forward_q4_k14_w2(float *restrict t16, const uint8_t *restrict w2, c
                 }
                 (t16)[r] = acc;
             }
+        #endif
         }
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -8977,6 +10758,62 @@ static void forward_q4_k17_lm_head(float *restrict logits, const int8_t *restric
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (lm_head_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (logits)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (lm_head_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (logits)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
@@ -8989,6 +10826,7 @@ static void forward_q4_k17_lm_head(float *restrict logits, const int8_t *restric
                 }
                 (logits)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -9389,6 +11227,64 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wq_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t4)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wq_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t4)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
@@ -9401,6 +11297,7 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
                 }
                 (t4)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -9606,6 +11503,64 @@ static void prefill_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wk_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t6)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wk_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t6)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
@@ -9618,6 +11573,7 @@ static void prefill_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
                 }
                 (t6)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -9794,6 +11750,64 @@ static void prefill_q4_k6_wv(float *restrict t7, const uint8_t *restrict wv, con
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wv_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t7)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wv_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t7)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
@@ -9806,6 +11820,7 @@ static void prefill_q4_k6_wv(float *restrict t7, const uint8_t *restrict wv, con
                 }
                 (t7)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -10142,6 +12157,64 @@ static void prefill_q4_k10_wo(float *restrict t10, const uint8_t *restrict wo, c
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wo_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t10)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wo_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t10)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
@@ -10154,6 +12227,7 @@ static void prefill_q4_k10_wo(float *restrict t10, const uint8_t *restrict wo, c
                 }
                 (t10)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -10354,6 +12428,64 @@ static void prefill_q4_k12_w1(float *restrict t12, const uint8_t *restrict w1, c
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w1_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t12)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w1_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t12)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
@@ -10366,6 +12498,7 @@ static void prefill_q4_k12_w1(float *restrict t12, const uint8_t *restrict w1, c
                 }
                 (t12)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -10541,6 +12674,64 @@ static void prefill_q4_k13_w3(float *restrict t13, const uint8_t *restrict w3, c
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w3_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t13)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w3_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t13)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
@@ -10553,6 +12744,7 @@ static void prefill_q4_k13_w3(float *restrict t13, const uint8_t *restrict w3, c
                 }
                 (t13)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -10744,6 +12936,64 @@ static void prefill_q4_k15_w2(float *restrict t15, const uint8_t *restrict w2, c
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GF; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w2_scales)[(r0 + i) * GF + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t15)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GF; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w2_scales)[(r0 + i) * GF + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t15)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
@@ -10756,6 +13006,7 @@ static void prefill_q4_k15_w2(float *restrict t15, const uint8_t *restrict w2, c
                 }
                 (t15)[r] = acc;
             }
+        #endif
         }
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -10955,6 +13206,62 @@ static void prefill_q4_k18_lm_head(float *restrict logits, const int8_t *restric
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (lm_head_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (logits)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (lm_head_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (logits)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
@@ -10967,6 +13274,7 @@ static void prefill_q4_k18_lm_head(float *restrict logits, const int8_t *restric
                 }
                 (logits)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -11373,6 +13681,64 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wq_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t4)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wq_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t4)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
@@ -11385,6 +13751,7 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
                 }
                 (t4)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -11590,6 +13957,64 @@ static void decode_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, cons
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wk_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t6)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wk_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t6)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
@@ -11602,6 +14027,7 @@ static void decode_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, cons
                 }
                 (t6)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -11806,6 +14232,64 @@ static void decode_q4_k7_wv(float *restrict v_cache, const uint8_t *restrict wv,
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wv_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (v_cache + (P*KVD))[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wv_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (v_cache + (P*KVD))[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
@@ -11818,6 +14302,7 @@ static void decode_q4_k7_wv(float *restrict v_cache, const uint8_t *restrict wv,
                 }
                 (v_cache + (P*KVD))[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -12075,6 +14560,64 @@ static void decode_q4_k9_wo(float *restrict t9, const uint8_t *restrict wo, cons
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wo_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t9)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wo_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t9)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
@@ -12087,6 +14630,7 @@ static void decode_q4_k9_wo(float *restrict t9, const uint8_t *restrict wo, cons
                 }
                 (t9)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -12288,6 +14832,64 @@ static void decode_q4_k11_w1(float *restrict t11, const uint8_t *restrict w1, co
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w1_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t11)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w1_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t11)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
@@ -12300,6 +14902,7 @@ static void decode_q4_k11_w1(float *restrict t11, const uint8_t *restrict w1, co
                 }
                 (t11)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -12475,6 +15078,64 @@ static void decode_q4_k12_w3(float *restrict t12, const uint8_t *restrict w3, co
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w3_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t12)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w3_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t12)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
@@ -12487,6 +15148,7 @@ static void decode_q4_k12_w3(float *restrict t12, const uint8_t *restrict w3, co
                 }
                 (t12)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -12678,6 +15340,64 @@ static void decode_q4_k14_w2(float *restrict t14, const uint8_t *restrict w2, co
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GF; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w2_scales)[(r0 + i) * GF + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t14)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GF; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w2_scales)[(r0 + i) * GF + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t14)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
@@ -12690,6 +15410,7 @@ static void decode_q4_k14_w2(float *restrict t14, const uint8_t *restrict w2, co
                 }
                 (t14)[r] = acc;
             }
+        #endif
         }
     } else if (F > 16384) {
         for (long i = 0; i < B; i++) {
@@ -12890,6 +15611,62 @@ static void decode_q4_k17_lm_head(float *restrict logits, const int8_t *restrict
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (lm_head_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (logits)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                            const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (lm_head_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (logits)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
@@ -12902,6 +15679,7 @@ static void decode_q4_k17_lm_head(float *restrict logits, const int8_t *restrict
                 }
                 (logits)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -13303,6 +16081,64 @@ static void forward_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wq_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t4)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wq_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t4)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
@@ -13315,6 +16151,7 @@ static void forward_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
                 }
                 (t4)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -13520,6 +16357,64 @@ static void forward_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wk_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t6)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wk_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t6)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
@@ -13532,6 +16427,7 @@ static void forward_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
                 }
                 (t6)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -13736,6 +16632,64 @@ static void forward_q4_h4_k7_wv(float *restrict t8, const uint8_t *restrict wv, 
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wv_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t8)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wv_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t8)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
@@ -13748,6 +16702,7 @@ static void forward_q4_h4_k7_wv(float *restrict t8, const uint8_t *restrict wv, 
                 }
                 (t8)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -14041,6 +16996,64 @@ static void forward_q4_h4_k9_wo(float *restrict t11, const uint8_t *restrict wo,
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wo_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t11)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wo_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t11)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
@@ -14053,6 +17066,7 @@ static void forward_q4_h4_k9_wo(float *restrict t11, const uint8_t *restrict wo,
                 }
                 (t11)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -14253,6 +17267,64 @@ static void forward_q4_h4_k11_w1(float *restrict t13, const uint8_t *restrict w1
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w1_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t13)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w1_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t13)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
@@ -14265,6 +17337,7 @@ static void forward_q4_h4_k11_w1(float *restrict t13, const uint8_t *restrict w1
                 }
                 (t13)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -14440,6 +17513,64 @@ static void forward_q4_h4_k12_w3(float *restrict t14, const uint8_t *restrict w3
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w3_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t14)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w3_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t14)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
@@ -14452,6 +17583,7 @@ static void forward_q4_h4_k12_w3(float *restrict t14, const uint8_t *restrict w3
                 }
                 (t14)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -14643,6 +17775,64 @@ static void forward_q4_h4_k14_w2(float *restrict t16, const uint8_t *restrict w2
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GF; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w2_scales)[(r0 + i) * GF + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t16)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GF; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w2_scales)[(r0 + i) * GF + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t16)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
@@ -14655,6 +17845,7 @@ static void forward_q4_h4_k14_w2(float *restrict t16, const uint8_t *restrict w2
                 }
                 (t16)[r] = acc;
             }
+        #endif
         }
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -14867,6 +18058,64 @@ static void forward_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *res
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (lm_head_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (logits)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (lm_head_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (logits)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r = 0; r < V; r++) {
                 const uint8_t *restrict qr = lm_head + r * ((32*RD) / 2);
@@ -14879,6 +18128,7 @@ static void forward_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *res
                 }
                 (logits)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -15289,6 +18539,64 @@ static void prefill_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wq_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t4)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wq_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t4)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
@@ -15301,6 +18609,7 @@ static void prefill_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
                 }
                 (t4)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -15506,6 +18815,64 @@ static void prefill_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wk_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t6)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wk_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t6)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
@@ -15518,6 +18885,7 @@ static void prefill_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
                 }
                 (t6)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -15694,6 +19062,64 @@ static void prefill_q4_h4_k6_wv(float *restrict t7, const uint8_t *restrict wv, 
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wv_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t7)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wv_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t7)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
@@ -15706,6 +19132,7 @@ static void prefill_q4_h4_k6_wv(float *restrict t7, const uint8_t *restrict wv, 
                 }
                 (t7)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -16042,6 +19469,64 @@ static void prefill_q4_h4_k10_wo(float *restrict t10, const uint8_t *restrict wo
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wo_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t10)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wo_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t10)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
@@ -16054,6 +19539,7 @@ static void prefill_q4_h4_k10_wo(float *restrict t10, const uint8_t *restrict wo
                 }
                 (t10)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -16254,6 +19740,64 @@ static void prefill_q4_h4_k12_w1(float *restrict t12, const uint8_t *restrict w1
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w1_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t12)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w1_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t12)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
@@ -16266,6 +19810,7 @@ static void prefill_q4_h4_k12_w1(float *restrict t12, const uint8_t *restrict w1
                 }
                 (t12)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -16441,6 +19986,64 @@ static void prefill_q4_h4_k13_w3(float *restrict t13, const uint8_t *restrict w3
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w3_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t13)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w3_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t13)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
@@ -16453,6 +20056,7 @@ static void prefill_q4_h4_k13_w3(float *restrict t13, const uint8_t *restrict w3
                 }
                 (t13)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -16644,6 +20248,64 @@ static void prefill_q4_h4_k15_w2(float *restrict t15, const uint8_t *restrict w2
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GF; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w2_scales)[(r0 + i) * GF + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t15)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GF; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w2_scales)[(r0 + i) * GF + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t15)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
@@ -16656,6 +20318,7 @@ static void prefill_q4_h4_k15_w2(float *restrict t15, const uint8_t *restrict w2
                 }
                 (t15)[r] = acc;
             }
+        #endif
         }
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -16868,6 +20531,64 @@ static void prefill_q4_h4_k18_lm_head(float *restrict logits, const uint8_t *res
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (lm_head_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (logits)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (lm_head_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (logits)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r = 0; r < V; r++) {
                 const uint8_t *restrict qr = lm_head + r * ((32*RD) / 2);
@@ -16880,6 +20601,7 @@ static void prefill_q4_h4_k18_lm_head(float *restrict logits, const uint8_t *res
                 }
                 (logits)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -17296,6 +21018,64 @@ static void decode_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, c
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wq_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t4)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wq_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t4)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
@@ -17308,6 +21088,7 @@ static void decode_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, c
                 }
                 (t4)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -17513,6 +21294,64 @@ static void decode_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, c
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wk_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t6)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wk_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t6)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
@@ -17525,6 +21364,7 @@ static void decode_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, c
                 }
                 (t6)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -17729,6 +21569,64 @@ static void decode_q4_h4_k7_wv(float *restrict v_cache, const uint8_t *restrict 
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wv_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (v_cache + (P*KVD))[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wv_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (v_cache + (P*KVD))[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
@@ -17741,6 +21639,7 @@ static void decode_q4_h4_k7_wv(float *restrict v_cache, const uint8_t *restrict 
                 }
                 (v_cache + (P*KVD))[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -17998,6 +21897,64 @@ static void decode_q4_h4_k9_wo(float *restrict t9, const uint8_t *restrict wo, c
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (wo_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t9)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (wo_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t9)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
@@ -18010,6 +21967,7 @@ static void decode_q4_h4_k9_wo(float *restrict t9, const uint8_t *restrict wo, c
                 }
                 (t9)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -18211,6 +22169,64 @@ static void decode_q4_h4_k11_w1(float *restrict t11, const uint8_t *restrict w1,
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w1_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t11)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w1_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t11)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
@@ -18223,6 +22239,7 @@ static void decode_q4_h4_k11_w1(float *restrict t11, const uint8_t *restrict w1,
                 }
                 (t11)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -18398,6 +22415,64 @@ static void decode_q4_h4_k12_w3(float *restrict t12, const uint8_t *restrict w3,
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w3_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t12)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w3_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t12)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
@@ -18410,6 +22485,7 @@ static void decode_q4_h4_k12_w3(float *restrict t12, const uint8_t *restrict w3,
                 }
                 (t12)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -18601,6 +22677,64 @@ static void decode_q4_h4_k14_w2(float *restrict t14, const uint8_t *restrict w2,
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GF; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (w2_scales)[(r0 + i) * GF + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t14)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GF; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (w2_scales)[(r0 + i) * GF + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (t14)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
@@ -18613,6 +22747,7 @@ static void decode_q4_h4_k14_w2(float *restrict t14, const uint8_t *restrict w2,
                 }
                 (t14)[r] = acc;
             }
+        #endif
         }
     } else if (F > 16384) {
         for (long i = 0; i < B; i++) {
@@ -18826,6 +22961,64 @@ static void decode_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *rest
         } else
         #endif
         {
+        #if defined(__AVX2__) && defined(__FMA__)
+            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            const long group_runs = group / 32;
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m256 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[4];
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 4; i++) {
+                            const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 4; i++) {
+                        const float sw = (lm_head_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (logits)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m256 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
+                for (long g = 0; g < GD; g++) {
+                    __m256i dot[1];
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
+                        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
+                        for (long i = 0; i < 1; i++) {
+                            const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
+                            const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
+                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                        }
+                    }
+                    for (long i = 0; i < 1; i++) {
+                        const float sw = (lm_head_scales)[(r0 + i) * GD + g];
+                        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) {
+                    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+                    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    (logits)[r0 + i] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+                }
+            }
+        #else
             #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r = 0; r < V; r++) {
                 const uint8_t *restrict qr = lm_head + r * ((32*RD) / 2);
@@ -18838,6 +23031,7 @@ static void decode_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *rest
                 }
                 (logits)[r] = acc;
             }
+        #endif
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {

@@ -5,7 +5,7 @@
 #include "la_runtime.h"
 #include "llama_train.h"
 #if defined(__x86_64__)
-#include <immintrin.h>  /* AVX-512 VNNI int8 dot products (QuantGemvLowering) */
+#include <immintrin.h>  /* int8 dot products on AVX-512 VNNI or AVX2 (QuantGemvLowering) */
 #endif
 
 #include <stdio.h>

@@ -143,6 +143,8 @@ def main():
         row(f"all {tname}, output q8_0", quant, MATS, cls=q8_0)
         row(f"all {tname}, output q8_0", quant, MATS, cls=q8_0, act=True)
         row(f"all {tname}, output f32", quant, MATS)
+        if tname == "q4_0":  # --lm-head q4_0: the output matrix in 4 bits too
+            row("all q4_0, output q4_0", quant, MATS, cls=q4_0)
         row(f"only the output in {tname}", quant, [], cls=quant)
         for m in MATS:
             row(f"only {m} in {tname}", quant, [m])

@@ -66,10 +66,16 @@ public final class CompiledProgram: @unchecked Sendable {
         (try? ManifestFile.parse(String(cString: la_manifest_json)).programs) ?? []
     }()
 
-    /// Loads `family.program` (e.g. `llama.decode`).
+    /// Loads `family.program` (e.g. `llama.decode`). A program with bf16 products (`*_bf16`)
+    /// is refused on a CPU without AVX-512 BF16: its kernels would stop the process on an
+    /// illegal instruction.
     public static func load(_ name: String) throws -> CompiledProgram {
         guard let m = manifests.first(where: { $0.name == name }) else {
             throw RuntimeError("no compiled program named '\(name)' (have: \(manifests.map(\.name).joined(separator: ", ")))")
+        }
+        if m.needsBF16, !MatrixKernels.current.features.contains("avx512_bf16") {
+            throw RuntimeError("program '\(name)' multiplies in bf16 and this CPU has no AVX-512 BF16 "
+                + "(\(MatrixKernels.current.cpu)); use its float32 program")
         }
         for i in 0..<Int(la_program_count) {
             guard let p = la_program_at(Int32(i)) else { continue }

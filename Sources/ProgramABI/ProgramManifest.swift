@@ -116,6 +116,9 @@ public struct ProgramManifest: Codable, Sendable, Equatable {
 
     /// The family a program belongs to (the C file it is emitted into): `llama` for `llama.decode`.
     public var family: String { String(name.prefix { $0 != "." }) }
+
+    /// Whether it has bf16 products (`bf16_gemm` kernels), which need AVX-512 BF16.
+    public var needsBF16: Bool { kernels.contains { $0.kind == .bf16Gemm } }
 }
 
 /// The manifest file: every compiled program.

@@ -92,6 +92,21 @@ import LlamaGraphs
         }
     }
 
+    /// The int8 dot products (AVX-512 VNNI, AVX2 `vpmaddubsw`, plain C) are exact for a stored
+    /// q8 of −128 too: decode's one-row products with weights over the whole int8 range.
+    @Test func int8ProductsTakeTheWholeInt8Range() throws {
+        let program = try #require(try LlamaPrograms.all().first { $0.name == "decode_q8" })
+        for (gd, rd, gf, rf) in [(2, 2, 3, 3), (1, 2, 2, 4), (1, 4, 1, 4)] {
+            var sizes = EveryProgramTests.sizes
+            sizes["B"] = 1; sizes["HD2"] = 5
+            sizes["GD"] = gd; sizes["RD"] = rd; sizes["GF"] = gf; sizes["RF"] = rf; sizes["F"] = 70
+            var check = FusedVsReference(program: program, compiled: try CompiledProgram.load("llama.decode_q8"), sizes: sizes, seed: 23)
+            check.fullInt8Range = true
+            let (err, which) = try check.maxRelativeError(special: EveryProgramTests.special, idRange: 13)
+            #expect(err <= 1e-5, "GD = \(gd): \(which) differs by \(err)")
+        }
+    }
+
     static func tinyQuantConfig() -> LlamaConfig {
         LlamaConfig(dim: 64, hiddenDim: 172, nLayers: 2, nHeads: 4, nKVHeads: 2, vocabSize: 300, maxSeqLen: 32)
     }

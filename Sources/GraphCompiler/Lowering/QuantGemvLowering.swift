@@ -13,9 +13,9 @@ import TensorGraph
 /// weight's byte order once per product (q4: a pair's low nibbles, then its high nibbles), with
 /// each lane's activation scale and correction beside it; each row then costs a load, an
 /// unpack, one `vpdpbusd`, a convert and a multiply-add per 64 values, four rows sharing the
-/// activation's loads. Without VNNI
-/// (`__AVX512VNNI__` unset), or for a group size that is neither 32 nor a multiple of 64,
-/// the same sums run in plain C, run by run.
+/// activation's loads. Without VNNI (`__AVX512VNNI__` unset), or for a group size that is
+/// neither 32 nor a multiple of 64, AVX2 runs the same sums group by group (`vpmaddubsw` on `|q|` and
+/// `sign(qx, q)`, as ggml's AVX2 `Q8_0 × Q8_0`), and without AVX2 plain C does.
 struct QuantGemvLowering {
     var dtype: DType
     var x: String, q: String, scales: String, y: String
@@ -32,7 +32,8 @@ struct QuantGemvLowering {
     var lines: [String] {
         quantizeActivation + ["#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)",
                               "if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */"]
-            + vnniRows.map { "    " + $0 } + ["} else", "#endif", "{"] + plainRows.map { "    " + $0 } + ["}"]
+            + vnniRows.map { "    " + $0 } + ["} else", "#endif", "{", "#if defined(__AVX2__) && defined(__FMA__)"]
+            + avx2Rows.map { "    " + $0 } + ["#else"] + plainRows.map { "    " + $0 } + ["#endif", "}"]
     }
 
     private var isQ4: Bool { dtype == .q4 }
@@ -151,7 +152,60 @@ struct QuantGemvLowering {
         ] + rowBlock(rows: 1).map { "    " + $0 } + ["}"]
     }
 
-    /// The same sums without VNNI: per run, `Σ q·qx` in int32 (signed weights, no correction).
+    /// The same sums on AVX2, one group at a time, four rows sharing the activation's loads:
+    /// per run of 32, `Σ q·qx` as `vpmaddubsw(|q|, sign(qx, q))` (exact: the unsigned `|q| ≤ 128`
+    /// — a q8 of −128 included — times `|qx| ≤ 127`, two products a 16-bit lane, at most 32,512),
+    /// then `vpmaddwd` by 1 into 8 int32 lanes summed over the group's runs (at most 4·32,512 a
+    /// lane a run); each group adds `sw · d_x` times them to 8 f32 lanes. No division per run:
+    /// a row holds exactly `groups · group / 32` runs.
+    private var avx2Rows: [String] {
+        let ints = isQ4 ? "const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);"
+            : "const __m256i ones16 = _mm256_set1_epi16(1);"
+        return ["/* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */",
+                ints,
+                "const long group_runs = group / 32;",
+                "#pragma omp parallel for schedule(static) if (\(paren(n)) * \(paren(k)) >= \(QuantGemvLowering.parallelThreshold))",
+                "for (long r0 = 0; r0 < \(paren(n)) - 3; r0 += 4) {"]
+            + avx2Block(rows: 4).map { "    " + $0 }
+            + ["}", "for (long r0 = \(paren(n)) - \(paren(n)) % 4; r0 < \(n); r0++) {"]
+            + avx2Block(rows: 1).map { "    " + $0 } + ["}"]
+    }
+
+    /// Rows `r0 … r0 + rows − 1` on AVX2: 8 int32 lanes a row per group, 8 f32 lanes a row
+    /// summed at the end.
+    private func avx2Block(rows: Int) -> [String] {
+        let stride = isQ4 ? "\(paren(kp)) / 2" : paren(kp)
+        let weight = isQ4
+            ? ["const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */",
+               "const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);"]
+            : ["const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));"]
+        let store = accumulate ? "(\(y))[r0 + i] += " : "(\(y))[r0 + i] = "
+        return ["__m256 acc[\(rows)];",
+                "for (long i = 0; i < \(rows); i++) acc[i] = _mm256_setzero_ps();",
+                "for (long g = 0; g < \(paren(groups)); g++) {",
+                "    __m256i dot[\(rows)];",
+                "    for (long i = 0; i < \(rows); i++) dot[i] = _mm256_setzero_si256();",
+                "    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {",
+                "        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));",
+                "        for (long i = 0; i < \(rows); i++) {",
+                "            const \(dtype.cType) *restrict qr = \(q) + (r0 + i) * (\(stride));"]
+            + weight.map { "            " + $0 } + [
+                "            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));",
+                "        }",
+                "    }",
+                "    for (long i = 0; i < \(rows); i++) {",
+                "        const float sw = (\(scales))[(r0 + i) * \(paren(groups)) + g];",
+                "        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sw * act_gd[g]), _mm256_cvtepi32_ps(dot[i]), acc[i]);",
+                "    }",
+                "}",
+                "for (long i = 0; i < \(rows); i++) {",
+                "    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));",
+                "    s = _mm_add_ps(s, _mm_movehl_ps(s, s));",
+                "    \(store)_mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));",
+                "}"]
+    }
+
+    /// The same sums without AVX2: per run, `Σ q·qx` in int32 (signed weights, no correction).
     private var plainRows: [String] {
         let stride = isQ4 ? "\(paren(kp)) / 2" : paren(kp)
         let value = isQ4 ? "(int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8)" : "(int32_t)qr[32 * run + j]"

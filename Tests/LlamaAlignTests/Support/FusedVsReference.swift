@@ -10,6 +10,9 @@ struct FusedVsReference {
     var compiled: CompiledProgram
     var sizes: [String: Int]
     var seed: UInt64
+    /// q8 weights over the whole int8 range, −128 included (which no quantizer here writes but a
+    /// GGUF file may hold); otherwise −127…127.
+    var fullInt8Range = false
 
     /// Deterministic values in [-1, 1).
     static func values(_ n: Int, seed: UInt64) -> [Double] {
@@ -51,7 +54,7 @@ struct FusedVsReference {
             if d.dtype == .i32, special[d.name] == nil { v = v.map { Double(Int(($0 + 1) * 1000) % idRange) } }
             // Quantized weights: integers in their type's range (the interpreter reads the values,
             // the program the stored bytes).
-            if d.dtype == .q8 { v = v.map { ($0 * 127).rounded(.towardZero) } }
+            if d.dtype == .q8 { v = v.map { fullInt8Range ? min(127, ($0 * 128).rounded(.down)) : ($0 * 127).rounded(.towardZero) } }
             if d.dtype == .q4 { v = v.map { min(7, ($0 * 8).rounded(.down)) } }
             let t = HostTensor(shape: s, data: v)
             if program.inputs.contains(where: { $0.name == d.name }) { hostInputs[d.name] = t } else { hostParams[d.name] = t }
