@@ -1955,7 +1955,7 @@ static void forward_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -2023,7 +2023,7 @@ static void forward_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -2075,7 +2075,7 @@ static void forward_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wq + r * ((32*RD));
                 const float *restrict sr = wq_scales + r * GD;
@@ -2206,7 +2206,7 @@ static void forward_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -2274,7 +2274,7 @@ static void forward_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -2326,7 +2326,7 @@ static void forward_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wk + r * ((32*RD));
                 const float *restrict sr = wk_scales + r * GD;
@@ -2456,7 +2456,7 @@ static void forward_q8_k7_wv(float *restrict t8, const int8_t *restrict wv, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -2524,7 +2524,7 @@ static void forward_q8_k7_wv(float *restrict t8, const int8_t *restrict wv, cons
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -2576,7 +2576,7 @@ static void forward_q8_k7_wv(float *restrict t8, const int8_t *restrict wv, cons
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wv + r * ((32*RD));
                 const float *restrict sr = wv_scales + r * GD;
@@ -2795,7 +2795,7 @@ static void forward_q8_k9_wo(float *restrict t11, const int8_t *restrict wo, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -2863,7 +2863,7 @@ static void forward_q8_k9_wo(float *restrict t11, const int8_t *restrict wo, con
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -2915,7 +2915,7 @@ static void forward_q8_k9_wo(float *restrict t11, const int8_t *restrict wo, con
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wo + r * ((32*RD));
                 const float *restrict sr = wo_scales + r * GD;
@@ -3041,7 +3041,7 @@ static void forward_q8_k11_w1(float *restrict t13, const int8_t *restrict w1, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -3109,7 +3109,7 @@ static void forward_q8_k11_w1(float *restrict t13, const int8_t *restrict w1, co
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -3161,7 +3161,7 @@ static void forward_q8_k11_w1(float *restrict t13, const int8_t *restrict w1, co
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w1 + r * ((32*RD));
                 const float *restrict sr = w1_scales + r * GD;
@@ -3262,7 +3262,7 @@ static void forward_q8_k12_w3(float *restrict t14, const int8_t *restrict w3, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -3330,7 +3330,7 @@ static void forward_q8_k12_w3(float *restrict t14, const int8_t *restrict w3, co
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -3382,7 +3382,7 @@ static void forward_q8_k12_w3(float *restrict t14, const int8_t *restrict w3, co
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w3 + r * ((32*RD));
                 const float *restrict sr = w3_scales + r * GD;
@@ -3499,7 +3499,7 @@ static void forward_q8_k14_w2(float *restrict t16, const int8_t *restrict w2, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -3567,7 +3567,7 @@ static void forward_q8_k14_w2(float *restrict t16, const int8_t *restrict w2, co
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -3619,7 +3619,7 @@ static void forward_q8_k14_w2(float *restrict t16, const int8_t *restrict w2, co
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = w2 + r * ((32*RF));
                 const float *restrict sr = w2_scales + r * GF;
@@ -3757,7 +3757,7 @@ static void forward_q8_k17_lm_head(float *restrict logits, const int8_t *restric
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -3825,7 +3825,7 @@ static void forward_q8_k17_lm_head(float *restrict logits, const int8_t *restric
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -3877,7 +3877,7 @@ static void forward_q8_k17_lm_head(float *restrict logits, const int8_t *restric
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
                 const float *restrict sr = lm_head_scales + r * GD;
@@ -4213,7 +4213,7 @@ static void prefill_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -4281,7 +4281,7 @@ static void prefill_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -4333,7 +4333,7 @@ static void prefill_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wq + r * ((32*RD));
                 const float *restrict sr = wq_scales + r * GD;
@@ -4464,7 +4464,7 @@ static void prefill_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -4532,7 +4532,7 @@ static void prefill_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -4584,7 +4584,7 @@ static void prefill_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wk + r * ((32*RD));
                 const float *restrict sr = wk_scales + r * GD;
@@ -4686,7 +4686,7 @@ static void prefill_q8_k6_wv(float *restrict t7, const int8_t *restrict wv, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -4754,7 +4754,7 @@ static void prefill_q8_k6_wv(float *restrict t7, const int8_t *restrict wv, cons
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -4806,7 +4806,7 @@ static void prefill_q8_k6_wv(float *restrict t7, const int8_t *restrict wv, cons
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wv + r * ((32*RD));
                 const float *restrict sr = wv_scales + r * GD;
@@ -5068,7 +5068,7 @@ static void prefill_q8_k10_wo(float *restrict t10, const int8_t *restrict wo, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -5136,7 +5136,7 @@ static void prefill_q8_k10_wo(float *restrict t10, const int8_t *restrict wo, co
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -5188,7 +5188,7 @@ static void prefill_q8_k10_wo(float *restrict t10, const int8_t *restrict wo, co
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wo + r * ((32*RD));
                 const float *restrict sr = wo_scales + r * GD;
@@ -5314,7 +5314,7 @@ static void prefill_q8_k12_w1(float *restrict t12, const int8_t *restrict w1, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -5382,7 +5382,7 @@ static void prefill_q8_k12_w1(float *restrict t12, const int8_t *restrict w1, co
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -5434,7 +5434,7 @@ static void prefill_q8_k12_w1(float *restrict t12, const int8_t *restrict w1, co
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w1 + r * ((32*RD));
                 const float *restrict sr = w1_scales + r * GD;
@@ -5535,7 +5535,7 @@ static void prefill_q8_k13_w3(float *restrict t13, const int8_t *restrict w3, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -5603,7 +5603,7 @@ static void prefill_q8_k13_w3(float *restrict t13, const int8_t *restrict w3, co
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -5655,7 +5655,7 @@ static void prefill_q8_k13_w3(float *restrict t13, const int8_t *restrict w3, co
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w3 + r * ((32*RD));
                 const float *restrict sr = w3_scales + r * GD;
@@ -5772,7 +5772,7 @@ static void prefill_q8_k15_w2(float *restrict t15, const int8_t *restrict w2, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -5840,7 +5840,7 @@ static void prefill_q8_k15_w2(float *restrict t15, const int8_t *restrict w2, co
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -5892,7 +5892,7 @@ static void prefill_q8_k15_w2(float *restrict t15, const int8_t *restrict w2, co
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = w2 + r * ((32*RF));
                 const float *restrict sr = w2_scales + r * GF;
@@ -6030,7 +6030,7 @@ static void prefill_q8_k18_lm_head(float *restrict logits, const int8_t *restric
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -6098,7 +6098,7 @@ static void prefill_q8_k18_lm_head(float *restrict logits, const int8_t *restric
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -6150,7 +6150,7 @@ static void prefill_q8_k18_lm_head(float *restrict logits, const int8_t *restric
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
                 const float *restrict sr = lm_head_scales + r * GD;
@@ -6492,7 +6492,7 @@ static void decode_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -6560,7 +6560,7 @@ static void decode_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -6612,7 +6612,7 @@ static void decode_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wq + r * ((32*RD));
                 const float *restrict sr = wq_scales + r * GD;
@@ -6743,7 +6743,7 @@ static void decode_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, const
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -6811,7 +6811,7 @@ static void decode_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, const
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -6863,7 +6863,7 @@ static void decode_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, const
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wk + r * ((32*RD));
                 const float *restrict sr = wk_scales + r * GD;
@@ -6993,7 +6993,7 @@ static void decode_q8_k7_wv(float *restrict v_cache, const int8_t *restrict wv, 
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -7061,7 +7061,7 @@ static void decode_q8_k7_wv(float *restrict v_cache, const int8_t *restrict wv, 
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -7113,7 +7113,7 @@ static void decode_q8_k7_wv(float *restrict v_cache, const int8_t *restrict wv, 
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wv + r * ((32*RD));
                 const float *restrict sr = wv_scales + r * GD;
@@ -7296,7 +7296,7 @@ static void decode_q8_k9_wo(float *restrict t9, const int8_t *restrict wo, const
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -7364,7 +7364,7 @@ static void decode_q8_k9_wo(float *restrict t9, const int8_t *restrict wo, const
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -7416,7 +7416,7 @@ static void decode_q8_k9_wo(float *restrict t9, const int8_t *restrict wo, const
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wo + r * ((32*RD));
                 const float *restrict sr = wo_scales + r * GD;
@@ -7543,7 +7543,7 @@ static void decode_q8_k11_w1(float *restrict t11, const int8_t *restrict w1, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -7611,7 +7611,7 @@ static void decode_q8_k11_w1(float *restrict t11, const int8_t *restrict w1, con
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -7663,7 +7663,7 @@ static void decode_q8_k11_w1(float *restrict t11, const int8_t *restrict w1, con
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w1 + r * ((32*RD));
                 const float *restrict sr = w1_scales + r * GD;
@@ -7764,7 +7764,7 @@ static void decode_q8_k12_w3(float *restrict t12, const int8_t *restrict w3, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -7832,7 +7832,7 @@ static void decode_q8_k12_w3(float *restrict t12, const int8_t *restrict w3, con
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -7884,7 +7884,7 @@ static void decode_q8_k12_w3(float *restrict t12, const int8_t *restrict w3, con
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w3 + r * ((32*RD));
                 const float *restrict sr = w3_scales + r * GD;
@@ -8001,7 +8001,7 @@ static void decode_q8_k14_w2(float *restrict t14, const int8_t *restrict w2, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -8069,7 +8069,7 @@ static void decode_q8_k14_w2(float *restrict t14, const int8_t *restrict w2, con
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -8121,7 +8121,7 @@ static void decode_q8_k14_w2(float *restrict t14, const int8_t *restrict w2, con
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = w2 + r * ((32*RF));
                 const float *restrict sr = w2_scales + r * GF;
@@ -8260,7 +8260,7 @@ static void decode_q8_k17_lm_head(float *restrict logits, const int8_t *restrict
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -8328,7 +8328,7 @@ static void decode_q8_k17_lm_head(float *restrict logits, const int8_t *restrict
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -8380,7 +8380,7 @@ static void decode_q8_k17_lm_head(float *restrict logits, const int8_t *restrict
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
                 const float *restrict sr = lm_head_scales + r * GD;
@@ -8722,7 +8722,7 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -8798,7 +8798,7 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -8852,7 +8852,7 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
                 const float *restrict sr = wq_scales + r * GD;
@@ -8998,7 +8998,7 @@ static void forward_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -9074,7 +9074,7 @@ static void forward_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -9128,7 +9128,7 @@ static void forward_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
                 const float *restrict sr = wk_scales + r * GD;
@@ -9273,7 +9273,7 @@ static void forward_q4_k7_wv(float *restrict t8, const uint8_t *restrict wv, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -9349,7 +9349,7 @@ static void forward_q4_k7_wv(float *restrict t8, const uint8_t *restrict wv, con
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -9403,7 +9403,7 @@ static void forward_q4_k7_wv(float *restrict t8, const uint8_t *restrict wv, con
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
                 const float *restrict sr = wv_scales + r * GD;
@@ -9637,7 +9637,7 @@ static void forward_q4_k9_wo(float *restrict t11, const uint8_t *restrict wo, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -9713,7 +9713,7 @@ static void forward_q4_k9_wo(float *restrict t11, const uint8_t *restrict wo, co
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -9767,7 +9767,7 @@ static void forward_q4_k9_wo(float *restrict t11, const uint8_t *restrict wo, co
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
                 const float *restrict sr = wo_scales + r * GD;
@@ -9908,7 +9908,7 @@ static void forward_q4_k11_w1(float *restrict t13, const uint8_t *restrict w1, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -9984,7 +9984,7 @@ static void forward_q4_k11_w1(float *restrict t13, const uint8_t *restrict w1, c
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -10038,7 +10038,7 @@ static void forward_q4_k11_w1(float *restrict t13, const uint8_t *restrict w1, c
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
                 const float *restrict sr = w1_scales + r * GD;
@@ -10154,7 +10154,7 @@ static void forward_q4_k12_w3(float *restrict t14, const uint8_t *restrict w3, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -10230,7 +10230,7 @@ static void forward_q4_k12_w3(float *restrict t14, const uint8_t *restrict w3, c
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -10284,7 +10284,7 @@ static void forward_q4_k12_w3(float *restrict t14, const uint8_t *restrict w3, c
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
                 const float *restrict sr = w3_scales + r * GD;
@@ -10416,7 +10416,7 @@ static void forward_q4_k14_w2(float *restrict t16, const uint8_t *restrict w2, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -10492,7 +10492,7 @@ static void forward_q4_k14_w2(float *restrict t16, const uint8_t *restrict w2, c
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -10546,7 +10546,7 @@ static void forward_q4_k14_w2(float *restrict t16, const uint8_t *restrict w2, c
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
                 const float *restrict sr = w2_scales + r * GF;
@@ -10694,7 +10694,7 @@ static void forward_q4_k17_lm_head(float *restrict logits, const int8_t *restric
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -10762,7 +10762,7 @@ static void forward_q4_k17_lm_head(float *restrict logits, const int8_t *restric
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -10814,7 +10814,7 @@ static void forward_q4_k17_lm_head(float *restrict logits, const int8_t *restric
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
                 const float *restrict sr = lm_head_scales + r * GD;
@@ -11155,7 +11155,7 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -11231,7 +11231,7 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -11285,7 +11285,7 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
                 const float *restrict sr = wq_scales + r * GD;
@@ -11431,7 +11431,7 @@ static void prefill_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -11507,7 +11507,7 @@ static void prefill_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -11561,7 +11561,7 @@ static void prefill_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
                 const float *restrict sr = wk_scales + r * GD;
@@ -11678,7 +11678,7 @@ static void prefill_q4_k6_wv(float *restrict t7, const uint8_t *restrict wv, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -11754,7 +11754,7 @@ static void prefill_q4_k6_wv(float *restrict t7, const uint8_t *restrict wv, con
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -11808,7 +11808,7 @@ static void prefill_q4_k6_wv(float *restrict t7, const uint8_t *restrict wv, con
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
                 const float *restrict sr = wv_scales + r * GD;
@@ -12085,7 +12085,7 @@ static void prefill_q4_k10_wo(float *restrict t10, const uint8_t *restrict wo, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -12161,7 +12161,7 @@ static void prefill_q4_k10_wo(float *restrict t10, const uint8_t *restrict wo, c
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -12215,7 +12215,7 @@ static void prefill_q4_k10_wo(float *restrict t10, const uint8_t *restrict wo, c
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
                 const float *restrict sr = wo_scales + r * GD;
@@ -12356,7 +12356,7 @@ static void prefill_q4_k12_w1(float *restrict t12, const uint8_t *restrict w1, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -12432,7 +12432,7 @@ static void prefill_q4_k12_w1(float *restrict t12, const uint8_t *restrict w1, c
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -12486,7 +12486,7 @@ static void prefill_q4_k12_w1(float *restrict t12, const uint8_t *restrict w1, c
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
                 const float *restrict sr = w1_scales + r * GD;
@@ -12602,7 +12602,7 @@ static void prefill_q4_k13_w3(float *restrict t13, const uint8_t *restrict w3, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -12678,7 +12678,7 @@ static void prefill_q4_k13_w3(float *restrict t13, const uint8_t *restrict w3, c
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -12732,7 +12732,7 @@ static void prefill_q4_k13_w3(float *restrict t13, const uint8_t *restrict w3, c
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
                 const float *restrict sr = w3_scales + r * GD;
@@ -12864,7 +12864,7 @@ static void prefill_q4_k15_w2(float *restrict t15, const uint8_t *restrict w2, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -12940,7 +12940,7 @@ static void prefill_q4_k15_w2(float *restrict t15, const uint8_t *restrict w2, c
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -12994,7 +12994,7 @@ static void prefill_q4_k15_w2(float *restrict t15, const uint8_t *restrict w2, c
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
                 const float *restrict sr = w2_scales + r * GF;
@@ -13142,7 +13142,7 @@ static void prefill_q4_k18_lm_head(float *restrict logits, const int8_t *restric
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -13210,7 +13210,7 @@ static void prefill_q4_k18_lm_head(float *restrict logits, const int8_t *restric
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -13262,7 +13262,7 @@ static void prefill_q4_k18_lm_head(float *restrict logits, const int8_t *restric
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
                 const float *restrict sr = lm_head_scales + r * GD;
@@ -13609,7 +13609,7 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -13685,7 +13685,7 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -13739,7 +13739,7 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
                 const float *restrict sr = wq_scales + r * GD;
@@ -13885,7 +13885,7 @@ static void decode_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -13961,7 +13961,7 @@ static void decode_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, cons
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -14015,7 +14015,7 @@ static void decode_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, cons
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
                 const float *restrict sr = wk_scales + r * GD;
@@ -14160,7 +14160,7 @@ static void decode_q4_k7_wv(float *restrict v_cache, const uint8_t *restrict wv,
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -14236,7 +14236,7 @@ static void decode_q4_k7_wv(float *restrict v_cache, const uint8_t *restrict wv,
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -14290,7 +14290,7 @@ static void decode_q4_k7_wv(float *restrict v_cache, const uint8_t *restrict wv,
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
                 const float *restrict sr = wv_scales + r * GD;
@@ -14488,7 +14488,7 @@ static void decode_q4_k9_wo(float *restrict t9, const uint8_t *restrict wo, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -14564,7 +14564,7 @@ static void decode_q4_k9_wo(float *restrict t9, const uint8_t *restrict wo, cons
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -14618,7 +14618,7 @@ static void decode_q4_k9_wo(float *restrict t9, const uint8_t *restrict wo, cons
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
                 const float *restrict sr = wo_scales + r * GD;
@@ -14760,7 +14760,7 @@ static void decode_q4_k11_w1(float *restrict t11, const uint8_t *restrict w1, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -14836,7 +14836,7 @@ static void decode_q4_k11_w1(float *restrict t11, const uint8_t *restrict w1, co
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -14890,7 +14890,7 @@ static void decode_q4_k11_w1(float *restrict t11, const uint8_t *restrict w1, co
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
                 const float *restrict sr = w1_scales + r * GD;
@@ -15006,7 +15006,7 @@ static void decode_q4_k12_w3(float *restrict t12, const uint8_t *restrict w3, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -15082,7 +15082,7 @@ static void decode_q4_k12_w3(float *restrict t12, const uint8_t *restrict w3, co
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -15136,7 +15136,7 @@ static void decode_q4_k12_w3(float *restrict t12, const uint8_t *restrict w3, co
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
                 const float *restrict sr = w3_scales + r * GD;
@@ -15268,7 +15268,7 @@ static void decode_q4_k14_w2(float *restrict t14, const uint8_t *restrict w2, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -15344,7 +15344,7 @@ static void decode_q4_k14_w2(float *restrict t14, const uint8_t *restrict w2, co
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -15398,7 +15398,7 @@ static void decode_q4_k14_w2(float *restrict t14, const uint8_t *restrict w2, co
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
                 const float *restrict sr = w2_scales + r * GF;
@@ -15547,7 +15547,7 @@ static void decode_q4_k17_lm_head(float *restrict logits, const int8_t *restrict
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -15615,7 +15615,7 @@ static void decode_q4_k17_lm_head(float *restrict logits, const int8_t *restrict
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -15667,7 +15667,7 @@ static void decode_q4_k17_lm_head(float *restrict logits, const int8_t *restrict
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
                 const float *restrict sr = lm_head_scales + r * GD;
@@ -16009,7 +16009,7 @@ static void forward_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -16085,7 +16085,7 @@ static void forward_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -16139,7 +16139,7 @@ static void forward_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
                 const float *restrict sr = wq_scales + r * GD;
@@ -16285,7 +16285,7 @@ static void forward_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -16361,7 +16361,7 @@ static void forward_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -16415,7 +16415,7 @@ static void forward_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
                 const float *restrict sr = wk_scales + r * GD;
@@ -16560,7 +16560,7 @@ static void forward_q4_h4_k7_wv(float *restrict t8, const uint8_t *restrict wv, 
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -16636,7 +16636,7 @@ static void forward_q4_h4_k7_wv(float *restrict t8, const uint8_t *restrict wv, 
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -16690,7 +16690,7 @@ static void forward_q4_h4_k7_wv(float *restrict t8, const uint8_t *restrict wv, 
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
                 const float *restrict sr = wv_scales + r * GD;
@@ -16924,7 +16924,7 @@ static void forward_q4_h4_k9_wo(float *restrict t11, const uint8_t *restrict wo,
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -17000,7 +17000,7 @@ static void forward_q4_h4_k9_wo(float *restrict t11, const uint8_t *restrict wo,
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -17054,7 +17054,7 @@ static void forward_q4_h4_k9_wo(float *restrict t11, const uint8_t *restrict wo,
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
                 const float *restrict sr = wo_scales + r * GD;
@@ -17195,7 +17195,7 @@ static void forward_q4_h4_k11_w1(float *restrict t13, const uint8_t *restrict w1
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -17271,7 +17271,7 @@ static void forward_q4_h4_k11_w1(float *restrict t13, const uint8_t *restrict w1
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -17325,7 +17325,7 @@ static void forward_q4_h4_k11_w1(float *restrict t13, const uint8_t *restrict w1
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
                 const float *restrict sr = w1_scales + r * GD;
@@ -17441,7 +17441,7 @@ static void forward_q4_h4_k12_w3(float *restrict t14, const uint8_t *restrict w3
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -17517,7 +17517,7 @@ static void forward_q4_h4_k12_w3(float *restrict t14, const uint8_t *restrict w3
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -17571,7 +17571,7 @@ static void forward_q4_h4_k12_w3(float *restrict t14, const uint8_t *restrict w3
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
                 const float *restrict sr = w3_scales + r * GD;
@@ -17703,7 +17703,7 @@ static void forward_q4_h4_k14_w2(float *restrict t16, const uint8_t *restrict w2
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -17779,7 +17779,7 @@ static void forward_q4_h4_k14_w2(float *restrict t16, const uint8_t *restrict w2
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -17833,7 +17833,7 @@ static void forward_q4_h4_k14_w2(float *restrict t16, const uint8_t *restrict w2
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
                 const float *restrict sr = w2_scales + r * GF;
@@ -17986,7 +17986,7 @@ static void forward_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *res
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -18062,7 +18062,7 @@ static void forward_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *res
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -18116,7 +18116,7 @@ static void forward_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *res
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r = 0; r < V; r++) {
                 const uint8_t *restrict qr = lm_head + r * ((32*RD) / 2);
                 const float *restrict sr = lm_head_scales + r * GD;
@@ -18467,7 +18467,7 @@ static void prefill_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -18543,7 +18543,7 @@ static void prefill_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -18597,7 +18597,7 @@ static void prefill_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
                 const float *restrict sr = wq_scales + r * GD;
@@ -18743,7 +18743,7 @@ static void prefill_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -18819,7 +18819,7 @@ static void prefill_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -18873,7 +18873,7 @@ static void prefill_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
                 const float *restrict sr = wk_scales + r * GD;
@@ -18990,7 +18990,7 @@ static void prefill_q4_h4_k6_wv(float *restrict t7, const uint8_t *restrict wv, 
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -19066,7 +19066,7 @@ static void prefill_q4_h4_k6_wv(float *restrict t7, const uint8_t *restrict wv, 
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -19120,7 +19120,7 @@ static void prefill_q4_h4_k6_wv(float *restrict t7, const uint8_t *restrict wv, 
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
                 const float *restrict sr = wv_scales + r * GD;
@@ -19397,7 +19397,7 @@ static void prefill_q4_h4_k10_wo(float *restrict t10, const uint8_t *restrict wo
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -19473,7 +19473,7 @@ static void prefill_q4_h4_k10_wo(float *restrict t10, const uint8_t *restrict wo
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -19527,7 +19527,7 @@ static void prefill_q4_h4_k10_wo(float *restrict t10, const uint8_t *restrict wo
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
                 const float *restrict sr = wo_scales + r * GD;
@@ -19668,7 +19668,7 @@ static void prefill_q4_h4_k12_w1(float *restrict t12, const uint8_t *restrict w1
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -19744,7 +19744,7 @@ static void prefill_q4_h4_k12_w1(float *restrict t12, const uint8_t *restrict w1
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -19798,7 +19798,7 @@ static void prefill_q4_h4_k12_w1(float *restrict t12, const uint8_t *restrict w1
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
                 const float *restrict sr = w1_scales + r * GD;
@@ -19914,7 +19914,7 @@ static void prefill_q4_h4_k13_w3(float *restrict t13, const uint8_t *restrict w3
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -19990,7 +19990,7 @@ static void prefill_q4_h4_k13_w3(float *restrict t13, const uint8_t *restrict w3
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -20044,7 +20044,7 @@ static void prefill_q4_h4_k13_w3(float *restrict t13, const uint8_t *restrict w3
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
                 const float *restrict sr = w3_scales + r * GD;
@@ -20176,7 +20176,7 @@ static void prefill_q4_h4_k15_w2(float *restrict t15, const uint8_t *restrict w2
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -20252,7 +20252,7 @@ static void prefill_q4_h4_k15_w2(float *restrict t15, const uint8_t *restrict w2
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -20306,7 +20306,7 @@ static void prefill_q4_h4_k15_w2(float *restrict t15, const uint8_t *restrict w2
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
                 const float *restrict sr = w2_scales + r * GF;
@@ -20459,7 +20459,7 @@ static void prefill_q4_h4_k18_lm_head(float *restrict logits, const uint8_t *res
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -20535,7 +20535,7 @@ static void prefill_q4_h4_k18_lm_head(float *restrict logits, const uint8_t *res
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -20589,7 +20589,7 @@ static void prefill_q4_h4_k18_lm_head(float *restrict logits, const uint8_t *res
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r = 0; r < V; r++) {
                 const uint8_t *restrict qr = lm_head + r * ((32*RD) / 2);
                 const float *restrict sr = lm_head_scales + r * GD;
@@ -20946,7 +20946,7 @@ static void decode_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -21022,7 +21022,7 @@ static void decode_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, c
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -21076,7 +21076,7 @@ static void decode_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, c
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
                 const float *restrict sr = wq_scales + r * GD;
@@ -21222,7 +21222,7 @@ static void decode_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -21298,7 +21298,7 @@ static void decode_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, c
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -21352,7 +21352,7 @@ static void decode_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, c
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
                 const float *restrict sr = wk_scales + r * GD;
@@ -21497,7 +21497,7 @@ static void decode_q4_h4_k7_wv(float *restrict v_cache, const uint8_t *restrict 
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -21573,7 +21573,7 @@ static void decode_q4_h4_k7_wv(float *restrict v_cache, const uint8_t *restrict 
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -21627,7 +21627,7 @@ static void decode_q4_h4_k7_wv(float *restrict v_cache, const uint8_t *restrict 
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
                 const float *restrict sr = wv_scales + r * GD;
@@ -21825,7 +21825,7 @@ static void decode_q4_h4_k9_wo(float *restrict t9, const uint8_t *restrict wo, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -21901,7 +21901,7 @@ static void decode_q4_h4_k9_wo(float *restrict t9, const uint8_t *restrict wo, c
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -21955,7 +21955,7 @@ static void decode_q4_h4_k9_wo(float *restrict t9, const uint8_t *restrict wo, c
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * D >= 262144)
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
                 const float *restrict sr = wo_scales + r * GD;
@@ -22097,7 +22097,7 @@ static void decode_q4_h4_k11_w1(float *restrict t11, const uint8_t *restrict w1,
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -22173,7 +22173,7 @@ static void decode_q4_h4_k11_w1(float *restrict t11, const uint8_t *restrict w1,
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -22227,7 +22227,7 @@ static void decode_q4_h4_k11_w1(float *restrict t11, const uint8_t *restrict w1,
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
                 const float *restrict sr = w1_scales + r * GD;
@@ -22343,7 +22343,7 @@ static void decode_q4_h4_k12_w3(float *restrict t12, const uint8_t *restrict w3,
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -22419,7 +22419,7 @@ static void decode_q4_h4_k12_w3(float *restrict t12, const uint8_t *restrict w3,
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -22473,7 +22473,7 @@ static void decode_q4_h4_k12_w3(float *restrict t12, const uint8_t *restrict w3,
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (F * D >= 262144)
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
                 const float *restrict sr = w3_scales + r * GD;
@@ -22605,7 +22605,7 @@ static void decode_q4_h4_k14_w2(float *restrict t14, const uint8_t *restrict w2,
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -22681,7 +22681,7 @@ static void decode_q4_h4_k14_w2(float *restrict t14, const uint8_t *restrict w2,
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -22735,7 +22735,7 @@ static void decode_q4_h4_k14_w2(float *restrict t14, const uint8_t *restrict w2,
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (D * F >= 262144)
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
                 const float *restrict sr = w2_scales + r * GF;
@@ -22889,7 +22889,7 @@ static void decode_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *rest
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -22965,7 +22965,7 @@ static void decode_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *rest
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
             const long group_runs = group / 32;
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
@@ -23019,7 +23019,7 @@ static void decode_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *rest
                 }
             }
         #else
-            #pragma omp parallel for schedule(static) if (V * D >= 262144)
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r = 0; r < V; r++) {
                 const uint8_t *restrict qr = lm_head + r * ((32*RD) / 2);
                 const float *restrict sr = lm_head_scales + r * GD;

@@ -23,11 +23,12 @@ struct QuantGemvLowering {
     var n: String, k: String, kp: String, groups: String
     var accumulate: Bool
 
-    /// Products with fewer multiply-adds run on the calling thread: at int8 speed a `[768, 288]`
-    /// product takes ~3–5 µs alone, about what a parallel region costs on an idle machine and far
-    /// less than on a busy one (`small`'s layer products ran 3.4 µs serial against ~40 µs split
-    /// over 2 threads beside other jobs); only the output matrix is split.
-    static let parallelThreshold = 1 << 18
+    /// Products with fewer multiply-adds run on the calling thread. 2¹⁵ splits every layer
+    /// product of `small` (`[288, 288]` and up): on a quiet AVX2 Zen 3, whose single core streams
+    /// few bytes a second, that decoded ~20% faster than 2¹⁸ (only the output matrix split); on
+    /// a quiet Zen 5 the two were level; beside other jobs a split `[768, 288]` product took
+    /// ~40 µs against 3.4 µs serial (a parallel region waits for a busy core), where 2¹⁸ wins.
+    static let parallelThreshold = 1 << 15
 
     var lines: [String] {
         quantizeActivation + ["#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)",
