@@ -156,7 +156,7 @@ struct QuantGemvLowering {
     /// The same sums on AVX2, one group at a time, four rows sharing the activation's loads:
     /// per run of 32, `Σ q·qx` as `vpmaddubsw(|q|, sign(qx, q))` (exact: the unsigned `|q| ≤ 128`
     /// — a q8 of −128 included — times `|qx| ≤ 127`, two products a 16-bit lane, at most 32,512),
-    /// then `vpmaddwd` by 1 into 8 int32 lanes summed over the group's runs (at most 4·32,512 a
+    /// then `vpmaddwd` by 1 into 8 int32 lanes summed over the group's runs (at most 2·32,512 a
     /// lane a run); each group adds `sw · d_x` times them to 8 f32 lanes. No division per run:
     /// a row holds exactly `groups · group / 32` runs.
     private var avx2Rows: [String] {
