@@ -73,7 +73,7 @@ public final class CompiledProgram: @unchecked Sendable {
         guard let m = manifests.first(where: { $0.name == name }) else {
             throw RuntimeError("no compiled program named '\(name)' (have: \(manifests.map(\.name).joined(separator: ", ")))")
         }
-        if m.needsBF16, !MatrixKernels.current.features.contains("avx512_bf16") {
+        if m.needsBF16, !MatrixKernels.current.hasBF16 {
             throw RuntimeError("program '\(name)' multiplies in bf16 and this CPU has no AVX-512 BF16 "
                 + "(\(MatrixKernels.current.cpu)); use its float32 program")
         }

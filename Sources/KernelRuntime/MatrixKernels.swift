@@ -29,6 +29,9 @@ public struct MatrixKernels: Codable, Sendable, Equatable {
     public var libraryPath: String
     /// Why no kernels could be loaded; empty when they were.
     public var error: String
+    /// Whether the CPU has AVX-512 BF16, which every bf16 product needs (AMX or not).
+    public var hasBF16: Bool { features.contains("avx512_bf16") }
+
     /// What runs a bf16 program's products: `amx` (AMX-BF16 tiles), `avx512_bf16` (`vdpbf16ps`)
     /// or `none` (no AVX-512 BF16: bf16 programs are refused).
     public var bf16Path: String

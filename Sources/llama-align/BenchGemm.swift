@@ -38,7 +38,7 @@ struct BenchGemm: ParsableCommand {
         let c = BenchConfig.named(options.config)
         let (m, n, k) = (self.m ?? batch * seq, self.n ?? c?.hiddenDim ?? 0, self.k ?? c?.dim ?? 0)
         let start = MatrixKernels.current
-        let bf16 = start.features.contains("avx512_bf16"), amx = MatrixKernels.amxAllowed
+        let bf16 = start.hasBF16, amx = MatrixKernels.amxAllowed
         var f32: [Double] = [], avx: [Double] = [], tiles: [Double] = []
         defer { MatrixKernels.useAMX(start.bf16Path == "amx") }
         for _ in 0..<rounds {

@@ -27,7 +27,7 @@ import LlamaGraphs
         // A bf16 program on a CPU without AVX-512 BF16 (AVX2-only machines, AMD Zen 3): loading
         // it is refused in one error instead of its kernels stopping the process (SIGILL).
         if try #require(CompiledProgram.manifests.first { $0.name == name }).needsBF16,
-           !MatrixKernels.current.features.contains("avx512_bf16") {
+           !MatrixKernels.current.hasBF16 {
             #expect(throws: RuntimeError.self) { try CompiledProgram.load(name) }
             return
         }

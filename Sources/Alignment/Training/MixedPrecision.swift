@@ -13,7 +13,7 @@ public enum MixedPrecision {
     public static func suffix(bf16: Bool) -> String { bf16 ? "_bf16" : "" }
 
     /// True when this CPU has AVX-512 BF16 (the bf16 products' instructions).
-    public static var available: Bool { MatrixKernels.current.features.contains("avx512_bf16") }
+    public static var available: Bool { MatrixKernels.current.hasBF16 }
 
     /// Throws, in one line, when bf16 training cannot run here: the CPU lacks AVX-512 BF16.
     /// (Every training program — full weights, LoRA with or without dropout, prefix — has its
