@@ -1471,15 +1471,27 @@ static void decode_k8_causal_attention_forward(float *restrict t7, float *restri
             for (long i = 0; i < rep * hd; i++) acc[i] = 0.0f;
             for (long key0 = 0; key0 < kend; key0 += 128) {
                 const long cols = kend - key0 < 128 ? kend - key0 : 128;
-                /* sc[j][c] = q_j·k_{key0+c}·scale: the key row read once for the REP heads */
-                for (long c = 0; c < cols; c++) {
-                    const long s = key0 + c;
-                    const float *kr = kp + b * ksb + s * kss + g * ksh;
+                /* sc[j][c] = q_j·k_{key0+c}·scale: four key rows at a time, each read once for the
+                   REP heads; four vector sums over d (`omp simd reduction`: a fixed order per build) */
+                for (long c0 = 0; c0 < cols; c0 += 4) {
+                    const long nk = cols - c0 < 4 ? cols - c0 : 4;
+                    const float *kr[4];
+                    for (long u = 0; u < 4; u++) kr[u] = kp + b * ksb + (key0 + c0 + (u < nk ? u : nk - 1)) * kss + g * ksh;
+                    const float *k0 = kr[0], *k1 = kr[1], *k2 = kr[2], *k3 = kr[3];
                     for (long j = 0; j < rep; j++) {
-                        float y = 0.0f;
-                        #pragma omp simd reduction(+:y)
-                        for (long d = 0; d < hd; d++) y = fmaf(qr[j][d], kr[d], y);
-                        sc[j * 128 + c] = y * scale;
+                        const float *q = qr[j];
+                        float y0 = 0.0f, y1 = 0.0f, y2 = 0.0f, y3 = 0.0f;
+                        #pragma omp simd reduction(+:y0, y1, y2, y3)
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = q[d];
+                            y0 += qd * k0[d]; y1 += qd * k1[d]; y2 += qd * k2[d]; y3 += qd * k3[d];
+                        }
+                        const float ys[4] = {y0, y1, y2, y3};
+                        for (long u = 0; u < nk; u++) {
+                            const long c = c0 + u, s = key0 + c;
+                            const float y = ys[u];
+                            sc[j * 128 + c] = y * scale;
+                        }
                     }
                 }
                 /* per head: the chunk's max, exp(score − max), the running sum; corr rescales acc */
@@ -1498,14 +1510,25 @@ static void decode_k8_causal_attention_forward(float *restrict t7, float *restri
                     #pragma omp simd
                     for (long d = 0; d < hd; d++) aj[d] *= corr;
                 }
-                /* acc[j] += Σ_c sc[j][c]·v_{key0+c}: the value row read once for the REP heads */
-                for (long c = 0; c < cols; c++) {
-                    const float *vr = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                /* acc[j] += Σ_c sc[j][c]·v_{key0+c}, c in order: four value rows per pass over acc,
+                   each read once for the REP heads */
+                for (long c0 = 0; c0 < cols; c0 += 4) {
+                    const long nk = cols - c0 < 4 ? cols - c0 : 4;
+                    const float *vr[4];
+                    for (long u = 0; u < 4; u++) vr[u] = vp + b * vsb + (key0 + c0 + (u < nk ? u : nk - 1)) * vss + g * vsh;
                     for (long j = 0; j < rep; j++) {
-                        const float p = sc[j * 128 + c];
+                        const float *p = sc + j * 128 + c0;
                         float *aj = acc + j * hd;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) aj[d] = fmaf(p, vr[d], aj[d]);
+                        if (nk == 4) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++)
+                                aj[d] = fmaf(p[3], vr[3][d], fmaf(p[2], vr[2][d], fmaf(p[1], vr[1][d], fmaf(p[0], vr[0][d], aj[d]))));
+                        } else {
+                            for (long u = 0; u < nk; u++) {
+                                #pragma omp simd
+                                for (long d = 0; d < hd; d++) aj[d] = fmaf(p[u], vr[u][d], aj[d]);
+                            }
+                        }
                     }
                 }
             }
@@ -7202,15 +7225,27 @@ static void decode_q8_k8_causal_attention_forward(float *restrict t7, float *res
             for (long i = 0; i < rep * hd; i++) acc[i] = 0.0f;
             for (long key0 = 0; key0 < kend; key0 += 128) {
                 const long cols = kend - key0 < 128 ? kend - key0 : 128;
-                /* sc[j][c] = q_j·k_{key0+c}·scale: the key row read once for the REP heads */
-                for (long c = 0; c < cols; c++) {
-                    const long s = key0 + c;
-                    const float *kr = kp + b * ksb + s * kss + g * ksh;
+                /* sc[j][c] = q_j·k_{key0+c}·scale: four key rows at a time, each read once for the
+                   REP heads; four vector sums over d (`omp simd reduction`: a fixed order per build) */
+                for (long c0 = 0; c0 < cols; c0 += 4) {
+                    const long nk = cols - c0 < 4 ? cols - c0 : 4;
+                    const float *kr[4];
+                    for (long u = 0; u < 4; u++) kr[u] = kp + b * ksb + (key0 + c0 + (u < nk ? u : nk - 1)) * kss + g * ksh;
+                    const float *k0 = kr[0], *k1 = kr[1], *k2 = kr[2], *k3 = kr[3];
                     for (long j = 0; j < rep; j++) {
-                        float y = 0.0f;
-                        #pragma omp simd reduction(+:y)
-                        for (long d = 0; d < hd; d++) y = fmaf(qr[j][d], kr[d], y);
-                        sc[j * 128 + c] = y * scale;
+                        const float *q = qr[j];
+                        float y0 = 0.0f, y1 = 0.0f, y2 = 0.0f, y3 = 0.0f;
+                        #pragma omp simd reduction(+:y0, y1, y2, y3)
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = q[d];
+                            y0 += qd * k0[d]; y1 += qd * k1[d]; y2 += qd * k2[d]; y3 += qd * k3[d];
+                        }
+                        const float ys[4] = {y0, y1, y2, y3};
+                        for (long u = 0; u < nk; u++) {
+                            const long c = c0 + u, s = key0 + c;
+                            const float y = ys[u];
+                            sc[j * 128 + c] = y * scale;
+                        }
                     }
                 }
                 /* per head: the chunk's max, exp(score − max), the running sum; corr rescales acc */
@@ -7229,14 +7264,25 @@ static void decode_q8_k8_causal_attention_forward(float *restrict t7, float *res
                     #pragma omp simd
                     for (long d = 0; d < hd; d++) aj[d] *= corr;
                 }
-                /* acc[j] += Σ_c sc[j][c]·v_{key0+c}: the value row read once for the REP heads */
-                for (long c = 0; c < cols; c++) {
-                    const float *vr = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                /* acc[j] += Σ_c sc[j][c]·v_{key0+c}, c in order: four value rows per pass over acc,
+                   each read once for the REP heads */
+                for (long c0 = 0; c0 < cols; c0 += 4) {
+                    const long nk = cols - c0 < 4 ? cols - c0 : 4;
+                    const float *vr[4];
+                    for (long u = 0; u < 4; u++) vr[u] = vp + b * vsb + (key0 + c0 + (u < nk ? u : nk - 1)) * vss + g * vsh;
                     for (long j = 0; j < rep; j++) {
-                        const float p = sc[j * 128 + c];
+                        const float *p = sc + j * 128 + c0;
                         float *aj = acc + j * hd;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) aj[d] = fmaf(p, vr[d], aj[d]);
+                        if (nk == 4) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++)
+                                aj[d] = fmaf(p[3], vr[3][d], fmaf(p[2], vr[2][d], fmaf(p[1], vr[1][d], fmaf(p[0], vr[0][d], aj[d]))));
+                        } else {
+                            for (long u = 0; u < nk; u++) {
+                                #pragma omp simd
+                                for (long d = 0; d < hd; d++) aj[d] = fmaf(p[u], vr[u][d], aj[d]);
+                            }
+                        }
                     }
                 }
             }
@@ -14389,15 +14435,27 @@ static void decode_q4_k8_causal_attention_forward(float *restrict t7, float *res
             for (long i = 0; i < rep * hd; i++) acc[i] = 0.0f;
             for (long key0 = 0; key0 < kend; key0 += 128) {
                 const long cols = kend - key0 < 128 ? kend - key0 : 128;
-                /* sc[j][c] = q_j·k_{key0+c}·scale: the key row read once for the REP heads */
-                for (long c = 0; c < cols; c++) {
-                    const long s = key0 + c;
-                    const float *kr = kp + b * ksb + s * kss + g * ksh;
+                /* sc[j][c] = q_j·k_{key0+c}·scale: four key rows at a time, each read once for the
+                   REP heads; four vector sums over d (`omp simd reduction`: a fixed order per build) */
+                for (long c0 = 0; c0 < cols; c0 += 4) {
+                    const long nk = cols - c0 < 4 ? cols - c0 : 4;
+                    const float *kr[4];
+                    for (long u = 0; u < 4; u++) kr[u] = kp + b * ksb + (key0 + c0 + (u < nk ? u : nk - 1)) * kss + g * ksh;
+                    const float *k0 = kr[0], *k1 = kr[1], *k2 = kr[2], *k3 = kr[3];
                     for (long j = 0; j < rep; j++) {
-                        float y = 0.0f;
-                        #pragma omp simd reduction(+:y)
-                        for (long d = 0; d < hd; d++) y = fmaf(qr[j][d], kr[d], y);
-                        sc[j * 128 + c] = y * scale;
+                        const float *q = qr[j];
+                        float y0 = 0.0f, y1 = 0.0f, y2 = 0.0f, y3 = 0.0f;
+                        #pragma omp simd reduction(+:y0, y1, y2, y3)
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = q[d];
+                            y0 += qd * k0[d]; y1 += qd * k1[d]; y2 += qd * k2[d]; y3 += qd * k3[d];
+                        }
+                        const float ys[4] = {y0, y1, y2, y3};
+                        for (long u = 0; u < nk; u++) {
+                            const long c = c0 + u, s = key0 + c;
+                            const float y = ys[u];
+                            sc[j * 128 + c] = y * scale;
+                        }
                     }
                 }
                 /* per head: the chunk's max, exp(score − max), the running sum; corr rescales acc */
@@ -14416,14 +14474,25 @@ static void decode_q4_k8_causal_attention_forward(float *restrict t7, float *res
                     #pragma omp simd
                     for (long d = 0; d < hd; d++) aj[d] *= corr;
                 }
-                /* acc[j] += Σ_c sc[j][c]·v_{key0+c}: the value row read once for the REP heads */
-                for (long c = 0; c < cols; c++) {
-                    const float *vr = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                /* acc[j] += Σ_c sc[j][c]·v_{key0+c}, c in order: four value rows per pass over acc,
+                   each read once for the REP heads */
+                for (long c0 = 0; c0 < cols; c0 += 4) {
+                    const long nk = cols - c0 < 4 ? cols - c0 : 4;
+                    const float *vr[4];
+                    for (long u = 0; u < 4; u++) vr[u] = vp + b * vsb + (key0 + c0 + (u < nk ? u : nk - 1)) * vss + g * vsh;
                     for (long j = 0; j < rep; j++) {
-                        const float p = sc[j * 128 + c];
+                        const float *p = sc + j * 128 + c0;
                         float *aj = acc + j * hd;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) aj[d] = fmaf(p, vr[d], aj[d]);
+                        if (nk == 4) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++)
+                                aj[d] = fmaf(p[3], vr[3][d], fmaf(p[2], vr[2][d], fmaf(p[1], vr[1][d], fmaf(p[0], vr[0][d], aj[d]))));
+                        } else {
+                            for (long u = 0; u < nk; u++) {
+                                #pragma omp simd
+                                for (long d = 0; d < hd; d++) aj[d] = fmaf(p[u], vr[u][d], aj[d]);
+                            }
+                        }
                     }
                 }
             }
@@ -21726,15 +21795,27 @@ static void decode_q4_h4_k8_causal_attention_forward(float *restrict t7, float *
             for (long i = 0; i < rep * hd; i++) acc[i] = 0.0f;
             for (long key0 = 0; key0 < kend; key0 += 128) {
                 const long cols = kend - key0 < 128 ? kend - key0 : 128;
-                /* sc[j][c] = q_j·k_{key0+c}·scale: the key row read once for the REP heads */
-                for (long c = 0; c < cols; c++) {
-                    const long s = key0 + c;
-                    const float *kr = kp + b * ksb + s * kss + g * ksh;
+                /* sc[j][c] = q_j·k_{key0+c}·scale: four key rows at a time, each read once for the
+                   REP heads; four vector sums over d (`omp simd reduction`: a fixed order per build) */
+                for (long c0 = 0; c0 < cols; c0 += 4) {
+                    const long nk = cols - c0 < 4 ? cols - c0 : 4;
+                    const float *kr[4];
+                    for (long u = 0; u < 4; u++) kr[u] = kp + b * ksb + (key0 + c0 + (u < nk ? u : nk - 1)) * kss + g * ksh;
+                    const float *k0 = kr[0], *k1 = kr[1], *k2 = kr[2], *k3 = kr[3];
                     for (long j = 0; j < rep; j++) {
-                        float y = 0.0f;
-                        #pragma omp simd reduction(+:y)
-                        for (long d = 0; d < hd; d++) y = fmaf(qr[j][d], kr[d], y);
-                        sc[j * 128 + c] = y * scale;
+                        const float *q = qr[j];
+                        float y0 = 0.0f, y1 = 0.0f, y2 = 0.0f, y3 = 0.0f;
+                        #pragma omp simd reduction(+:y0, y1, y2, y3)
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = q[d];
+                            y0 += qd * k0[d]; y1 += qd * k1[d]; y2 += qd * k2[d]; y3 += qd * k3[d];
+                        }
+                        const float ys[4] = {y0, y1, y2, y3};
+                        for (long u = 0; u < nk; u++) {
+                            const long c = c0 + u, s = key0 + c;
+                            const float y = ys[u];
+                            sc[j * 128 + c] = y * scale;
+                        }
                     }
                 }
                 /* per head: the chunk's max, exp(score − max), the running sum; corr rescales acc */
@@ -21753,14 +21834,25 @@ static void decode_q4_h4_k8_causal_attention_forward(float *restrict t7, float *
                     #pragma omp simd
                     for (long d = 0; d < hd; d++) aj[d] *= corr;
                 }
-                /* acc[j] += Σ_c sc[j][c]·v_{key0+c}: the value row read once for the REP heads */
-                for (long c = 0; c < cols; c++) {
-                    const float *vr = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                /* acc[j] += Σ_c sc[j][c]·v_{key0+c}, c in order: four value rows per pass over acc,
+                   each read once for the REP heads */
+                for (long c0 = 0; c0 < cols; c0 += 4) {
+                    const long nk = cols - c0 < 4 ? cols - c0 : 4;
+                    const float *vr[4];
+                    for (long u = 0; u < 4; u++) vr[u] = vp + b * vsb + (key0 + c0 + (u < nk ? u : nk - 1)) * vss + g * vsh;
                     for (long j = 0; j < rep; j++) {
-                        const float p = sc[j * 128 + c];
+                        const float *p = sc + j * 128 + c0;
                         float *aj = acc + j * hd;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) aj[d] = fmaf(p, vr[d], aj[d]);
+                        if (nk == 4) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++)
+                                aj[d] = fmaf(p[3], vr[3][d], fmaf(p[2], vr[2][d], fmaf(p[1], vr[1][d], fmaf(p[0], vr[0][d], aj[d]))));
+                        } else {
+                            for (long u = 0; u < nk; u++) {
+                                #pragma omp simd
+                                for (long d = 0; d < hd; d++) aj[d] = fmaf(p[u], vr[u][d], aj[d]);
+                            }
+                        }
                     }
                 }
             }

@@ -15,10 +15,12 @@ extension AttentionLowering {
 
     /// The forward for `T = 1`, over batch × key/value heads: each key and value row of the
     /// cache is read once for all `REP` query heads that share it. Per chunk of `decodeChunk`
-    /// keys `s < kend = min(start + 1, S)`: the scores `sc[j][c] = q_j·k_s/√HD` (one dot of `HD`
-    /// per query head j, the key row loaded once), masked ones −∞; per head the chunk's max `mt`,
+    /// keys `s < kend = min(start + 1, S)`: the scores `sc[j][c] = q_j·k_s/√HD` (four keys at a
+    /// time as four `omp simd` sums over d: vector registers, not one scalar chain of `HD`
+    /// dependent FMAs, which `fmaf` in a reduction gave), masked ones −∞; per head the chunk's max `mt`,
     /// `sc ← exp(sc − mt)` (vector `expf`), the running sum `l ← l·e^(m−mt) + Σ sc` and
-    /// `acc_j ← acc_j·e^(m−mt) + Σ_s sc[j][s]·v_s` (each value row loaded once for the REP heads).
+    /// `acc_j ← acc_j·e^(m−mt) + Σ_s sc[j][s]·v_s` (keys in order, four value rows per pass
+    /// over `acc_j`).
     /// Output `acc_j / l_j`, log-sum-exp `m_j + log l_j`.
     func singleRowForward(_ mask: String?) -> [String] {
         let n = AttentionLowering.decodeChunk
@@ -42,15 +44,27 @@ extension AttentionLowering {
                 for (long i = 0; i < rep * hd; i++) acc[i] = 0.0f;
                 for (long key0 = 0; key0 < kend; key0 += \(n)) {
                     const long cols = kend - key0 < \(n) ? kend - key0 : \(n);
-                    /* sc[j][c] = q_j·k_{key0+c}·scale: the key row read once for the REP heads */
-                    for (long c = 0; c < cols; c++) {
-                        const long s = key0 + c;
-                        const float *kr = kp + b * ksb + s * kss + g * ksh;
+                    /* sc[j][c] = q_j·k_{key0+c}·scale: four key rows at a time, each read once for the
+                       REP heads; four vector sums over d (`omp simd reduction`: a fixed order per build) */
+                    for (long c0 = 0; c0 < cols; c0 += 4) {
+                        const long nk = cols - c0 < 4 ? cols - c0 : 4;
+                        const float *kr[4];
+                        for (long u = 0; u < 4; u++) kr[u] = kp + b * ksb + (key0 + c0 + (u < nk ? u : nk - 1)) * kss + g * ksh;
+                        const float *k0 = kr[0], *k1 = kr[1], *k2 = kr[2], *k3 = kr[3];
                         for (long j = 0; j < rep; j++) {
-                            float y = 0.0f;
-                            #pragma omp simd reduction(+:y)
-                            for (long d = 0; d < hd; d++) y = fmaf(qr[j][d], kr[d], y);
-                            sc[j * \(n) + c] = \(score);
+                            const float *q = qr[j];
+                            float y0 = 0.0f, y1 = 0.0f, y2 = 0.0f, y3 = 0.0f;
+                            #pragma omp simd reduction(+:y0, y1, y2, y3)
+                            for (long d = 0; d < hd; d++) {
+                                const float qd = q[d];
+                                y0 += qd * k0[d]; y1 += qd * k1[d]; y2 += qd * k2[d]; y3 += qd * k3[d];
+                            }
+                            const float ys[4] = {y0, y1, y2, y3};
+                            for (long u = 0; u < nk; u++) {
+                                const long c = c0 + u, s = key0 + c;
+                                const float y = ys[u];
+                                sc[j * \(n) + c] = \(score);
+                            }
                         }
                     }
                     /* per head: the chunk's max, exp(score − max), the running sum; corr rescales acc */
@@ -69,14 +83,25 @@ extension AttentionLowering {
                         #pragma omp simd
                         for (long d = 0; d < hd; d++) aj[d] *= corr;
                     }
-                    /* acc[j] += Σ_c sc[j][c]·v_{key0+c}: the value row read once for the REP heads */
-                    for (long c = 0; c < cols; c++) {
-                        const float *vr = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                    /* acc[j] += Σ_c sc[j][c]·v_{key0+c}, c in order: four value rows per pass over acc,
+                       each read once for the REP heads */
+                    for (long c0 = 0; c0 < cols; c0 += 4) {
+                        const long nk = cols - c0 < 4 ? cols - c0 : 4;
+                        const float *vr[4];
+                        for (long u = 0; u < 4; u++) vr[u] = vp + b * vsb + (key0 + c0 + (u < nk ? u : nk - 1)) * vss + g * vsh;
                         for (long j = 0; j < rep; j++) {
-                            const float p = sc[j * \(n) + c];
+                            const float *p = sc + j * \(n) + c0;
                             float *aj = acc + j * hd;
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) aj[d] = fmaf(p, vr[d], aj[d]);
+                            if (nk == 4) {
+                                #pragma omp simd
+                                for (long d = 0; d < hd; d++)
+                                    aj[d] = fmaf(p[3], vr[3][d], fmaf(p[2], vr[2][d], fmaf(p[1], vr[1][d], fmaf(p[0], vr[0][d], aj[d]))));
+                            } else {
+                                for (long u = 0; u < nk; u++) {
+                                    #pragma omp simd
+                                    for (long d = 0; d < hd; d++) aj[d] = fmaf(p[u], vr[u][d], aj[d]);
+                                }
+                            }
                         }
                     }
                 }
