@@ -1478,6 +1478,16 @@ static void decode_k8_causal_attention_forward(float *restrict t7, float *restri
                     const float *kr[4];
                     for (long u = 0; u < 4; u++) kr[u] = kp + b * ksb + (key0 + c0 + (u < nk ? u : nk - 1)) * kss + g * ksh;
                     const float *k0 = kr[0], *k1 = kr[1], *k2 = kr[2], *k3 = kr[3];
+                    /* the key and value rows 16 keys ahead, toward L1: the weights streamed
+                       since the last token evicted the cache, and a head's rows lie a whole cache row apart */
+                    for (long u = 0; u < 4; u++) {
+                        const long s = key0 + c0 + 16 + u;
+                        if (s >= kend) break;
+                        const char *kn = (const char *)(kp + b * ksb + s * kss + g * ksh), *vn = (const char *)(vp + b * vsb + s * vss + g * vsh);
+                        for (long o = 0; o < hd * 4; o += 64) { __builtin_prefetch(kn + o); __builtin_prefetch(vn + o); }
+                        __builtin_prefetch(kn + hd * 4 - 1);
+                        __builtin_prefetch(vn + hd * 4 - 1);
+                    }
                     for (long j = 0; j < rep; j++) {
                         const float *q = qr[j];
                         float y0 = 0.0f, y1 = 0.0f, y2 = 0.0f, y3 = 0.0f;
@@ -1941,13 +1951,11 @@ static void forward_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -1958,21 +1966,25 @@ static void forward_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -2105,7 +2117,7 @@ static void forward_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t4)[r] = acc;
@@ -2192,13 +2204,11 @@ static void forward_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -2209,21 +2219,25 @@ static void forward_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -2356,7 +2370,7 @@ static void forward_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t6)[r] = acc;
@@ -2442,13 +2456,11 @@ static void forward_q8_k7_wv(float *restrict t8, const int8_t *restrict wv, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -2459,21 +2471,25 @@ static void forward_q8_k7_wv(float *restrict t8, const int8_t *restrict wv, cons
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -2606,7 +2622,7 @@ static void forward_q8_k7_wv(float *restrict t8, const int8_t *restrict wv, cons
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t8)[r] = acc;
@@ -2781,13 +2797,11 @@ static void forward_q8_k9_wo(float *restrict t11, const int8_t *restrict wo, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -2798,21 +2812,25 @@ static void forward_q8_k9_wo(float *restrict t11, const int8_t *restrict wo, con
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t9)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -2945,7 +2963,7 @@ static void forward_q8_k9_wo(float *restrict t11, const int8_t *restrict wo, con
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t11)[r] = acc;
@@ -3027,13 +3045,11 @@ static void forward_q8_k11_w1(float *restrict t13, const int8_t *restrict w1, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -3044,21 +3060,25 @@ static void forward_q8_k11_w1(float *restrict t13, const int8_t *restrict w1, co
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t12)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -3191,7 +3211,7 @@ static void forward_q8_k11_w1(float *restrict t13, const int8_t *restrict w1, co
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t13)[r] = acc;
@@ -3248,13 +3268,11 @@ static void forward_q8_k12_w3(float *restrict t14, const int8_t *restrict w3, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -3265,21 +3283,25 @@ static void forward_q8_k12_w3(float *restrict t14, const int8_t *restrict w3, co
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t12)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -3412,7 +3434,7 @@ static void forward_q8_k12_w3(float *restrict t14, const int8_t *restrict w3, co
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t14)[r] = acc;
@@ -3485,13 +3507,11 @@ static void forward_q8_k14_w2(float *restrict t16, const int8_t *restrict w2, co
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GF];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GF];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GF; g++) {
             const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
             float amax = 0.0f;
@@ -3502,21 +3522,25 @@ static void forward_q8_k14_w2(float *restrict t16, const int8_t *restrict w2, co
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t15)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -3649,7 +3673,7 @@ static void forward_q8_k14_w2(float *restrict t16, const int8_t *restrict w2, co
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t16)[r] = acc;
@@ -3743,13 +3767,11 @@ static void forward_q8_k17_lm_head(float *restrict logits, const int8_t *restric
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -3760,21 +3782,25 @@ static void forward_q8_k17_lm_head(float *restrict logits, const int8_t *restric
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t17)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -3907,7 +3933,7 @@ static void forward_q8_k17_lm_head(float *restrict logits, const int8_t *restric
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (logits)[r] = acc;
@@ -4199,13 +4225,11 @@ static void prefill_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -4216,21 +4240,25 @@ static void prefill_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -4363,7 +4391,7 @@ static void prefill_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t4)[r] = acc;
@@ -4450,13 +4478,11 @@ static void prefill_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -4467,21 +4493,25 @@ static void prefill_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -4614,7 +4644,7 @@ static void prefill_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t6)[r] = acc;
@@ -4672,13 +4702,11 @@ static void prefill_q8_k6_wv(float *restrict t7, const int8_t *restrict wv, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -4689,21 +4717,25 @@ static void prefill_q8_k6_wv(float *restrict t7, const int8_t *restrict wv, cons
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -4836,7 +4868,7 @@ static void prefill_q8_k6_wv(float *restrict t7, const int8_t *restrict wv, cons
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t7)[r] = acc;
@@ -5054,13 +5086,11 @@ static void prefill_q8_k10_wo(float *restrict t10, const int8_t *restrict wo, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -5071,21 +5101,25 @@ static void prefill_q8_k10_wo(float *restrict t10, const int8_t *restrict wo, co
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t8)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -5218,7 +5252,7 @@ static void prefill_q8_k10_wo(float *restrict t10, const int8_t *restrict wo, co
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t10)[r] = acc;
@@ -5300,13 +5334,11 @@ static void prefill_q8_k12_w1(float *restrict t12, const int8_t *restrict w1, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -5317,21 +5349,25 @@ static void prefill_q8_k12_w1(float *restrict t12, const int8_t *restrict w1, co
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t11)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -5464,7 +5500,7 @@ static void prefill_q8_k12_w1(float *restrict t12, const int8_t *restrict w1, co
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t12)[r] = acc;
@@ -5521,13 +5557,11 @@ static void prefill_q8_k13_w3(float *restrict t13, const int8_t *restrict w3, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -5538,21 +5572,25 @@ static void prefill_q8_k13_w3(float *restrict t13, const int8_t *restrict w3, co
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t11)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -5685,7 +5723,7 @@ static void prefill_q8_k13_w3(float *restrict t13, const int8_t *restrict w3, co
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t13)[r] = acc;
@@ -5758,13 +5796,11 @@ static void prefill_q8_k15_w2(float *restrict t15, const int8_t *restrict w2, co
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GF];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GF];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GF; g++) {
             const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
             float amax = 0.0f;
@@ -5775,21 +5811,25 @@ static void prefill_q8_k15_w2(float *restrict t15, const int8_t *restrict w2, co
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t14)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -5922,7 +5962,7 @@ static void prefill_q8_k15_w2(float *restrict t15, const int8_t *restrict w2, co
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t15)[r] = acc;
@@ -6016,13 +6056,11 @@ static void prefill_q8_k18_lm_head(float *restrict logits, const int8_t *restric
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -6033,21 +6071,25 @@ static void prefill_q8_k18_lm_head(float *restrict logits, const int8_t *restric
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t16)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -6180,7 +6222,7 @@ static void prefill_q8_k18_lm_head(float *restrict logits, const int8_t *restric
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (logits)[r] = acc;
@@ -6478,13 +6520,11 @@ static void decode_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -6495,21 +6535,25 @@ static void decode_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -6642,7 +6686,7 @@ static void decode_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t4)[r] = acc;
@@ -6729,13 +6773,11 @@ static void decode_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, const
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -6746,21 +6788,25 @@ static void decode_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, const
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -6893,7 +6939,7 @@ static void decode_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, const
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t6)[r] = acc;
@@ -6979,13 +7025,11 @@ static void decode_q8_k7_wv(float *restrict v_cache, const int8_t *restrict wv, 
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -6996,21 +7040,25 @@ static void decode_q8_k7_wv(float *restrict v_cache, const int8_t *restrict wv, 
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -7143,7 +7191,7 @@ static void decode_q8_k7_wv(float *restrict v_cache, const int8_t *restrict wv, 
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (v_cache + (P*KVD))[r] = acc;
@@ -7232,6 +7280,16 @@ static void decode_q8_k8_causal_attention_forward(float *restrict t7, float *res
                     const float *kr[4];
                     for (long u = 0; u < 4; u++) kr[u] = kp + b * ksb + (key0 + c0 + (u < nk ? u : nk - 1)) * kss + g * ksh;
                     const float *k0 = kr[0], *k1 = kr[1], *k2 = kr[2], *k3 = kr[3];
+                    /* the key and value rows 16 keys ahead, toward L1: the weights streamed
+                       since the last token evicted the cache, and a head's rows lie a whole cache row apart */
+                    for (long u = 0; u < 4; u++) {
+                        const long s = key0 + c0 + 16 + u;
+                        if (s >= kend) break;
+                        const char *kn = (const char *)(kp + b * ksb + s * kss + g * ksh), *vn = (const char *)(vp + b * vsb + s * vss + g * vsh);
+                        for (long o = 0; o < hd * 4; o += 64) { __builtin_prefetch(kn + o); __builtin_prefetch(vn + o); }
+                        __builtin_prefetch(kn + hd * 4 - 1);
+                        __builtin_prefetch(vn + hd * 4 - 1);
+                    }
                     for (long j = 0; j < rep; j++) {
                         const float *q = qr[j];
                         float y0 = 0.0f, y1 = 0.0f, y2 = 0.0f, y3 = 0.0f;
@@ -7305,13 +7363,11 @@ static void decode_q8_k9_wo(float *restrict t9, const int8_t *restrict wo, const
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -7322,21 +7378,25 @@ static void decode_q8_k9_wo(float *restrict t9, const int8_t *restrict wo, const
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t7)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -7469,7 +7529,7 @@ static void decode_q8_k9_wo(float *restrict t9, const int8_t *restrict wo, const
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t9)[r] = acc;
@@ -7552,13 +7612,11 @@ static void decode_q8_k11_w1(float *restrict t11, const int8_t *restrict w1, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -7569,21 +7627,25 @@ static void decode_q8_k11_w1(float *restrict t11, const int8_t *restrict w1, con
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t10)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -7716,7 +7778,7 @@ static void decode_q8_k11_w1(float *restrict t11, const int8_t *restrict w1, con
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t11)[r] = acc;
@@ -7773,13 +7835,11 @@ static void decode_q8_k12_w3(float *restrict t12, const int8_t *restrict w3, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -7790,21 +7850,25 @@ static void decode_q8_k12_w3(float *restrict t12, const int8_t *restrict w3, con
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t10)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -7937,7 +8001,7 @@ static void decode_q8_k12_w3(float *restrict t12, const int8_t *restrict w3, con
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t12)[r] = acc;
@@ -8010,13 +8074,11 @@ static void decode_q8_k14_w2(float *restrict t14, const int8_t *restrict w2, con
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GF];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GF];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GF; g++) {
             const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
             float amax = 0.0f;
@@ -8027,21 +8089,25 @@ static void decode_q8_k14_w2(float *restrict t14, const int8_t *restrict w2, con
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t13)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -8174,7 +8240,7 @@ static void decode_q8_k14_w2(float *restrict t14, const int8_t *restrict w2, con
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t14)[r] = acc;
@@ -8269,13 +8335,11 @@ static void decode_q8_k17_lm_head(float *restrict logits, const int8_t *restrict
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -8286,21 +8350,25 @@ static void decode_q8_k17_lm_head(float *restrict logits, const int8_t *restrict
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t15)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -8433,7 +8501,7 @@ static void decode_q8_k17_lm_head(float *restrict logits, const int8_t *restrict
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (logits)[r] = acc;
@@ -8726,13 +8794,11 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -8743,26 +8809,31 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -8905,7 +8976,7 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t4)[r] = acc;
@@ -9002,13 +9073,11 @@ static void forward_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -9019,26 +9088,31 @@ static void forward_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -9181,7 +9255,7 @@ static void forward_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t6)[r] = acc;
@@ -9277,13 +9351,11 @@ static void forward_q4_k7_wv(float *restrict t8, const uint8_t *restrict wv, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -9294,26 +9366,31 @@ static void forward_q4_k7_wv(float *restrict t8, const uint8_t *restrict wv, con
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -9456,7 +9533,7 @@ static void forward_q4_k7_wv(float *restrict t8, const uint8_t *restrict wv, con
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t8)[r] = acc;
@@ -9641,13 +9718,11 @@ static void forward_q4_k9_wo(float *restrict t11, const uint8_t *restrict wo, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -9658,26 +9733,31 @@ static void forward_q4_k9_wo(float *restrict t11, const uint8_t *restrict wo, co
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t9)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -9820,7 +9900,7 @@ static void forward_q4_k9_wo(float *restrict t11, const uint8_t *restrict wo, co
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t11)[r] = acc;
@@ -9912,13 +9992,11 @@ static void forward_q4_k11_w1(float *restrict t13, const uint8_t *restrict w1, c
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -9929,26 +10007,31 @@ static void forward_q4_k11_w1(float *restrict t13, const uint8_t *restrict w1, c
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t12)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -10091,7 +10174,7 @@ static void forward_q4_k11_w1(float *restrict t13, const uint8_t *restrict w1, c
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t13)[r] = acc;
@@ -10158,13 +10241,11 @@ static void forward_q4_k12_w3(float *restrict t14, const uint8_t *restrict w3, c
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -10175,26 +10256,31 @@ static void forward_q4_k12_w3(float *restrict t14, const uint8_t *restrict w3, c
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t12)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -10337,7 +10423,7 @@ static void forward_q4_k12_w3(float *restrict t14, const uint8_t *restrict w3, c
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t14)[r] = acc;
@@ -10420,13 +10506,11 @@ static void forward_q4_k14_w2(float *restrict t16, const uint8_t *restrict w2, c
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GF];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GF];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GF; g++) {
             const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
             float amax = 0.0f;
@@ -10437,26 +10521,31 @@ static void forward_q4_k14_w2(float *restrict t16, const uint8_t *restrict w2, c
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t15)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -10599,7 +10688,7 @@ static void forward_q4_k14_w2(float *restrict t16, const uint8_t *restrict w2, c
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t16)[r] = acc;
@@ -10703,13 +10792,11 @@ static void forward_q4_k17_lm_head(float *restrict logits, const int8_t *restric
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -10720,21 +10807,25 @@ static void forward_q4_k17_lm_head(float *restrict logits, const int8_t *restric
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t17)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -10867,7 +10958,7 @@ static void forward_q4_k17_lm_head(float *restrict logits, const int8_t *restric
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (logits)[r] = acc;
@@ -11159,13 +11250,11 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -11176,26 +11265,31 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -11338,7 +11432,7 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t4)[r] = acc;
@@ -11435,13 +11529,11 @@ static void prefill_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -11452,26 +11544,31 @@ static void prefill_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -11614,7 +11711,7 @@ static void prefill_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t6)[r] = acc;
@@ -11682,13 +11779,11 @@ static void prefill_q4_k6_wv(float *restrict t7, const uint8_t *restrict wv, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -11699,26 +11794,31 @@ static void prefill_q4_k6_wv(float *restrict t7, const uint8_t *restrict wv, con
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -11861,7 +11961,7 @@ static void prefill_q4_k6_wv(float *restrict t7, const uint8_t *restrict wv, con
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t7)[r] = acc;
@@ -12089,13 +12189,11 @@ static void prefill_q4_k10_wo(float *restrict t10, const uint8_t *restrict wo, c
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -12106,26 +12204,31 @@ static void prefill_q4_k10_wo(float *restrict t10, const uint8_t *restrict wo, c
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t8)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -12268,7 +12371,7 @@ static void prefill_q4_k10_wo(float *restrict t10, const uint8_t *restrict wo, c
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t10)[r] = acc;
@@ -12360,13 +12463,11 @@ static void prefill_q4_k12_w1(float *restrict t12, const uint8_t *restrict w1, c
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -12377,26 +12478,31 @@ static void prefill_q4_k12_w1(float *restrict t12, const uint8_t *restrict w1, c
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t11)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -12539,7 +12645,7 @@ static void prefill_q4_k12_w1(float *restrict t12, const uint8_t *restrict w1, c
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t12)[r] = acc;
@@ -12606,13 +12712,11 @@ static void prefill_q4_k13_w3(float *restrict t13, const uint8_t *restrict w3, c
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -12623,26 +12727,31 @@ static void prefill_q4_k13_w3(float *restrict t13, const uint8_t *restrict w3, c
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t11)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -12785,7 +12894,7 @@ static void prefill_q4_k13_w3(float *restrict t13, const uint8_t *restrict w3, c
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t13)[r] = acc;
@@ -12868,13 +12977,11 @@ static void prefill_q4_k15_w2(float *restrict t15, const uint8_t *restrict w2, c
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GF];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GF];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GF; g++) {
             const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
             float amax = 0.0f;
@@ -12885,26 +12992,31 @@ static void prefill_q4_k15_w2(float *restrict t15, const uint8_t *restrict w2, c
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t14)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -13047,7 +13159,7 @@ static void prefill_q4_k15_w2(float *restrict t15, const uint8_t *restrict w2, c
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t15)[r] = acc;
@@ -13151,13 +13263,11 @@ static void prefill_q4_k18_lm_head(float *restrict logits, const int8_t *restric
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -13168,21 +13278,25 @@ static void prefill_q4_k18_lm_head(float *restrict logits, const int8_t *restric
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t16)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -13315,7 +13429,7 @@ static void prefill_q4_k18_lm_head(float *restrict logits, const int8_t *restric
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (logits)[r] = acc;
@@ -13613,13 +13727,11 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -13630,26 +13742,31 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -13792,7 +13909,7 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t4)[r] = acc;
@@ -13889,13 +14006,11 @@ static void decode_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -13906,26 +14021,31 @@ static void decode_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, cons
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -14068,7 +14188,7 @@ static void decode_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, cons
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t6)[r] = acc;
@@ -14164,13 +14284,11 @@ static void decode_q4_k7_wv(float *restrict v_cache, const uint8_t *restrict wv,
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -14181,26 +14299,31 @@ static void decode_q4_k7_wv(float *restrict v_cache, const uint8_t *restrict wv,
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -14343,7 +14466,7 @@ static void decode_q4_k7_wv(float *restrict v_cache, const uint8_t *restrict wv,
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (v_cache + (P*KVD))[r] = acc;
@@ -14442,6 +14565,16 @@ static void decode_q4_k8_causal_attention_forward(float *restrict t7, float *res
                     const float *kr[4];
                     for (long u = 0; u < 4; u++) kr[u] = kp + b * ksb + (key0 + c0 + (u < nk ? u : nk - 1)) * kss + g * ksh;
                     const float *k0 = kr[0], *k1 = kr[1], *k2 = kr[2], *k3 = kr[3];
+                    /* the key and value rows 16 keys ahead, toward L1: the weights streamed
+                       since the last token evicted the cache, and a head's rows lie a whole cache row apart */
+                    for (long u = 0; u < 4; u++) {
+                        const long s = key0 + c0 + 16 + u;
+                        if (s >= kend) break;
+                        const char *kn = (const char *)(kp + b * ksb + s * kss + g * ksh), *vn = (const char *)(vp + b * vsb + s * vss + g * vsh);
+                        for (long o = 0; o < hd * 4; o += 64) { __builtin_prefetch(kn + o); __builtin_prefetch(vn + o); }
+                        __builtin_prefetch(kn + hd * 4 - 1);
+                        __builtin_prefetch(vn + hd * 4 - 1);
+                    }
                     for (long j = 0; j < rep; j++) {
                         const float *q = qr[j];
                         float y0 = 0.0f, y1 = 0.0f, y2 = 0.0f, y3 = 0.0f;
@@ -14515,13 +14648,11 @@ static void decode_q4_k9_wo(float *restrict t9, const uint8_t *restrict wo, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -14532,26 +14663,31 @@ static void decode_q4_k9_wo(float *restrict t9, const uint8_t *restrict wo, cons
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t7)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -14694,7 +14830,7 @@ static void decode_q4_k9_wo(float *restrict t9, const uint8_t *restrict wo, cons
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t9)[r] = acc;
@@ -14787,13 +14923,11 @@ static void decode_q4_k11_w1(float *restrict t11, const uint8_t *restrict w1, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -14804,26 +14938,31 @@ static void decode_q4_k11_w1(float *restrict t11, const uint8_t *restrict w1, co
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t10)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -14966,7 +15105,7 @@ static void decode_q4_k11_w1(float *restrict t11, const uint8_t *restrict w1, co
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t11)[r] = acc;
@@ -15033,13 +15172,11 @@ static void decode_q4_k12_w3(float *restrict t12, const uint8_t *restrict w3, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -15050,26 +15187,31 @@ static void decode_q4_k12_w3(float *restrict t12, const uint8_t *restrict w3, co
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t10)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -15212,7 +15354,7 @@ static void decode_q4_k12_w3(float *restrict t12, const uint8_t *restrict w3, co
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t12)[r] = acc;
@@ -15295,13 +15437,11 @@ static void decode_q4_k14_w2(float *restrict t14, const uint8_t *restrict w2, co
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GF];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GF];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GF; g++) {
             const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
             float amax = 0.0f;
@@ -15312,26 +15452,31 @@ static void decode_q4_k14_w2(float *restrict t14, const uint8_t *restrict w2, co
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t13)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -15474,7 +15619,7 @@ static void decode_q4_k14_w2(float *restrict t14, const uint8_t *restrict w2, co
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t14)[r] = acc;
@@ -15579,13 +15724,11 @@ static void decode_q4_k17_lm_head(float *restrict logits, const int8_t *restrict
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -15596,21 +15739,25 @@ static void decode_q4_k17_lm_head(float *restrict logits, const int8_t *restrict
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t15)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
-        }
-        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + l / 8;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+            }
+            const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + l / 8;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -15743,7 +15890,7 @@ static void decode_q4_k17_lm_head(float *restrict logits, const int8_t *restrict
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (logits)[r] = acc;
@@ -16036,13 +16183,11 @@ static void forward_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -16053,26 +16198,31 @@ static void forward_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -16215,7 +16365,7 @@ static void forward_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t4)[r] = acc;
@@ -16312,13 +16462,11 @@ static void forward_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -16329,26 +16477,31 @@ static void forward_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -16491,7 +16644,7 @@ static void forward_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t6)[r] = acc;
@@ -16587,13 +16740,11 @@ static void forward_q4_h4_k7_wv(float *restrict t8, const uint8_t *restrict wv, 
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -16604,26 +16755,31 @@ static void forward_q4_h4_k7_wv(float *restrict t8, const uint8_t *restrict wv, 
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -16766,7 +16922,7 @@ static void forward_q4_h4_k7_wv(float *restrict t8, const uint8_t *restrict wv, 
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t8)[r] = acc;
@@ -16951,13 +17107,11 @@ static void forward_q4_h4_k9_wo(float *restrict t11, const uint8_t *restrict wo,
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -16968,26 +17122,31 @@ static void forward_q4_h4_k9_wo(float *restrict t11, const uint8_t *restrict wo,
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t9)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -17130,7 +17289,7 @@ static void forward_q4_h4_k9_wo(float *restrict t11, const uint8_t *restrict wo,
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t11)[r] = acc;
@@ -17222,13 +17381,11 @@ static void forward_q4_h4_k11_w1(float *restrict t13, const uint8_t *restrict w1
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -17239,26 +17396,31 @@ static void forward_q4_h4_k11_w1(float *restrict t13, const uint8_t *restrict w1
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t12)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -17401,7 +17563,7 @@ static void forward_q4_h4_k11_w1(float *restrict t13, const uint8_t *restrict w1
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t13)[r] = acc;
@@ -17468,13 +17630,11 @@ static void forward_q4_h4_k12_w3(float *restrict t14, const uint8_t *restrict w3
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -17485,26 +17645,31 @@ static void forward_q4_h4_k12_w3(float *restrict t14, const uint8_t *restrict w3
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t12)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -17647,7 +17812,7 @@ static void forward_q4_h4_k12_w3(float *restrict t14, const uint8_t *restrict w3
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t14)[r] = acc;
@@ -17730,13 +17895,11 @@ static void forward_q4_h4_k14_w2(float *restrict t16, const uint8_t *restrict w2
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GF];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GF];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GF; g++) {
             const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
             float amax = 0.0f;
@@ -17747,26 +17910,31 @@ static void forward_q4_h4_k14_w2(float *restrict t16, const uint8_t *restrict w2
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t15)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -17909,7 +18077,7 @@ static void forward_q4_h4_k14_w2(float *restrict t16, const uint8_t *restrict w2
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t16)[r] = acc;
@@ -18013,13 +18181,11 @@ static void forward_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *res
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -18030,26 +18196,31 @@ static void forward_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *res
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t17)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -18192,7 +18363,7 @@ static void forward_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *res
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (logits)[r] = acc;
@@ -18494,13 +18665,11 @@ static void prefill_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -18511,26 +18680,31 @@ static void prefill_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -18673,7 +18847,7 @@ static void prefill_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t4)[r] = acc;
@@ -18770,13 +18944,11 @@ static void prefill_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -18787,26 +18959,31 @@ static void prefill_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -18949,7 +19126,7 @@ static void prefill_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t6)[r] = acc;
@@ -19017,13 +19194,11 @@ static void prefill_q4_h4_k6_wv(float *restrict t7, const uint8_t *restrict wv, 
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -19034,26 +19209,31 @@ static void prefill_q4_h4_k6_wv(float *restrict t7, const uint8_t *restrict wv, 
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -19196,7 +19376,7 @@ static void prefill_q4_h4_k6_wv(float *restrict t7, const uint8_t *restrict wv, 
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t7)[r] = acc;
@@ -19424,13 +19604,11 @@ static void prefill_q4_h4_k10_wo(float *restrict t10, const uint8_t *restrict wo
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -19441,26 +19619,31 @@ static void prefill_q4_h4_k10_wo(float *restrict t10, const uint8_t *restrict wo
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t8)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -19603,7 +19786,7 @@ static void prefill_q4_h4_k10_wo(float *restrict t10, const uint8_t *restrict wo
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t10)[r] = acc;
@@ -19695,13 +19878,11 @@ static void prefill_q4_h4_k12_w1(float *restrict t12, const uint8_t *restrict w1
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -19712,26 +19893,31 @@ static void prefill_q4_h4_k12_w1(float *restrict t12, const uint8_t *restrict w1
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t11)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -19874,7 +20060,7 @@ static void prefill_q4_h4_k12_w1(float *restrict t12, const uint8_t *restrict w1
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t12)[r] = acc;
@@ -19941,13 +20127,11 @@ static void prefill_q4_h4_k13_w3(float *restrict t13, const uint8_t *restrict w3
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -19958,26 +20142,31 @@ static void prefill_q4_h4_k13_w3(float *restrict t13, const uint8_t *restrict w3
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t11)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -20120,7 +20309,7 @@ static void prefill_q4_h4_k13_w3(float *restrict t13, const uint8_t *restrict w3
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t13)[r] = acc;
@@ -20203,13 +20392,11 @@ static void prefill_q4_h4_k15_w2(float *restrict t15, const uint8_t *restrict w2
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GF];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GF];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GF; g++) {
             const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
             float amax = 0.0f;
@@ -20220,26 +20407,31 @@ static void prefill_q4_h4_k15_w2(float *restrict t15, const uint8_t *restrict w2
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t14)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -20382,7 +20574,7 @@ static void prefill_q4_h4_k15_w2(float *restrict t15, const uint8_t *restrict w2
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t15)[r] = acc;
@@ -20486,13 +20678,11 @@ static void prefill_q4_h4_k18_lm_head(float *restrict logits, const uint8_t *res
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -20503,26 +20693,31 @@ static void prefill_q4_h4_k18_lm_head(float *restrict logits, const uint8_t *res
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t16)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -20665,7 +20860,7 @@ static void prefill_q4_h4_k18_lm_head(float *restrict logits, const uint8_t *res
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (logits)[r] = acc;
@@ -20973,13 +21168,11 @@ static void decode_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, c
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -20990,26 +21183,31 @@ static void decode_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, c
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -21152,7 +21350,7 @@ static void decode_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, c
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t4)[r] = acc;
@@ -21249,13 +21447,11 @@ static void decode_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, c
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -21266,26 +21462,31 @@ static void decode_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, c
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -21428,7 +21629,7 @@ static void decode_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, c
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t6)[r] = acc;
@@ -21524,13 +21725,11 @@ static void decode_q4_h4_k7_wv(float *restrict v_cache, const uint8_t *restrict 
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -21541,26 +21740,31 @@ static void decode_q4_h4_k7_wv(float *restrict v_cache, const uint8_t *restrict 
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -21703,7 +21907,7 @@ static void decode_q4_h4_k7_wv(float *restrict v_cache, const uint8_t *restrict 
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (v_cache + (P*KVD))[r] = acc;
@@ -21802,6 +22006,16 @@ static void decode_q4_h4_k8_causal_attention_forward(float *restrict t7, float *
                     const float *kr[4];
                     for (long u = 0; u < 4; u++) kr[u] = kp + b * ksb + (key0 + c0 + (u < nk ? u : nk - 1)) * kss + g * ksh;
                     const float *k0 = kr[0], *k1 = kr[1], *k2 = kr[2], *k3 = kr[3];
+                    /* the key and value rows 16 keys ahead, toward L1: the weights streamed
+                       since the last token evicted the cache, and a head's rows lie a whole cache row apart */
+                    for (long u = 0; u < 4; u++) {
+                        const long s = key0 + c0 + 16 + u;
+                        if (s >= kend) break;
+                        const char *kn = (const char *)(kp + b * ksb + s * kss + g * ksh), *vn = (const char *)(vp + b * vsb + s * vss + g * vsh);
+                        for (long o = 0; o < hd * 4; o += 64) { __builtin_prefetch(kn + o); __builtin_prefetch(vn + o); }
+                        __builtin_prefetch(kn + hd * 4 - 1);
+                        __builtin_prefetch(vn + hd * 4 - 1);
+                    }
                     for (long j = 0; j < rep; j++) {
                         const float *q = qr[j];
                         float y0 = 0.0f, y1 = 0.0f, y2 = 0.0f, y3 = 0.0f;
@@ -21875,13 +22089,11 @@ static void decode_q4_h4_k9_wo(float *restrict t9, const uint8_t *restrict wo, c
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -21892,26 +22104,31 @@ static void decode_q4_h4_k9_wo(float *restrict t9, const uint8_t *restrict wo, c
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t7)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -22054,7 +22271,7 @@ static void decode_q4_h4_k9_wo(float *restrict t9, const uint8_t *restrict wo, c
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t9)[r] = acc;
@@ -22147,13 +22364,11 @@ static void decode_q4_h4_k11_w1(float *restrict t11, const uint8_t *restrict w1,
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -22164,26 +22379,31 @@ static void decode_q4_h4_k11_w1(float *restrict t11, const uint8_t *restrict w1,
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t10)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -22326,7 +22546,7 @@ static void decode_q4_h4_k11_w1(float *restrict t11, const uint8_t *restrict w1,
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t11)[r] = acc;
@@ -22393,13 +22613,11 @@ static void decode_q4_h4_k12_w3(float *restrict t12, const uint8_t *restrict w3,
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -22410,26 +22628,31 @@ static void decode_q4_h4_k12_w3(float *restrict t12, const uint8_t *restrict w3,
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t10)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -22572,7 +22795,7 @@ static void decode_q4_h4_k12_w3(float *restrict t12, const uint8_t *restrict w3,
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t12)[r] = acc;
@@ -22655,13 +22878,11 @@ static void decode_q4_h4_k14_w2(float *restrict t14, const uint8_t *restrict w2,
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GF];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GF];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GF; g++) {
             const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
             float amax = 0.0f;
@@ -22672,26 +22893,31 @@ static void decode_q4_h4_k14_w2(float *restrict t14, const uint8_t *restrict w2,
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t13)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -22834,7 +23060,7 @@ static void decode_q4_h4_k14_w2(float *restrict t14, const uint8_t *restrict w2,
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (t14)[r] = acc;
@@ -22939,13 +23165,11 @@ static void decode_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *rest
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
-        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
-        float act_d[16 * pairs], act_gd[GD];
-        int32_t act_fix[16 * pairs];
+        int8_t act_x[64 * pairs];  /* zeros past K */
+        float act_gd[GD];
         memset(act_x, 0, sizeof act_x);
-        memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
@@ -22956,26 +23180,31 @@ static void decode_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *rest
             #pragma omp simd
             for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t15)[v0 + c] * id);
         }
-        for (long run = 0; run < runs; run++) {
-            int32_t sum = 0;
-            #pragma omp simd reduction(+:sum)
-            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
-            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
-        }
-        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
-            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
-            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
-            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
-            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
-        }
-        for (long p = 0; p < pairs; p++) {
-            for (long l = 0; l < 16; l++) {
-                const long run = 2 * p + (l / 4) % 2;
-                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
-            }
-        }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
         if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            /* act_q in W's byte order, act_d / act_fix per result lane */
+            float act_d[16 * pairs];
+            int32_t act_fix[16 * pairs];
+            memset(act_fix, 0, sizeof act_fix);
+            for (long run = 0; run < runs; run++) {
+                int32_t sum = 0;
+                #pragma omp simd reduction(+:sum)
+                for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+                act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+            }
+            int8_t act_q[64 * pairs];
+            for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+                memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+                memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+                memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+                memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
+            }
+            for (long p = 0; p < pairs; p++) {
+                for (long l = 0; l < 16; l++) {
+                    const long run = 2 * p + (l / 4) % 2;
+                    act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+                }
+            }
             int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
             for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
@@ -23118,7 +23347,7 @@ static void decode_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *rest
                 float acc = 0.0f;
                 for (long run = 0; run < runs; run++) {
                     int32_t dot = 0;
-                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_x[32 * run + j];
                     acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
                 }
                 (logits)[r] = acc;

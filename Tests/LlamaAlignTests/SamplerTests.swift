@@ -21,6 +21,22 @@ import Testing
         #expect(s.sample(logits: [4]) == 0)
     }
 
+    /// Greedy sampling without a penalty takes the argmax of the floats directly; it must pick
+    /// what the penalized-scores path (`probabilities`) picks, NaN, ±inf and ties included.
+    @Test func greedyFastPathPicksWhatTheScoresPathPicks() {
+        var rng = SeededGenerator(seed: 7)
+        let specials: [Float] = [.nan, .infinity, -.infinity, 0, 1]
+        for trial in 0 ..< 200 {
+            var x = (0 ..< 40).map { _ in Float((rng.nextGaussian() * 2).rounded()) }  // many ties
+            for _ in 0 ..< trial % 6 { x[Int(rng.nextDouble() * 40) % 40] = specials[Int(rng.nextDouble() * 5) % 5] }
+            if trial % 50 == 0 { x = Array(repeating: trial % 100 == 0 ? .nan : -.infinity, count: 40) }
+            var s = Sampler(settings: .greedy)
+            let reference = Sampler(settings: .greedy).probabilities(logits: x)
+            #expect(reference.count == 1)
+            #expect(Int(s.sample(logits: x)) == reference.first?.id)
+        }
+    }
+
     @Test func topKOneIsGreedyAtAnyTemperature() {
         for t: Float in [0.1, 0.7, 1, 5, 100] {
             var s = Sampler(settings: SamplerSettings(temperature: t, topK: 1, seed: 42))

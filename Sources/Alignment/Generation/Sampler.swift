@@ -48,6 +48,8 @@ public struct Sampler: Sendable {
     /// generated or prompted so far. NaN logits count as impossible.
     public mutating func sample(logits: UnsafeBufferPointer<Float>, history: [Int32]) -> Int32 {
         precondition(!logits.isEmpty, "Sampler.sample needs at least one logit")
+        // Greedy without a penalty: the argmax of the floats as they are (no copy to Double).
+        if isGreedy && !penalizes { return Int32(Sampler.argmax(logits)) }
         scratch.penalize(logits, history: history, penalty: settings.repetitionPenalty)
         if isGreedy { return Int32(scratch.argmax()) }
         scratch.distribution(settings)
@@ -82,6 +84,21 @@ public struct Sampler: Sendable {
     }
 
     private var isGreedy: Bool { !(settings.temperature > 0) || settings.topK == 1 }
+
+    /// Whether the repetition penalty changes any logit (a penalty of 1, or not above 0, is off).
+    private var penalizes: Bool { settings.repetitionPenalty != 1 && settings.repetitionPenalty > 0 }
+
+    /// Index of the largest logit, NaN counting as -inf, the lowest index on ties (0 when none
+    /// is above -inf): the same choice as `Scratch.argmax` over the unpenalized scores.
+    static func argmax(_ logits: UnsafeBufferPointer<Float>) -> Int {
+        var best = 0
+        var top = -Float.infinity
+        for (i, x) in logits.enumerated() where x > top {
+            best = i
+            top = x
+        }
+        return best
+    }
 }
 
 /// The sampler's working arrays, reused from call to call.

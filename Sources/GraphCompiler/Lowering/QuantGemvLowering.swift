@@ -33,7 +33,7 @@ struct QuantGemvLowering {
     var lines: [String] {
         quantizeActivation + ["#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)",
                               "if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */"]
-            + vnniRows.map { "    " + $0 } + ["} else", "#endif", "{", "#if defined(__AVX2__) && defined(__FMA__)"]
+            + (vnniLayout + vnniRows).map { "    " + $0 } + ["} else", "#endif", "{", "#if defined(__AVX2__) && defined(__FMA__)"]
             + avx2Rows.map { "    " + $0 } + ["#else"] + plainRows.map { "    " + $0 } + ["#endif", "}"]
     }
 
@@ -42,19 +42,16 @@ struct QuantGemvLowering {
     /// q4 lanes 0–3 and 8–11 / 4–7 and 12–15.
     private var laneRun: String { isQ4 ? "(l / 4) % 2" : "l / 8" }
 
-    /// `act_q` (x's int8 values, 64 bytes a pair of runs, in the weight's byte order), `act_d`
-    /// (each lane's activation scale), `act_fix` (each run's `−off·Σ qx` on its first lane).
-    /// Every loop here is on SIMD lanes; it runs once per product, before the rows.
+    /// `act_x` (x's int8 values in order, zeros past K, 64 bytes a pair of runs) and `act_gd`
+    /// (each group's activation scale): what every path reads. Every loop here is on SIMD
+    /// lanes; it runs once per product, before the rows, on the calling thread.
     private var quantizeActivation: [String] {
-        let firstLane = isQ4 ? "4 * (run % 2)" : "8 * (run % 2)"
-        var out = [
-            "/* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */",
+        [
+            "/* x → int8 per group of `group` values: act_x in x's order, act_gd per group */",
             "const long runs = \(paren(kp)) / 32, pairs = (runs + 1) / 2;",
-            "int8_t act_x[64 * pairs]\(isQ4 ? ", act_q[64 * pairs]" : "");  /* x's int8 values in order, zeros past K */",
-            "float act_d[16 * pairs], act_gd[\(paren(groups))];",
-            "int32_t act_fix[16 * pairs];",
+            "int8_t act_x[64 * pairs];  /* zeros past K */",
+            "float act_gd[\(paren(groups))];",
             "memset(act_x, 0, sizeof act_x);",
-            "memset(act_fix, 0, sizeof act_fix);",
             "for (long g = 0; g < \(paren(groups)); g++) {",
             "    const long v0 = g * group, len = \(paren(k)) - v0 < group ? \(paren(k)) - v0 : group;",
             "    float amax = 0.0f;",
@@ -65,6 +62,18 @@ struct QuantGemvLowering {
             "    #pragma omp simd",
             "    for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((\(x))[v0 + c] * id);",
             "}",
+        ]
+    }
+
+    /// What the VNNI rows read besides: `act_q` (`act_x` in the weight's byte order), `act_d`
+    /// (each result lane's activation scale), `act_fix` (each run's `−off·Σ qx` on its first lane).
+    private var vnniLayout: [String] {
+        let firstLane = isQ4 ? "4 * (run % 2)" : "8 * (run % 2)"
+        var out = [
+            "/* act_q in W's byte order, act_d / act_fix per result lane */",
+            "float act_d[16 * pairs];",
+            "int32_t act_fix[16 * pairs];",
+            "memset(act_fix, 0, sizeof act_fix);",
             "for (long run = 0; run < runs; run++) {",
             "    int32_t sum = 0;",
             "    #pragma omp simd reduction(+:sum)",
@@ -73,7 +82,8 @@ struct QuantGemvLowering {
             "}",
         ]
         if isQ4 {
-            out += ["for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */",
+            out += ["int8_t act_q[64 * pairs];",
+                    "for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */",
                     "    memcpy(act_q + 64 * p, act_x + 64 * p, 16);",
                     "    memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);",
                     "    memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);",
@@ -210,7 +220,6 @@ struct QuantGemvLowering {
     private var plainRows: [String] {
         let stride = isQ4 ? "\(paren(kp)) / 2" : paren(kp)
         let value = isQ4 ? "(int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8)" : "(int32_t)qr[32 * run + j]"
-        let pos = isQ4 ? "64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16" : "32 * run + j"
         return [
             "#pragma omp parallel for schedule(static) if (\(paren(n)) * \(paren(k)) >= \(QuantGemvLowering.parallelThreshold))",
             "for (long r = 0; r < \(n); r++) {",
@@ -219,7 +228,7 @@ struct QuantGemvLowering {
             "    float acc = 0.0f;",
             "    for (long run = 0; run < runs; run++) {",
             "        int32_t dot = 0;",
-            "        for (long j = 0; j < 32; j++) dot += \(value) * (int32_t)act_q[\(pos)];",
+            "        for (long j = 0; j < 32; j++) dot += \(value) * (int32_t)act_x[32 * run + j];",
             "        acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;",
             "    }",
             "    " + (accumulate ? "(\(y))[r] += acc;" : "(\(y))[r] = acc;"),
