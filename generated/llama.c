@@ -8912,23 +8912,34 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -8947,14 +8958,14 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -9191,23 +9202,34 @@ static void forward_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -9226,14 +9248,14 @@ static void forward_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -9469,23 +9491,34 @@ static void forward_q4_k7_wv(float *restrict t8, const uint8_t *restrict wv, con
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -9504,14 +9537,14 @@ static void forward_q4_k7_wv(float *restrict t8, const uint8_t *restrict wv, con
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -9836,23 +9869,34 @@ static void forward_q4_k9_wo(float *restrict t11, const uint8_t *restrict wo, co
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -9871,14 +9915,14 @@ static void forward_q4_k9_wo(float *restrict t11, const uint8_t *restrict wo, co
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -10110,23 +10154,34 @@ static void forward_q4_k11_w1(float *restrict t13, const uint8_t *restrict w1, c
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -10145,14 +10200,14 @@ static void forward_q4_k11_w1(float *restrict t13, const uint8_t *restrict w1, c
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -10359,23 +10414,34 @@ static void forward_q4_k12_w3(float *restrict t14, const uint8_t *restrict w3, c
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -10394,14 +10460,14 @@ static void forward_q4_k12_w3(float *restrict t14, const uint8_t *restrict w3, c
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -10624,23 +10690,34 @@ static void forward_q4_k14_w2(float *restrict t16, const uint8_t *restrict w2, c
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GF];
+            for (long g = 0; g < GF; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -10659,14 +10736,14 @@ static void forward_q4_k14_w2(float *restrict t16, const uint8_t *restrict w2, c
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -11368,23 +11445,34 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -11403,14 +11491,14 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -11647,23 +11735,34 @@ static void prefill_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -11682,14 +11781,14 @@ static void prefill_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -11897,23 +11996,34 @@ static void prefill_q4_k6_wv(float *restrict t7, const uint8_t *restrict wv, con
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -11932,14 +12042,14 @@ static void prefill_q4_k6_wv(float *restrict t7, const uint8_t *restrict wv, con
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -12307,23 +12417,34 @@ static void prefill_q4_k10_wo(float *restrict t10, const uint8_t *restrict wo, c
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -12342,14 +12463,14 @@ static void prefill_q4_k10_wo(float *restrict t10, const uint8_t *restrict wo, c
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -12581,23 +12702,34 @@ static void prefill_q4_k12_w1(float *restrict t12, const uint8_t *restrict w1, c
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -12616,14 +12748,14 @@ static void prefill_q4_k12_w1(float *restrict t12, const uint8_t *restrict w1, c
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -12830,23 +12962,34 @@ static void prefill_q4_k13_w3(float *restrict t13, const uint8_t *restrict w3, c
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -12865,14 +13008,14 @@ static void prefill_q4_k13_w3(float *restrict t13, const uint8_t *restrict w3, c
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -13095,23 +13238,34 @@ static void prefill_q4_k15_w2(float *restrict t15, const uint8_t *restrict w2, c
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GF];
+            for (long g = 0; g < GF; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -13130,14 +13284,14 @@ static void prefill_q4_k15_w2(float *restrict t15, const uint8_t *restrict w2, c
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -13845,23 +13999,34 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -13880,14 +14045,14 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -14124,23 +14289,34 @@ static void decode_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, cons
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -14159,14 +14335,14 @@ static void decode_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, cons
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -14402,23 +14578,34 @@ static void decode_q4_k7_wv(float *restrict v_cache, const uint8_t *restrict wv,
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -14437,14 +14624,14 @@ static void decode_q4_k7_wv(float *restrict v_cache, const uint8_t *restrict wv,
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -14766,23 +14953,34 @@ static void decode_q4_k9_wo(float *restrict t9, const uint8_t *restrict wo, cons
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -14801,14 +14999,14 @@ static void decode_q4_k9_wo(float *restrict t9, const uint8_t *restrict wo, cons
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -15041,23 +15239,34 @@ static void decode_q4_k11_w1(float *restrict t11, const uint8_t *restrict w1, co
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -15076,14 +15285,14 @@ static void decode_q4_k11_w1(float *restrict t11, const uint8_t *restrict w1, co
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -15290,23 +15499,34 @@ static void decode_q4_k12_w3(float *restrict t12, const uint8_t *restrict w3, co
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -15325,14 +15545,14 @@ static void decode_q4_k12_w3(float *restrict t12, const uint8_t *restrict w3, co
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -15555,23 +15775,34 @@ static void decode_q4_k14_w2(float *restrict t14, const uint8_t *restrict w2, co
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GF];
+            for (long g = 0; g < GF; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -15590,14 +15821,14 @@ static void decode_q4_k14_w2(float *restrict t14, const uint8_t *restrict w2, co
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -16301,23 +16532,34 @@ static void forward_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -16336,14 +16578,14 @@ static void forward_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -16580,23 +16822,34 @@ static void forward_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -16615,14 +16868,14 @@ static void forward_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -16858,23 +17111,34 @@ static void forward_q4_h4_k7_wv(float *restrict t8, const uint8_t *restrict wv, 
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -16893,14 +17157,14 @@ static void forward_q4_h4_k7_wv(float *restrict t8, const uint8_t *restrict wv, 
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -17225,23 +17489,34 @@ static void forward_q4_h4_k9_wo(float *restrict t11, const uint8_t *restrict wo,
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -17260,14 +17535,14 @@ static void forward_q4_h4_k9_wo(float *restrict t11, const uint8_t *restrict wo,
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -17499,23 +17774,34 @@ static void forward_q4_h4_k11_w1(float *restrict t13, const uint8_t *restrict w1
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -17534,14 +17820,14 @@ static void forward_q4_h4_k11_w1(float *restrict t13, const uint8_t *restrict w1
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -17748,23 +18034,34 @@ static void forward_q4_h4_k12_w3(float *restrict t14, const uint8_t *restrict w3
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -17783,14 +18080,14 @@ static void forward_q4_h4_k12_w3(float *restrict t14, const uint8_t *restrict w3
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -18013,23 +18310,34 @@ static void forward_q4_h4_k14_w2(float *restrict t16, const uint8_t *restrict w2
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GF];
+            for (long g = 0; g < GF; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -18048,14 +18356,14 @@ static void forward_q4_h4_k14_w2(float *restrict t16, const uint8_t *restrict w2
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -18299,23 +18607,34 @@ static void forward_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *res
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -18334,14 +18653,14 @@ static void forward_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *res
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -18783,23 +19102,34 @@ static void prefill_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -18818,14 +19148,14 @@ static void prefill_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -19062,23 +19392,34 @@ static void prefill_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -19097,14 +19438,14 @@ static void prefill_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -19312,23 +19653,34 @@ static void prefill_q4_h4_k6_wv(float *restrict t7, const uint8_t *restrict wv, 
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -19347,14 +19699,14 @@ static void prefill_q4_h4_k6_wv(float *restrict t7, const uint8_t *restrict wv, 
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -19722,23 +20074,34 @@ static void prefill_q4_h4_k10_wo(float *restrict t10, const uint8_t *restrict wo
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -19757,14 +20120,14 @@ static void prefill_q4_h4_k10_wo(float *restrict t10, const uint8_t *restrict wo
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -19996,23 +20359,34 @@ static void prefill_q4_h4_k12_w1(float *restrict t12, const uint8_t *restrict w1
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -20031,14 +20405,14 @@ static void prefill_q4_h4_k12_w1(float *restrict t12, const uint8_t *restrict w1
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -20245,23 +20619,34 @@ static void prefill_q4_h4_k13_w3(float *restrict t13, const uint8_t *restrict w3
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -20280,14 +20665,14 @@ static void prefill_q4_h4_k13_w3(float *restrict t13, const uint8_t *restrict w3
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -20510,23 +20895,34 @@ static void prefill_q4_h4_k15_w2(float *restrict t15, const uint8_t *restrict w2
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GF];
+            for (long g = 0; g < GF; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -20545,14 +20941,14 @@ static void prefill_q4_h4_k15_w2(float *restrict t15, const uint8_t *restrict w2
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -20796,23 +21192,34 @@ static void prefill_q4_h4_k18_lm_head(float *restrict logits, const uint8_t *res
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -20831,14 +21238,14 @@ static void prefill_q4_h4_k18_lm_head(float *restrict logits, const uint8_t *res
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -21286,23 +21693,34 @@ static void decode_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, c
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -21321,14 +21739,14 @@ static void decode_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, c
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -21565,23 +21983,34 @@ static void decode_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, c
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -21600,14 +22029,14 @@ static void decode_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, c
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -21843,23 +22272,34 @@ static void decode_q4_h4_k7_wv(float *restrict v_cache, const uint8_t *restrict 
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -21878,14 +22318,14 @@ static void decode_q4_h4_k7_wv(float *restrict v_cache, const uint8_t *restrict 
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -22207,23 +22647,34 @@ static void decode_q4_h4_k9_wo(float *restrict t9, const uint8_t *restrict wo, c
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -22242,14 +22693,14 @@ static void decode_q4_h4_k9_wo(float *restrict t9, const uint8_t *restrict wo, c
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -22482,23 +22933,34 @@ static void decode_q4_h4_k11_w1(float *restrict t11, const uint8_t *restrict w1,
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -22517,14 +22979,14 @@ static void decode_q4_h4_k11_w1(float *restrict t11, const uint8_t *restrict w1,
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -22731,23 +23193,34 @@ static void decode_q4_h4_k12_w3(float *restrict t12, const uint8_t *restrict w3,
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -22766,14 +23239,14 @@ static void decode_q4_h4_k12_w3(float *restrict t12, const uint8_t *restrict w3,
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -22996,23 +23469,34 @@ static void decode_q4_h4_k14_w2(float *restrict t14, const uint8_t *restrict w2,
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GF];
+            for (long g = 0; g < GF; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -23031,14 +23515,14 @@ static void decode_q4_h4_k14_w2(float *restrict t14, const uint8_t *restrict w2,
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {
@@ -23283,23 +23767,34 @@ static void decode_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *rest
         #endif
         {
         #if defined(__AVX2__) && defined(__FMA__)
-            /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
-            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);
+            /* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),
+               then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums
+               (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */
+            const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
             const long group_runs = group / 32;
+            int32_t act_lfix[8 * GD];
+            for (long g = 0; g < GD; g++) {
+                for (long l = 0; l < 8; l++) {
+                    int32_t sum = 0;
+                    for (long run = g * group_runs; run < (g + 1) * group_runs; run++)
+                        for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];
+                    act_lfix[8 * g + l] = -8 * sum;
+                }
+            }
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[4];
-                    for (long i = 0; i < 4; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 4; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 4; i++) {
                             const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 4; i++) {
@@ -23318,14 +23813,14 @@ static void decode_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *rest
                 for (long i = 0; i < 1; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
                     __m256i dot[1];
-                    for (long i = 0; i < 1; i++) dot[i] = _mm256_setzero_si256();
+                    for (long i = 0; i < 1; i++) dot[i] = _mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g));
                     for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {
                         const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));
                         for (long i = 0; i < 1; i++) {
                             const uint8_t *restrict qr = lm_head + (r0 + i) * ((32*RD) / 2);
                             const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */
-                            const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);
-                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));
+                            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);
+                            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones16));
                         }
                     }
                     for (long i = 0; i < 1; i++) {

@@ -164,17 +164,37 @@ struct QuantGemvLowering {
     }
 
     /// The same sums on AVX2, one group at a time, four rows sharing the activation's loads:
-    /// per run of 32, `Σ q·qx` as `vpmaddubsw(|q|, sign(qx, q))` (exact: the unsigned `|q| ≤ 128`
-    /// — a q8 of −128 included — times `|qx| ≤ 127`, two products a 16-bit lane, at most 32,512),
-    /// then `vpmaddwd` by 1 into 8 int32 lanes summed over the group's runs (at most 2·32,512 a
-    /// lane a run); each group adds `sw · d_x` times them to 8 f32 lanes. No division per run:
-    /// a row holds exactly `groups · group / 32` runs.
+    /// q8, per run of 32, `Σ q·qx` as `vpmaddubsw(|q|, sign(qx, q))` (exact: the unsigned
+    /// `|q| ≤ 128` — a q8 of −128 included — times `|qx| ≤ 127`, two products a 16-bit lane, at
+    /// most 32,512); q4 as `vpmaddubsw(u, qx)` on the stored nibble `u = q + 8 ≤ 15` (at most
+    /// 3,810 a 16-bit lane; two fewer sign operations and no subtraction a run), each int32 lane
+    /// of a group started at `−8·Σ qx` over the values it sums (computed once per product), so
+    /// the lanes hold exactly the signed sums the subtraction gave. Then `vpmaddwd`
+    /// by 1 into 8 int32 lanes summed over the group's runs (at most 2·32,512 a lane a run);
+    /// each group adds `sw · d_x` times them to 8 f32 lanes. No division per run: a row holds
+    /// exactly `groups · group / 32` runs.
     private var avx2Rows: [String] {
-        let ints = isQ4 ? "const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi8(8);"
+        let ints = isQ4 ? "const __m256i ones16 = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);"
             : "const __m256i ones16 = _mm256_set1_epi16(1);"
-        return ["/* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */",
-                ints,
-                "const long group_runs = group / 32;",
+        let head = isQ4
+            ? ["/* AVX2: Σ u·qx per run of 32 on the stored nibbles u = q + 8 (vpmaddubsw: unsigned × signed byte pairs),",
+               "   then pairs of pairs (vpmaddwd); int32 lane l of a group starts at −8·Σ qx over the values it sums",
+               "   (4l … 4l + 3 of each run), so it ends at Σ q·qx over them */",
+               ints,
+               "const long group_runs = group / 32;",
+               "int32_t act_lfix[8 * \(paren(groups))];",
+               "for (long g = 0; g < \(paren(groups)); g++) {",
+               "    for (long l = 0; l < 8; l++) {",
+               "        int32_t sum = 0;",
+               "        for (long run = g * group_runs; run < (g + 1) * group_runs; run++)",
+               "            for (long t = 0; t < 4; t++) sum += act_x[32 * run + 4 * l + t];",
+               "        act_lfix[8 * g + l] = -8 * sum;",
+               "    }",
+               "}"]
+            : ["/* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */",
+               ints,
+               "const long group_runs = group / 32;"]
+        return head + [
                 "#pragma omp parallel for schedule(static) if (\(paren(n)) * \(paren(k)) >= \(QuantGemvLowering.parallelThreshold))",
                 "for (long r0 = 0; r0 < \(paren(n)) - 3; r0 += 4) {"]
             + avx2Block(rows: 4).map { "    " + $0 }
@@ -188,20 +208,22 @@ struct QuantGemvLowering {
         let stride = isQ4 ? "\(paren(kp)) / 2" : paren(kp)
         let weight = isQ4
             ? ["const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */",
-               "const __m256i w = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4), eight);"]
+               "const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);"]
             : ["const __m256i w = _mm256_loadu_si256((const __m256i *)(qr + 32 * run));"]
+        let product = isQ4 ? "_mm256_maddubs_epi16(u, xq)" : "_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w))"
+        let start = isQ4 ? "_mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g))" : "_mm256_setzero_si256()"
         let store = accumulate ? "(\(y))[r0 + i] += " : "(\(y))[r0 + i] = "
         return ["__m256 acc[\(rows)];",
                 "for (long i = 0; i < \(rows); i++) acc[i] = _mm256_setzero_ps();",
                 "for (long g = 0; g < \(paren(groups)); g++) {",
                 "    __m256i dot[\(rows)];",
-                "    for (long i = 0; i < \(rows); i++) dot[i] = _mm256_setzero_si256();",
+                "    for (long i = 0; i < \(rows); i++) dot[i] = \(start);",
                 "    for (long run = g * group_runs; run < (g + 1) * group_runs; run++) {",
                 "        const __m256i xq = _mm256_loadu_si256((const __m256i *)(act_x + 32 * run));",
                 "        for (long i = 0; i < \(rows); i++) {",
                 "            const \(dtype.cType) *restrict qr = \(q) + (r0 + i) * (\(stride));"]
             + weight.map { "            " + $0 } + [
-                "            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w)), ones16));",
+                "            dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(\(product), ones16));",
                 "        }",
                 "    }",
                 "    for (long i = 0; i < \(rows); i++) {",
