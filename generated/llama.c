@@ -1293,12 +1293,22 @@ static void decode_k0_rope_tables(float *restrict t0, float *restrict t1, const 
 static void decode_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = embed[(long)ids[i0] * D + j];
-            t2[r * n + j] = v0;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r;
+            for (long j = 0; j < n; j++) {
+                float v0 = embed[(long)ids[i0] * D + j];
+                t2[r * n + j] = v0;
+            }
+        }
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r;
+            for (long j = 0; j < n; j++) {
+                float v0 = embed[(long)ids[i0] * D + j];
+                t2[r * n + j] = v0;
+            }
         }
     }
 }
@@ -1307,22 +1317,42 @@ static void decode_k1_embed(float *restrict t2, const int32_t *restrict ids, con
 static void decode_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i1 = 0;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+                acc0 += v0;
+            }
+            float v1 = acc0 / ((float)(D));
+            float v2 = v1 + norm_eps[i1];
+            float v3 = 1.0f / sqrtf(v2);
+            for (long j = 0; j < n; j++) {
+                float v4 = (carry0[r * n + j]) * v3;
+                float v5 = v4 * (attn_norm[(i1) * D + j]);
+                t3[r * n + j] = v5;
+            }
         }
-        float v1 = acc0 / ((float)(D));
-        float v2 = v1 + norm_eps[i1];
-        float v3 = 1.0f / sqrtf(v2);
-        for (long j = 0; j < n; j++) {
-            float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (attn_norm[(i1) * D + j]);
-            t3[r * n + j] = v5;
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+                acc0 += v0;
+            }
+            float v1 = acc0 / ((float)(D));
+            float v2 = v1 + norm_eps[i1];
+            float v3 = 1.0f / sqrtf(v2);
+            for (long j = 0; j < n; j++) {
+                float v4 = (carry0[r * n + j]) * v3;
+                float v5 = v4 * (attn_norm[(i1) * D + j]);
+                t3[r * n + j] = v5;
+            }
         }
     }
 }
@@ -1350,26 +1380,50 @@ static void decode_k4_rope(float *restrict t5, const float *restrict t0, const f
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*H, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (H);
-        const long i1 = 0;
-        const long i2 = (r) % H;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if (j % 2 < 1) {
-                float v1 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r / (H);
+            const long i1 = 0;
+            const long i2 = (r) % H;
+            for (long j = 0; j < n; j++) {
+                float v0;
+                if (j % 2 < 1) {
+                    float v1 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                    float v2 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                    float v3 = v1 - v2;
+                    v0 = v3;
+                }
+                else {
+                    float v4 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                    float v5 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                    float v6 = v4 + v5;
+                    v0 = v6;
+                }
+                t5[r * n + j] = v0;
             }
-            else {
-                float v4 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
+        }
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r / (H);
+            const long i1 = 0;
+            const long i2 = (r) % H;
+            for (long j = 0; j < n; j++) {
+                float v0;
+                if (j % 2 < 1) {
+                    float v1 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                    float v2 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                    float v3 = v1 - v2;
+                    v0 = v3;
+                }
+                else {
+                    float v4 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                    float v5 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                    float v6 = v4 + v5;
+                    v0 = v6;
+                }
+                t5[r * n + j] = v0;
             }
-            t5[r * n + j] = v0;
         }
     }
 }
@@ -1397,26 +1451,50 @@ static void decode_k5_wk(float *restrict t6, const float *restrict wk, const flo
 static void decode_k6_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long C, long HD2, long KVH, long P) {
     const long HD = 2*HD2;
     const long rows = B*KVH, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH);
-        const long i1 = 0;
-        const long i2 = (r) % KVH;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r / (KVH);
+            const long i1 = 0;
+            const long i2 = (r) % KVH;
+            for (long j = 0; j < n; j++) {
+                float v0;
+                if ((j) % 2 < 1) {
+                    float v1 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                    float v2 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                    float v3 = v1 - v2;
+                    v0 = v3;
+                }
+                else {
+                    float v4 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                    float v5 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                    float v6 = v4 + v5;
+                    v0 = v6;
+                }
+                k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
             }
-            else {
-                float v4 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
+        }
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r / (KVH);
+            const long i1 = 0;
+            const long i2 = (r) % KVH;
+            for (long j = 0; j < n; j++) {
+                float v0;
+                if ((j) % 2 < 1) {
+                    float v1 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                    float v2 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                    float v3 = v1 - v2;
+                    v0 = v3;
+                }
+                else {
+                    float v4 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                    float v5 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                    float v6 = v4 + v5;
+                    v0 = v6;
+                }
+                k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
             }
-            k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
         }
     }
 }
@@ -1577,24 +1655,46 @@ static void decode_k9_wo(float *restrict t9, const float *restrict wo, const flo
 static void decode_k10_rmsnorm(float *restrict t10, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t9, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i1 = 0;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t9[r * n + j0];
-            float v1 = v0 * v0;
-            acc0 += v1;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = carry0[r * n + j0] + t9[r * n + j0];
+                float v1 = v0 * v0;
+                acc0 += v1;
+            }
+            float v3 = acc0 / ((float)(D));
+            float v4 = v3 + norm_eps[i1];
+            float v5 = 1.0f / sqrtf(v4);
+            for (long j = 0; j < n; j++) {
+                float v2 = carry0[r * n + j] + t9[r * n + j];
+                float v6 = v2 * v5;
+                float v7 = v6 * (ffn_norm[(i1) * D + j]);
+                t10[r * n + j] = v7;
+            }
         }
-        float v3 = acc0 / ((float)(D));
-        float v4 = v3 + norm_eps[i1];
-        float v5 = 1.0f / sqrtf(v4);
-        for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t9[r * n + j];
-            float v6 = v2 * v5;
-            float v7 = v6 * (ffn_norm[(i1) * D + j]);
-            t10[r * n + j] = v7;
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = carry0[r * n + j0] + t9[r * n + j0];
+                float v1 = v0 * v0;
+                acc0 += v1;
+            }
+            float v3 = acc0 / ((float)(D));
+            float v4 = v3 + norm_eps[i1];
+            float v5 = 1.0f / sqrtf(v4);
+            for (long j = 0; j < n; j++) {
+                float v2 = carry0[r * n + j] + t9[r * n + j];
+                float v6 = v2 * v5;
+                float v7 = v6 * (ffn_norm[(i1) * D + j]);
+                t10[r * n + j] = v7;
+            }
         }
     }
 }
@@ -1638,15 +1738,28 @@ static void decode_k12_w3(float *restrict t12, const float *restrict w3, const f
 /* decode_k13_silu: t13 = (t11 / (1 + exp(-t11))) · t12  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
 static void decode_k13_silu(float *restrict t13, const float *restrict t11, const float *restrict t12, long B, long F) {
     const long rows = B, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t11[r * n + j]);
-            float v1 = la_expf(v0);
-            float v2 = 1.0f + v1;
-            float v3 = (t11[r * n + j]) / v2;
-            float v4 = v3 * (t12[r * n + j]);
-            t13[r * n + j] = v4;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            for (long j = 0; j < n; j++) {
+                float v0 = -(t11[r * n + j]);
+                float v1 = la_expf(v0);
+                float v2 = 1.0f + v1;
+                float v3 = (t11[r * n + j]) / v2;
+                float v4 = v3 * (t12[r * n + j]);
+                t13[r * n + j] = v4;
+            }
+        }
+    } else {
+        for (long r = 0; r < rows; r++) {
+            for (long j = 0; j < n; j++) {
+                float v0 = -(t11[r * n + j]);
+                float v1 = la_expf(v0);
+                float v2 = 1.0f + v1;
+                float v3 = (t11[r * n + j]) / v2;
+                float v4 = v3 * (t12[r * n + j]);
+                t13[r * n + j] = v4;
+            }
         }
     }
 }
@@ -1673,12 +1786,22 @@ static void decode_k14_w2(float *restrict t14, const float *restrict w2, const f
 static void decode_k15_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t9, const float *restrict t14, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t9[r * n + j];
-            float v1 = v0 + t14[r * n + j];
-            carry0_next[r * n + j] = v1;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            for (long j = 0; j < n; j++) {
+                float v0 = carry0[r * n + j] + t9[r * n + j];
+                float v1 = v0 + t14[r * n + j];
+                carry0_next[r * n + j] = v1;
+            }
+        }
+    } else {
+        for (long r = 0; r < rows; r++) {
+            for (long j = 0; j < n; j++) {
+                float v0 = carry0[r * n + j] + t9[r * n + j];
+                float v1 = v0 + t14[r * n + j];
+                carry0_next[r * n + j] = v1;
+            }
         }
     }
 }
@@ -1687,22 +1810,42 @@ static void decode_k15_layer(float *restrict carry0_next, const float *restrict 
 static void decode_k16_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i1 = 0;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+                acc0 += v0;
+            }
+            float v1 = acc0 / ((float)(D));
+            float v2 = v1 + norm_eps[i1];
+            float v3 = 1.0f / sqrtf(v2);
+            for (long j = 0; j < n; j++) {
+                float v4 = (carry0[r * n + j]) * v3;
+                float v5 = v4 * (final_norm[(i1) * D + j]);
+                t15[r * n + j] = v5;
+            }
         }
-        float v1 = acc0 / ((float)(D));
-        float v2 = v1 + norm_eps[i1];
-        float v3 = 1.0f / sqrtf(v2);
-        for (long j = 0; j < n; j++) {
-            float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (final_norm[(i1) * D + j]);
-            t15[r * n + j] = v5;
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+                acc0 += v0;
+            }
+            float v1 = acc0 / ((float)(D));
+            float v2 = v1 + norm_eps[i1];
+            float v3 = 1.0f / sqrtf(v2);
+            for (long j = 0; j < n; j++) {
+                float v4 = (carry0[r * n + j]) * v3;
+                float v5 = v4 * (final_norm[(i1) * D + j]);
+                t15[r * n + j] = v5;
+            }
         }
     }
 }
@@ -6480,12 +6623,22 @@ static void decode_q8_k0_rope_tables(float *restrict t0, float *restrict t1, con
 static void decode_q8_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = embed[(long)ids[i0] * D + j];
-            t2[r * n + j] = v0;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r;
+            for (long j = 0; j < n; j++) {
+                float v0 = embed[(long)ids[i0] * D + j];
+                t2[r * n + j] = v0;
+            }
+        }
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r;
+            for (long j = 0; j < n; j++) {
+                float v0 = embed[(long)ids[i0] * D + j];
+                t2[r * n + j] = v0;
+            }
         }
     }
 }
@@ -6494,22 +6647,42 @@ static void decode_q8_k1_embed(float *restrict t2, const int32_t *restrict ids, 
 static void decode_q8_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i1 = 0;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+                acc0 += v0;
+            }
+            float v1 = acc0 / ((float)(D));
+            float v2 = v1 + norm_eps[i1];
+            float v3 = 1.0f / sqrtf(v2);
+            for (long j = 0; j < n; j++) {
+                float v4 = (carry0[r * n + j]) * v3;
+                float v5 = v4 * (attn_norm[(i1) * D + j]);
+                t3[r * n + j] = v5;
+            }
         }
-        float v1 = acc0 / ((float)(D));
-        float v2 = v1 + norm_eps[i1];
-        float v3 = 1.0f / sqrtf(v2);
-        for (long j = 0; j < n; j++) {
-            float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (attn_norm[(i1) * D + j]);
-            t3[r * n + j] = v5;
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+                acc0 += v0;
+            }
+            float v1 = acc0 / ((float)(D));
+            float v2 = v1 + norm_eps[i1];
+            float v3 = 1.0f / sqrtf(v2);
+            for (long j = 0; j < n; j++) {
+                float v4 = (carry0[r * n + j]) * v3;
+                float v5 = v4 * (attn_norm[(i1) * D + j]);
+                t3[r * n + j] = v5;
+            }
         }
     }
 }
@@ -6742,26 +6915,50 @@ static void decode_q8_k4_rope(float *restrict t5, const float *restrict t0, cons
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*H, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (H);
-        const long i1 = 0;
-        const long i2 = (r) % H;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if (j % 2 < 1) {
-                float v1 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r / (H);
+            const long i1 = 0;
+            const long i2 = (r) % H;
+            for (long j = 0; j < n; j++) {
+                float v0;
+                if (j % 2 < 1) {
+                    float v1 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                    float v2 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                    float v3 = v1 - v2;
+                    v0 = v3;
+                }
+                else {
+                    float v4 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                    float v5 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                    float v6 = v4 + v5;
+                    v0 = v6;
+                }
+                t5[r * n + j] = v0;
             }
-            else {
-                float v4 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
+        }
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r / (H);
+            const long i1 = 0;
+            const long i2 = (r) % H;
+            for (long j = 0; j < n; j++) {
+                float v0;
+                if (j % 2 < 1) {
+                    float v1 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                    float v2 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                    float v3 = v1 - v2;
+                    v0 = v3;
+                }
+                else {
+                    float v4 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                    float v5 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                    float v6 = v4 + v5;
+                    v0 = v6;
+                }
+                t5[r * n + j] = v0;
             }
-            t5[r * n + j] = v0;
         }
     }
 }
@@ -6994,26 +7191,50 @@ static void decode_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, const
 static void decode_q8_k6_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long C, long HD2, long KVH, long P) {
     const long HD = 2*HD2;
     const long rows = B*KVH, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH);
-        const long i1 = 0;
-        const long i2 = (r) % KVH;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r / (KVH);
+            const long i1 = 0;
+            const long i2 = (r) % KVH;
+            for (long j = 0; j < n; j++) {
+                float v0;
+                if ((j) % 2 < 1) {
+                    float v1 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                    float v2 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                    float v3 = v1 - v2;
+                    v0 = v3;
+                }
+                else {
+                    float v4 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                    float v5 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                    float v6 = v4 + v5;
+                    v0 = v6;
+                }
+                k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
             }
-            else {
-                float v4 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
+        }
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r / (KVH);
+            const long i1 = 0;
+            const long i2 = (r) % KVH;
+            for (long j = 0; j < n; j++) {
+                float v0;
+                if ((j) % 2 < 1) {
+                    float v1 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                    float v2 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                    float v3 = v1 - v2;
+                    v0 = v3;
+                }
+                else {
+                    float v4 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                    float v5 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                    float v6 = v4 + v5;
+                    v0 = v6;
+                }
+                k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
             }
-            k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
         }
     }
 }
@@ -7584,24 +7805,46 @@ static void decode_q8_k9_wo(float *restrict t9, const int8_t *restrict wo, const
 static void decode_q8_k10_rmsnorm(float *restrict t10, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t9, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i1 = 0;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t9[r * n + j0];
-            float v1 = v0 * v0;
-            acc0 += v1;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = carry0[r * n + j0] + t9[r * n + j0];
+                float v1 = v0 * v0;
+                acc0 += v1;
+            }
+            float v3 = acc0 / ((float)(D));
+            float v4 = v3 + norm_eps[i1];
+            float v5 = 1.0f / sqrtf(v4);
+            for (long j = 0; j < n; j++) {
+                float v2 = carry0[r * n + j] + t9[r * n + j];
+                float v6 = v2 * v5;
+                float v7 = v6 * (ffn_norm[(i1) * D + j]);
+                t10[r * n + j] = v7;
+            }
         }
-        float v3 = acc0 / ((float)(D));
-        float v4 = v3 + norm_eps[i1];
-        float v5 = 1.0f / sqrtf(v4);
-        for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t9[r * n + j];
-            float v6 = v2 * v5;
-            float v7 = v6 * (ffn_norm[(i1) * D + j]);
-            t10[r * n + j] = v7;
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = carry0[r * n + j0] + t9[r * n + j0];
+                float v1 = v0 * v0;
+                acc0 += v1;
+            }
+            float v3 = acc0 / ((float)(D));
+            float v4 = v3 + norm_eps[i1];
+            float v5 = 1.0f / sqrtf(v4);
+            for (long j = 0; j < n; j++) {
+                float v2 = carry0[r * n + j] + t9[r * n + j];
+                float v6 = v2 * v5;
+                float v7 = v6 * (ffn_norm[(i1) * D + j]);
+                t10[r * n + j] = v7;
+            }
         }
     }
 }
@@ -8055,15 +8298,28 @@ static void decode_q8_k12_w3(float *restrict t12, const int8_t *restrict w3, con
 /* decode_q8_k13_silu: t13 = (t11 / (1 + exp(-t11))) · t12  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
 static void decode_q8_k13_silu(float *restrict t13, const float *restrict t11, const float *restrict t12, long B, long F) {
     const long rows = B, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t11[r * n + j]);
-            float v1 = la_expf(v0);
-            float v2 = 1.0f + v1;
-            float v3 = (t11[r * n + j]) / v2;
-            float v4 = v3 * (t12[r * n + j]);
-            t13[r * n + j] = v4;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            for (long j = 0; j < n; j++) {
+                float v0 = -(t11[r * n + j]);
+                float v1 = la_expf(v0);
+                float v2 = 1.0f + v1;
+                float v3 = (t11[r * n + j]) / v2;
+                float v4 = v3 * (t12[r * n + j]);
+                t13[r * n + j] = v4;
+            }
+        }
+    } else {
+        for (long r = 0; r < rows; r++) {
+            for (long j = 0; j < n; j++) {
+                float v0 = -(t11[r * n + j]);
+                float v1 = la_expf(v0);
+                float v2 = 1.0f + v1;
+                float v3 = (t11[r * n + j]) / v2;
+                float v4 = v3 * (t12[r * n + j]);
+                t13[r * n + j] = v4;
+            }
         }
     }
 }
@@ -8295,12 +8551,22 @@ static void decode_q8_k14_w2(float *restrict t14, const int8_t *restrict w2, con
 static void decode_q8_k15_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t9, const float *restrict t14, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t9[r * n + j];
-            float v1 = v0 + t14[r * n + j];
-            carry0_next[r * n + j] = v1;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            for (long j = 0; j < n; j++) {
+                float v0 = carry0[r * n + j] + t9[r * n + j];
+                float v1 = v0 + t14[r * n + j];
+                carry0_next[r * n + j] = v1;
+            }
+        }
+    } else {
+        for (long r = 0; r < rows; r++) {
+            for (long j = 0; j < n; j++) {
+                float v0 = carry0[r * n + j] + t9[r * n + j];
+                float v1 = v0 + t14[r * n + j];
+                carry0_next[r * n + j] = v1;
+            }
         }
     }
 }
@@ -8309,22 +8575,42 @@ static void decode_q8_k15_layer(float *restrict carry0_next, const float *restri
 static void decode_q8_k16_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i1 = 0;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+                acc0 += v0;
+            }
+            float v1 = acc0 / ((float)(D));
+            float v2 = v1 + norm_eps[i1];
+            float v3 = 1.0f / sqrtf(v2);
+            for (long j = 0; j < n; j++) {
+                float v4 = (carry0[r * n + j]) * v3;
+                float v5 = v4 * (final_norm[(i1) * D + j]);
+                t15[r * n + j] = v5;
+            }
         }
-        float v1 = acc0 / ((float)(D));
-        float v2 = v1 + norm_eps[i1];
-        float v3 = 1.0f / sqrtf(v2);
-        for (long j = 0; j < n; j++) {
-            float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (final_norm[(i1) * D + j]);
-            t15[r * n + j] = v5;
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+                acc0 += v0;
+            }
+            float v1 = acc0 / ((float)(D));
+            float v2 = v1 + norm_eps[i1];
+            float v3 = 1.0f / sqrtf(v2);
+            for (long j = 0; j < n; j++) {
+                float v4 = (carry0[r * n + j]) * v3;
+                float v5 = v4 * (final_norm[(i1) * D + j]);
+                t15[r * n + j] = v5;
+            }
         }
     }
 }
@@ -13841,12 +14127,22 @@ static void decode_q4_k0_rope_tables(float *restrict t0, float *restrict t1, con
 static void decode_q4_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = embed[(long)ids[i0] * D + j];
-            t2[r * n + j] = v0;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r;
+            for (long j = 0; j < n; j++) {
+                float v0 = embed[(long)ids[i0] * D + j];
+                t2[r * n + j] = v0;
+            }
+        }
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r;
+            for (long j = 0; j < n; j++) {
+                float v0 = embed[(long)ids[i0] * D + j];
+                t2[r * n + j] = v0;
+            }
         }
     }
 }
@@ -13855,22 +14151,42 @@ static void decode_q4_k1_embed(float *restrict t2, const int32_t *restrict ids, 
 static void decode_q4_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i1 = 0;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+                acc0 += v0;
+            }
+            float v1 = acc0 / ((float)(D));
+            float v2 = v1 + norm_eps[i1];
+            float v3 = 1.0f / sqrtf(v2);
+            for (long j = 0; j < n; j++) {
+                float v4 = (carry0[r * n + j]) * v3;
+                float v5 = v4 * (attn_norm[(i1) * D + j]);
+                t3[r * n + j] = v5;
+            }
         }
-        float v1 = acc0 / ((float)(D));
-        float v2 = v1 + norm_eps[i1];
-        float v3 = 1.0f / sqrtf(v2);
-        for (long j = 0; j < n; j++) {
-            float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (attn_norm[(i1) * D + j]);
-            t3[r * n + j] = v5;
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+                acc0 += v0;
+            }
+            float v1 = acc0 / ((float)(D));
+            float v2 = v1 + norm_eps[i1];
+            float v3 = 1.0f / sqrtf(v2);
+            for (long j = 0; j < n; j++) {
+                float v4 = (carry0[r * n + j]) * v3;
+                float v5 = v4 * (attn_norm[(i1) * D + j]);
+                t3[r * n + j] = v5;
+            }
         }
     }
 }
@@ -14140,26 +14456,50 @@ static void decode_q4_k4_rope(float *restrict t5, const float *restrict t0, cons
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*H, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (H);
-        const long i1 = 0;
-        const long i2 = (r) % H;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if (j % 2 < 1) {
-                float v1 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r / (H);
+            const long i1 = 0;
+            const long i2 = (r) % H;
+            for (long j = 0; j < n; j++) {
+                float v0;
+                if (j % 2 < 1) {
+                    float v1 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                    float v2 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                    float v3 = v1 - v2;
+                    v0 = v3;
+                }
+                else {
+                    float v4 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                    float v5 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                    float v6 = v4 + v5;
+                    v0 = v6;
+                }
+                t5[r * n + j] = v0;
             }
-            else {
-                float v4 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
+        }
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r / (H);
+            const long i1 = 0;
+            const long i2 = (r) % H;
+            for (long j = 0; j < n; j++) {
+                float v0;
+                if (j % 2 < 1) {
+                    float v1 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                    float v2 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                    float v3 = v1 - v2;
+                    v0 = v3;
+                }
+                else {
+                    float v4 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                    float v5 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                    float v6 = v4 + v5;
+                    v0 = v6;
+                }
+                t5[r * n + j] = v0;
             }
-            t5[r * n + j] = v0;
         }
     }
 }
@@ -14429,26 +14769,50 @@ static void decode_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, cons
 static void decode_q4_k6_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long C, long HD2, long KVH, long P) {
     const long HD = 2*HD2;
     const long rows = B*KVH, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH);
-        const long i1 = 0;
-        const long i2 = (r) % KVH;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r / (KVH);
+            const long i1 = 0;
+            const long i2 = (r) % KVH;
+            for (long j = 0; j < n; j++) {
+                float v0;
+                if ((j) % 2 < 1) {
+                    float v1 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                    float v2 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                    float v3 = v1 - v2;
+                    v0 = v3;
+                }
+                else {
+                    float v4 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                    float v5 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                    float v6 = v4 + v5;
+                    v0 = v6;
+                }
+                k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
             }
-            else {
-                float v4 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
+        }
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r / (KVH);
+            const long i1 = 0;
+            const long i2 = (r) % KVH;
+            for (long j = 0; j < n; j++) {
+                float v0;
+                if ((j) % 2 < 1) {
+                    float v1 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                    float v2 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                    float v3 = v1 - v2;
+                    v0 = v3;
+                }
+                else {
+                    float v4 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                    float v5 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                    float v6 = v4 + v5;
+                    v0 = v6;
+                }
+                k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
             }
-            k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
         }
     }
 }
@@ -15093,24 +15457,46 @@ static void decode_q4_k9_wo(float *restrict t9, const uint8_t *restrict wo, cons
 static void decode_q4_k10_rmsnorm(float *restrict t10, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t9, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i1 = 0;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t9[r * n + j0];
-            float v1 = v0 * v0;
-            acc0 += v1;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = carry0[r * n + j0] + t9[r * n + j0];
+                float v1 = v0 * v0;
+                acc0 += v1;
+            }
+            float v3 = acc0 / ((float)(D));
+            float v4 = v3 + norm_eps[i1];
+            float v5 = 1.0f / sqrtf(v4);
+            for (long j = 0; j < n; j++) {
+                float v2 = carry0[r * n + j] + t9[r * n + j];
+                float v6 = v2 * v5;
+                float v7 = v6 * (ffn_norm[(i1) * D + j]);
+                t10[r * n + j] = v7;
+            }
         }
-        float v3 = acc0 / ((float)(D));
-        float v4 = v3 + norm_eps[i1];
-        float v5 = 1.0f / sqrtf(v4);
-        for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t9[r * n + j];
-            float v6 = v2 * v5;
-            float v7 = v6 * (ffn_norm[(i1) * D + j]);
-            t10[r * n + j] = v7;
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = carry0[r * n + j0] + t9[r * n + j0];
+                float v1 = v0 * v0;
+                acc0 += v1;
+            }
+            float v3 = acc0 / ((float)(D));
+            float v4 = v3 + norm_eps[i1];
+            float v5 = 1.0f / sqrtf(v4);
+            for (long j = 0; j < n; j++) {
+                float v2 = carry0[r * n + j] + t9[r * n + j];
+                float v6 = v2 * v5;
+                float v7 = v6 * (ffn_norm[(i1) * D + j]);
+                t10[r * n + j] = v7;
+            }
         }
     }
 }
@@ -15638,15 +16024,28 @@ static void decode_q4_k12_w3(float *restrict t12, const uint8_t *restrict w3, co
 /* decode_q4_k13_silu: t13 = (t11 / (1 + exp(-t11))) · t12  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
 static void decode_q4_k13_silu(float *restrict t13, const float *restrict t11, const float *restrict t12, long B, long F) {
     const long rows = B, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t11[r * n + j]);
-            float v1 = la_expf(v0);
-            float v2 = 1.0f + v1;
-            float v3 = (t11[r * n + j]) / v2;
-            float v4 = v3 * (t12[r * n + j]);
-            t13[r * n + j] = v4;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            for (long j = 0; j < n; j++) {
+                float v0 = -(t11[r * n + j]);
+                float v1 = la_expf(v0);
+                float v2 = 1.0f + v1;
+                float v3 = (t11[r * n + j]) / v2;
+                float v4 = v3 * (t12[r * n + j]);
+                t13[r * n + j] = v4;
+            }
+        }
+    } else {
+        for (long r = 0; r < rows; r++) {
+            for (long j = 0; j < n; j++) {
+                float v0 = -(t11[r * n + j]);
+                float v1 = la_expf(v0);
+                float v2 = 1.0f + v1;
+                float v3 = (t11[r * n + j]) / v2;
+                float v4 = v3 * (t12[r * n + j]);
+                t13[r * n + j] = v4;
+            }
         }
     }
 }
@@ -15915,12 +16314,22 @@ static void decode_q4_k14_w2(float *restrict t14, const uint8_t *restrict w2, co
 static void decode_q4_k15_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t9, const float *restrict t14, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t9[r * n + j];
-            float v1 = v0 + t14[r * n + j];
-            carry0_next[r * n + j] = v1;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            for (long j = 0; j < n; j++) {
+                float v0 = carry0[r * n + j] + t9[r * n + j];
+                float v1 = v0 + t14[r * n + j];
+                carry0_next[r * n + j] = v1;
+            }
+        }
+    } else {
+        for (long r = 0; r < rows; r++) {
+            for (long j = 0; j < n; j++) {
+                float v0 = carry0[r * n + j] + t9[r * n + j];
+                float v1 = v0 + t14[r * n + j];
+                carry0_next[r * n + j] = v1;
+            }
         }
     }
 }
@@ -15929,22 +16338,42 @@ static void decode_q4_k15_layer(float *restrict carry0_next, const float *restri
 static void decode_q4_k16_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i1 = 0;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+                acc0 += v0;
+            }
+            float v1 = acc0 / ((float)(D));
+            float v2 = v1 + norm_eps[i1];
+            float v3 = 1.0f / sqrtf(v2);
+            for (long j = 0; j < n; j++) {
+                float v4 = (carry0[r * n + j]) * v3;
+                float v5 = v4 * (final_norm[(i1) * D + j]);
+                t15[r * n + j] = v5;
+            }
         }
-        float v1 = acc0 / ((float)(D));
-        float v2 = v1 + norm_eps[i1];
-        float v3 = 1.0f / sqrtf(v2);
-        for (long j = 0; j < n; j++) {
-            float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (final_norm[(i1) * D + j]);
-            t15[r * n + j] = v5;
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+                acc0 += v0;
+            }
+            float v1 = acc0 / ((float)(D));
+            float v2 = v1 + norm_eps[i1];
+            float v3 = 1.0f / sqrtf(v2);
+            for (long j = 0; j < n; j++) {
+                float v4 = (carry0[r * n + j]) * v3;
+                float v5 = v4 * (final_norm[(i1) * D + j]);
+                t15[r * n + j] = v5;
+            }
         }
     }
 }
@@ -21535,12 +21964,22 @@ static void decode_q4_h4_k0_rope_tables(float *restrict t0, float *restrict t1, 
 static void decode_q4_h4_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = embed[(long)ids[i0] * D + j];
-            t2[r * n + j] = v0;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r;
+            for (long j = 0; j < n; j++) {
+                float v0 = embed[(long)ids[i0] * D + j];
+                t2[r * n + j] = v0;
+            }
+        }
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r;
+            for (long j = 0; j < n; j++) {
+                float v0 = embed[(long)ids[i0] * D + j];
+                t2[r * n + j] = v0;
+            }
         }
     }
 }
@@ -21549,22 +21988,42 @@ static void decode_q4_h4_k1_embed(float *restrict t2, const int32_t *restrict id
 static void decode_q4_h4_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i1 = 0;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+                acc0 += v0;
+            }
+            float v1 = acc0 / ((float)(D));
+            float v2 = v1 + norm_eps[i1];
+            float v3 = 1.0f / sqrtf(v2);
+            for (long j = 0; j < n; j++) {
+                float v4 = (carry0[r * n + j]) * v3;
+                float v5 = v4 * (attn_norm[(i1) * D + j]);
+                t3[r * n + j] = v5;
+            }
         }
-        float v1 = acc0 / ((float)(D));
-        float v2 = v1 + norm_eps[i1];
-        float v3 = 1.0f / sqrtf(v2);
-        for (long j = 0; j < n; j++) {
-            float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (attn_norm[(i1) * D + j]);
-            t3[r * n + j] = v5;
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+                acc0 += v0;
+            }
+            float v1 = acc0 / ((float)(D));
+            float v2 = v1 + norm_eps[i1];
+            float v3 = 1.0f / sqrtf(v2);
+            for (long j = 0; j < n; j++) {
+                float v4 = (carry0[r * n + j]) * v3;
+                float v5 = v4 * (attn_norm[(i1) * D + j]);
+                t3[r * n + j] = v5;
+            }
         }
     }
 }
@@ -21834,26 +22293,50 @@ static void decode_q4_h4_k4_rope(float *restrict t5, const float *restrict t0, c
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*H, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (H);
-        const long i1 = 0;
-        const long i2 = (r) % H;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if (j % 2 < 1) {
-                float v1 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r / (H);
+            const long i1 = 0;
+            const long i2 = (r) % H;
+            for (long j = 0; j < n; j++) {
+                float v0;
+                if (j % 2 < 1) {
+                    float v1 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                    float v2 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                    float v3 = v1 - v2;
+                    v0 = v3;
+                }
+                else {
+                    float v4 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                    float v5 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                    float v6 = v4 + v5;
+                    v0 = v6;
+                }
+                t5[r * n + j] = v0;
             }
-            else {
-                float v4 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
+        }
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r / (H);
+            const long i1 = 0;
+            const long i2 = (r) % H;
+            for (long j = 0; j < n; j++) {
+                float v0;
+                if (j % 2 < 1) {
+                    float v1 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                    float v2 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                    float v3 = v1 - v2;
+                    v0 = v3;
+                }
+                else {
+                    float v4 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                    float v5 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                    float v6 = v4 + v5;
+                    v0 = v6;
+                }
+                t5[r * n + j] = v0;
             }
-            t5[r * n + j] = v0;
         }
     }
 }
@@ -22123,26 +22606,50 @@ static void decode_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, c
 static void decode_q4_h4_k6_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long C, long HD2, long KVH, long P) {
     const long HD = 2*HD2;
     const long rows = B*KVH, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH);
-        const long i1 = 0;
-        const long i2 = (r) % KVH;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r / (KVH);
+            const long i1 = 0;
+            const long i2 = (r) % KVH;
+            for (long j = 0; j < n; j++) {
+                float v0;
+                if ((j) % 2 < 1) {
+                    float v1 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                    float v2 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                    float v3 = v1 - v2;
+                    v0 = v3;
+                }
+                else {
+                    float v4 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                    float v5 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                    float v6 = v4 + v5;
+                    v0 = v6;
+                }
+                k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
             }
-            else {
-                float v4 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
+        }
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i0 = r / (KVH);
+            const long i1 = 0;
+            const long i2 = (r) % KVH;
+            for (long j = 0; j < n; j++) {
+                float v0;
+                if ((j) % 2 < 1) {
+                    float v1 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                    float v2 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                    float v3 = v1 - v2;
+                    v0 = v3;
+                }
+                else {
+                    float v4 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                    float v5 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                    float v6 = v4 + v5;
+                    v0 = v6;
+                }
+                k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
             }
-            k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
         }
     }
 }
@@ -22787,24 +23294,46 @@ static void decode_q4_h4_k9_wo(float *restrict t9, const uint8_t *restrict wo, c
 static void decode_q4_h4_k10_rmsnorm(float *restrict t10, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t9, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i1 = 0;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t9[r * n + j0];
-            float v1 = v0 * v0;
-            acc0 += v1;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = carry0[r * n + j0] + t9[r * n + j0];
+                float v1 = v0 * v0;
+                acc0 += v1;
+            }
+            float v3 = acc0 / ((float)(D));
+            float v4 = v3 + norm_eps[i1];
+            float v5 = 1.0f / sqrtf(v4);
+            for (long j = 0; j < n; j++) {
+                float v2 = carry0[r * n + j] + t9[r * n + j];
+                float v6 = v2 * v5;
+                float v7 = v6 * (ffn_norm[(i1) * D + j]);
+                t10[r * n + j] = v7;
+            }
         }
-        float v3 = acc0 / ((float)(D));
-        float v4 = v3 + norm_eps[i1];
-        float v5 = 1.0f / sqrtf(v4);
-        for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t9[r * n + j];
-            float v6 = v2 * v5;
-            float v7 = v6 * (ffn_norm[(i1) * D + j]);
-            t10[r * n + j] = v7;
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = carry0[r * n + j0] + t9[r * n + j0];
+                float v1 = v0 * v0;
+                acc0 += v1;
+            }
+            float v3 = acc0 / ((float)(D));
+            float v4 = v3 + norm_eps[i1];
+            float v5 = 1.0f / sqrtf(v4);
+            for (long j = 0; j < n; j++) {
+                float v2 = carry0[r * n + j] + t9[r * n + j];
+                float v6 = v2 * v5;
+                float v7 = v6 * (ffn_norm[(i1) * D + j]);
+                t10[r * n + j] = v7;
+            }
         }
     }
 }
@@ -23332,15 +23861,28 @@ static void decode_q4_h4_k12_w3(float *restrict t12, const uint8_t *restrict w3,
 /* decode_q4_h4_k13_silu: t13 = (t11 / (1 + exp(-t11))) · t12  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
 static void decode_q4_h4_k13_silu(float *restrict t13, const float *restrict t11, const float *restrict t12, long B, long F) {
     const long rows = B, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t11[r * n + j]);
-            float v1 = la_expf(v0);
-            float v2 = 1.0f + v1;
-            float v3 = (t11[r * n + j]) / v2;
-            float v4 = v3 * (t12[r * n + j]);
-            t13[r * n + j] = v4;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            for (long j = 0; j < n; j++) {
+                float v0 = -(t11[r * n + j]);
+                float v1 = la_expf(v0);
+                float v2 = 1.0f + v1;
+                float v3 = (t11[r * n + j]) / v2;
+                float v4 = v3 * (t12[r * n + j]);
+                t13[r * n + j] = v4;
+            }
+        }
+    } else {
+        for (long r = 0; r < rows; r++) {
+            for (long j = 0; j < n; j++) {
+                float v0 = -(t11[r * n + j]);
+                float v1 = la_expf(v0);
+                float v2 = 1.0f + v1;
+                float v3 = (t11[r * n + j]) / v2;
+                float v4 = v3 * (t12[r * n + j]);
+                t13[r * n + j] = v4;
+            }
         }
     }
 }
@@ -23609,12 +24151,22 @@ static void decode_q4_h4_k14_w2(float *restrict t14, const uint8_t *restrict w2,
 static void decode_q4_h4_k15_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t9, const float *restrict t14, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t9[r * n + j];
-            float v1 = v0 + t14[r * n + j];
-            carry0_next[r * n + j] = v1;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            for (long j = 0; j < n; j++) {
+                float v0 = carry0[r * n + j] + t9[r * n + j];
+                float v1 = v0 + t14[r * n + j];
+                carry0_next[r * n + j] = v1;
+            }
+        }
+    } else {
+        for (long r = 0; r < rows; r++) {
+            for (long j = 0; j < n; j++) {
+                float v0 = carry0[r * n + j] + t9[r * n + j];
+                float v1 = v0 + t14[r * n + j];
+                carry0_next[r * n + j] = v1;
+            }
         }
     }
 }
@@ -23623,22 +24175,42 @@ static void decode_q4_h4_k15_layer(float *restrict carry0_next, const float *res
 static void decode_q4_h4_k16_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i1 = 0;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
+    if (rows * n > 32768) {
+        #pragma omp parallel for
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+                acc0 += v0;
+            }
+            float v1 = acc0 / ((float)(D));
+            float v2 = v1 + norm_eps[i1];
+            float v3 = 1.0f / sqrtf(v2);
+            for (long j = 0; j < n; j++) {
+                float v4 = (carry0[r * n + j]) * v3;
+                float v5 = v4 * (final_norm[(i1) * D + j]);
+                t15[r * n + j] = v5;
+            }
         }
-        float v1 = acc0 / ((float)(D));
-        float v2 = v1 + norm_eps[i1];
-        float v3 = 1.0f / sqrtf(v2);
-        for (long j = 0; j < n; j++) {
-            float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (final_norm[(i1) * D + j]);
-            t15[r * n + j] = v5;
+    } else {
+        for (long r = 0; r < rows; r++) {
+            const long i1 = 0;
+            float acc0 = 0.0f;
+            #pragma omp simd reduction(+:acc0)
+            for (long j0 = 0; j0 < n; j0++) {
+                float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+                acc0 += v0;
+            }
+            float v1 = acc0 / ((float)(D));
+            float v2 = v1 + norm_eps[i1];
+            float v3 = 1.0f / sqrtf(v2);
+            for (long j = 0; j < n; j++) {
+                float v4 = (carry0[r * n + j]) * v3;
+                float v5 = v4 * (final_norm[(i1) * D + j]);
+                t15[r * n + j] = v5;
+            }
         }
     }
 }

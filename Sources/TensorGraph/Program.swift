@@ -67,6 +67,11 @@ public struct Program: Sendable {
     public var outputs: [(name: String, node: Int)]
     /// How the matrix products are computed (`MatmulPrecision`); set by `lowered(precision:)`.
     public var matmulPrecision: MatmulPrecision = .f32
+    /// One token per call (decode): nearly every loop is under the parallel threshold, so the
+    /// emitter gives each elementwise loop a plain serial copy beside its OpenMP one instead of an
+    /// OpenMP `if` clause — a parallel region turned off by `if` still costs ~1 µs of the OpenMP
+    /// runtime's bookkeeping, paid by every small kernel of every token.
+    public var latencyBound = false
 
     /// The same graph with its products in `precision`, named with the precision's suffix
     /// (`lm_step` → `lm_step_bf16`); `.f32` returns the program unchanged.

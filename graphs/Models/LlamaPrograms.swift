@@ -20,7 +20,9 @@ public enum LlamaPrograms {
         let model = LlamaModel(b, quant: quant, head: head)
         let layout = TokenLayout.sequential(b, seq: t, start: mode == .forward ? 0 : D.start)
         b.output("logits", model(ids, layout: layout, cached: mode != .forward))
-        return try b.build()
+        var program = try b.build()
+        program.latencyBound = mode == .decode
+        return program
     }
 
     /// Every program of the LLaMA family, in emission order.

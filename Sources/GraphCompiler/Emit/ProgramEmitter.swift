@@ -139,9 +139,10 @@ struct ProgramEmitter {
     static func loopNest(_ r: PointwiseRenderer, extra: [String] = []) -> [String] {
         var lines = ["const long rows = \(r.rowCount.cExpr), n = \(r.width.cExpr);"]
         var block = r.rowBlock
-        if r.rowCount != 1 {
+        let serialCopy = r.rowCount != 1 && r.plan.program.latencyBound
+        if r.rowCount != 1 && !serialCopy {
             lines.append("#pragma omp parallel for if (rows * n > 32768)")
-        } else {
+        } else if r.rowCount == 1 {
             // One long row (a flat parameter): the threads split the row itself; reductions
             // combine per-thread partial results (a fixed order for a given thread count). The
             // condition is the parallel construct's only: a bare `if` would also turn off the SIMD
@@ -160,10 +161,11 @@ struct ProgramEmitter {
             let usesRow = ProgramEmitter.identifiers(in: body).contains("r")
             return ["const long n = \(r.width.cExpr);"] + (usesRow ? ["const long r = 0;"] : []) + r.unravelRow(for: body) + body
         }
-        lines.append("for (long r = 0; r < rows; r++) {")
-        lines += (r.unravelRow(for: block + extra) + block + extra).map { "    " + $0 }
-        lines.append("}")
-        return lines
+        let loop = ["for (long r = 0; r < rows; r++) {"] + (r.unravelRow(for: block + extra) + block + extra).map { "    " + $0 } + ["}"]
+        guard serialCopy else { return lines + loop }
+        // A latency-bound program: small loops never enter the OpenMP runtime.
+        return lines + ["if (rows * n > 32768) {", "    #pragma omp parallel for"] + loop.map { "    " + $0 }
+            + ["} else {"] + loop.map { "    " + $0 } + ["}"]
     }
 
     /// The buffers a kernel touches, written first: (C name, writes).
