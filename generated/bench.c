@@ -489,9 +489,14 @@ static void sgemm_k0_c(float *restrict c, const float *restrict a, const float *
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (K * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (N * K >= 32768)
     for (long r = 0; r < N; r++) {
         const float *restrict wr = b + r * K;
+        if (r + ahead < N) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * K);
+            for (long o = 0; o < K * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < K; c++) acc += wr[c] * (a)[c];

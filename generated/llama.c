@@ -78,9 +78,14 @@ static void forward_k3_wq(float *restrict t4, const float *restrict wq, const fl
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wq + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -126,9 +131,14 @@ static void forward_k5_wk(float *restrict t6, const float *restrict wk, const fl
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wk + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -173,9 +183,14 @@ static void forward_k7_wv(float *restrict t8, const float *restrict wv, const fl
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wv + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -309,9 +324,14 @@ static void forward_k9_wo(float *restrict t11, const float *restrict wo, const f
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wo + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t9)[c];
@@ -352,9 +372,14 @@ static void forward_k11_w1(float *restrict t13, const float *restrict w1, const 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w1 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t12)[c];
@@ -370,9 +395,14 @@ static void forward_k12_w3(float *restrict t14, const float *restrict w3, const 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w3 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t12)[c];
@@ -404,9 +434,14 @@ static void forward_k14_w2(float *restrict t16, const float *restrict w2, const 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * F >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = w2 + r * F;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t15)[c];
@@ -459,9 +494,14 @@ static void forward_k17_lm_head(float *restrict logits, const float *restrict lm
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t17)[c];
@@ -696,9 +736,14 @@ static void prefill_k3_wq(float *restrict t4, const float *restrict wq, const fl
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wq + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -744,9 +789,14 @@ static void prefill_k5_wk(float *restrict t6, const float *restrict wk, const fl
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wk + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -763,9 +813,14 @@ static void prefill_k6_wv(float *restrict t7, const float *restrict wv, const fl
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wv + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -942,9 +997,14 @@ static void prefill_k10_wo(float *restrict t10, const float *restrict wo, const 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wo + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t8)[c];
@@ -985,9 +1045,14 @@ static void prefill_k12_w1(float *restrict t12, const float *restrict w1, const 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w1 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t11)[c];
@@ -1003,9 +1068,14 @@ static void prefill_k13_w3(float *restrict t13, const float *restrict w3, const 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w3 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t11)[c];
@@ -1037,9 +1107,14 @@ static void prefill_k15_w2(float *restrict t15, const float *restrict w2, const 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * F >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = w2 + r * F;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t14)[c];
@@ -1092,9 +1167,14 @@ static void prefill_k18_lm_head(float *restrict logits, const float *restrict lm
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t16)[c];
@@ -1365,9 +1445,14 @@ static void decode_k3_wq(float *restrict t4, const float *restrict wq, const flo
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wq + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -1437,9 +1522,14 @@ static void decode_k5_wk(float *restrict t6, const float *restrict wk, const flo
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wk + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -1508,9 +1598,14 @@ static void decode_k7_wv(float *restrict v_cache, const float *restrict wv, cons
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wv + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -1641,9 +1736,14 @@ static void decode_k9_wo(float *restrict t9, const float *restrict wo, const flo
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wo + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t7)[c];
@@ -1707,9 +1807,14 @@ static void decode_k11_w1(float *restrict t11, const float *restrict w1, const f
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w1 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t10)[c];
@@ -1725,9 +1830,14 @@ static void decode_k12_w3(float *restrict t12, const float *restrict w3, const f
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w3 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t10)[c];
@@ -1772,9 +1882,14 @@ static void decode_k14_w2(float *restrict t14, const float *restrict w2, const f
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * F >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = w2 + r * F;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t13)[c];
@@ -1858,9 +1973,14 @@ static void decode_k17_lm_head(float *restrict logits, const float *restrict lm_
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
@@ -2133,8 +2253,15 @@ static void forward_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wq + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wq_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -2201,8 +2328,15 @@ static void forward_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wq + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wq_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -2386,8 +2520,15 @@ static void forward_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wk + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wk_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -2454,8 +2595,15 @@ static void forward_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wk + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wk_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -2638,8 +2786,15 @@ static void forward_q8_k7_wv(float *restrict t8, const int8_t *restrict wv, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wv + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wv_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -2706,8 +2861,15 @@ static void forward_q8_k7_wv(float *restrict t8, const int8_t *restrict wv, cons
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wv + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wv_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -2979,8 +3141,15 @@ static void forward_q8_k9_wo(float *restrict t11, const int8_t *restrict wo, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wo + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wo_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -3047,8 +3216,15 @@ static void forward_q8_k9_wo(float *restrict t11, const int8_t *restrict wo, con
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wo + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wo_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -3227,8 +3403,15 @@ static void forward_q8_k11_w1(float *restrict t13, const int8_t *restrict w1, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w1 + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w1_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -3295,8 +3478,15 @@ static void forward_q8_k11_w1(float *restrict t13, const int8_t *restrict w1, co
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w1 + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w1_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -3450,8 +3640,15 @@ static void forward_q8_k12_w3(float *restrict t14, const int8_t *restrict w3, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w3 + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w3_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -3518,8 +3715,15 @@ static void forward_q8_k12_w3(float *restrict t14, const int8_t *restrict w3, co
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w3 + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w3_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -3689,8 +3893,15 @@ static void forward_q8_k14_w2(float *restrict t16, const int8_t *restrict w2, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RF))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(w2 + (r0 + ahead) * ((32*RF)));
+                    for (long o = 0; o < 4 * ((32*RF)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w2_scales + (r0 + ahead) * GF);
+                    for (long o = 0; o < 16 * GF; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -3757,8 +3968,15 @@ static void forward_q8_k14_w2(float *restrict t16, const int8_t *restrict w2, co
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RF))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(w2 + (r0 + ahead) * ((32*RF)));
+                    for (long o = 0; o < 4 * ((32*RF)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w2_scales + (r0 + ahead) * GF);
+                    for (long o = 0; o < 16 * GF; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
@@ -3949,8 +4167,15 @@ static void forward_q8_k17_lm_head(float *restrict logits, const int8_t *restric
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= V) {
+                    const char *next = (const char *)(lm_head + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(lm_head_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -4017,8 +4242,15 @@ static void forward_q8_k17_lm_head(float *restrict logits, const int8_t *restric
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= V) {
+                    const char *next = (const char *)(lm_head + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(lm_head_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -4407,8 +4639,15 @@ static void prefill_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wq + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wq_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -4475,8 +4714,15 @@ static void prefill_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wq + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wq_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -4660,8 +4906,15 @@ static void prefill_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wk + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wk_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -4728,8 +4981,15 @@ static void prefill_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, cons
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wk + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wk_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -4884,8 +5144,15 @@ static void prefill_q8_k6_wv(float *restrict t7, const int8_t *restrict wv, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wv + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wv_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -4952,8 +5219,15 @@ static void prefill_q8_k6_wv(float *restrict t7, const int8_t *restrict wv, cons
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wv + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wv_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -5268,8 +5542,15 @@ static void prefill_q8_k10_wo(float *restrict t10, const int8_t *restrict wo, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wo + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wo_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -5336,8 +5617,15 @@ static void prefill_q8_k10_wo(float *restrict t10, const int8_t *restrict wo, co
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wo + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wo_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -5516,8 +5804,15 @@ static void prefill_q8_k12_w1(float *restrict t12, const int8_t *restrict w1, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w1 + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w1_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -5584,8 +5879,15 @@ static void prefill_q8_k12_w1(float *restrict t12, const int8_t *restrict w1, co
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w1 + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w1_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -5739,8 +6041,15 @@ static void prefill_q8_k13_w3(float *restrict t13, const int8_t *restrict w3, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w3 + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w3_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -5807,8 +6116,15 @@ static void prefill_q8_k13_w3(float *restrict t13, const int8_t *restrict w3, co
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w3 + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w3_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -5978,8 +6294,15 @@ static void prefill_q8_k15_w2(float *restrict t15, const int8_t *restrict w2, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RF))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(w2 + (r0 + ahead) * ((32*RF)));
+                    for (long o = 0; o < 4 * ((32*RF)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w2_scales + (r0 + ahead) * GF);
+                    for (long o = 0; o < 16 * GF; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -6046,8 +6369,15 @@ static void prefill_q8_k15_w2(float *restrict t15, const int8_t *restrict w2, co
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RF))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(w2 + (r0 + ahead) * ((32*RF)));
+                    for (long o = 0; o < 4 * ((32*RF)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w2_scales + (r0 + ahead) * GF);
+                    for (long o = 0; o < 16 * GF; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
@@ -6238,8 +6568,15 @@ static void prefill_q8_k18_lm_head(float *restrict logits, const int8_t *restric
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= V) {
+                    const char *next = (const char *)(lm_head + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(lm_head_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -6306,8 +6643,15 @@ static void prefill_q8_k18_lm_head(float *restrict logits, const int8_t *restric
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= V) {
+                    const char *next = (const char *)(lm_head + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(lm_head_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -6732,8 +7076,15 @@ static void decode_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wq + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wq_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -6800,8 +7151,15 @@ static void decode_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wq + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wq_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -7009,8 +7367,15 @@ static void decode_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, const
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wk + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wk_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -7077,8 +7442,15 @@ static void decode_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, const
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wk + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wk_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -7285,8 +7657,15 @@ static void decode_q8_k7_wv(float *restrict v_cache, const int8_t *restrict wv, 
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wv + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wv_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -7353,8 +7732,15 @@ static void decode_q8_k7_wv(float *restrict v_cache, const int8_t *restrict wv, 
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wv + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wv_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -7623,8 +8009,15 @@ static void decode_q8_k9_wo(float *restrict t9, const int8_t *restrict wo, const
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wo + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wo_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -7691,8 +8084,15 @@ static void decode_q8_k9_wo(float *restrict t9, const int8_t *restrict wo, const
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wo + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wo_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -7894,8 +8294,15 @@ static void decode_q8_k11_w1(float *restrict t11, const int8_t *restrict w1, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w1 + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w1_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -7962,8 +8369,15 @@ static void decode_q8_k11_w1(float *restrict t11, const int8_t *restrict w1, con
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w1 + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w1_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -8117,8 +8531,15 @@ static void decode_q8_k12_w3(float *restrict t12, const int8_t *restrict w3, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w3 + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w3_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -8185,8 +8606,15 @@ static void decode_q8_k12_w3(float *restrict t12, const int8_t *restrict w3, con
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w3 + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w3_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -8369,8 +8797,15 @@ static void decode_q8_k14_w2(float *restrict t14, const int8_t *restrict w2, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RF))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(w2 + (r0 + ahead) * ((32*RF)));
+                    for (long o = 0; o < 4 * ((32*RF)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w2_scales + (r0 + ahead) * GF);
+                    for (long o = 0; o < 16 * GF; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -8437,8 +8872,15 @@ static void decode_q8_k14_w2(float *restrict t14, const int8_t *restrict w2, con
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RF))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(w2 + (r0 + ahead) * ((32*RF)));
+                    for (long o = 0; o < 4 * ((32*RF)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w2_scales + (r0 + ahead) * GF);
+                    for (long o = 0; o < 16 * GF; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
@@ -8660,8 +9102,15 @@ static void decode_q8_k17_lm_head(float *restrict logits, const int8_t *restrict
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= V) {
+                    const char *next = (const char *)(lm_head + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(lm_head_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -8728,8 +9177,15 @@ static void decode_q8_k17_lm_head(float *restrict logits, const int8_t *restrict
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= V) {
+                    const char *next = (const char *)(lm_head + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(lm_head_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -9125,8 +9581,15 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wq + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wq_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -9212,8 +9675,15 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wq + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wq_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -9415,8 +9885,15 @@ static void forward_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wk + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wk_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -9502,8 +9979,15 @@ static void forward_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wk + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wk_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -9704,8 +10188,15 @@ static void forward_q4_k7_wv(float *restrict t8, const uint8_t *restrict wv, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wv + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wv_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -9791,8 +10282,15 @@ static void forward_q4_k7_wv(float *restrict t8, const uint8_t *restrict wv, con
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wv + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wv_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -10082,8 +10580,15 @@ static void forward_q4_k9_wo(float *restrict t11, const uint8_t *restrict wo, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wo + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wo_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -10169,8 +10674,15 @@ static void forward_q4_k9_wo(float *restrict t11, const uint8_t *restrict wo, co
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wo + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wo_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -10367,8 +10879,15 @@ static void forward_q4_k11_w1(float *restrict t13, const uint8_t *restrict w1, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w1 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w1_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -10454,8 +10973,15 @@ static void forward_q4_k11_w1(float *restrict t13, const uint8_t *restrict w1, c
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w1 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w1_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -10627,8 +11153,15 @@ static void forward_q4_k12_w3(float *restrict t14, const uint8_t *restrict w3, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w3 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w3_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -10714,8 +11247,15 @@ static void forward_q4_k12_w3(float *restrict t14, const uint8_t *restrict w3, c
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w3 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w3_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -10903,8 +11443,15 @@ static void forward_q4_k14_w2(float *restrict t16, const uint8_t *restrict w2, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RF) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(w2 + (r0 + ahead) * ((32*RF) / 2));
+                    for (long o = 0; o < 4 * ((32*RF) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w2_scales + (r0 + ahead) * GF);
+                    for (long o = 0; o < 16 * GF; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -10990,8 +11537,15 @@ static void forward_q4_k14_w2(float *restrict t16, const uint8_t *restrict w2, c
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RF) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(w2 + (r0 + ahead) * ((32*RF) / 2));
+                    for (long o = 0; o < 4 * ((32*RF) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w2_scales + (r0 + ahead) * GF);
+                    for (long o = 0; o < 16 * GF; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
@@ -11194,8 +11748,15 @@ static void forward_q4_k17_lm_head(float *restrict logits, const int8_t *restric
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= V) {
+                    const char *next = (const char *)(lm_head + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(lm_head_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -11262,8 +11823,15 @@ static void forward_q4_k17_lm_head(float *restrict logits, const int8_t *restric
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= V) {
+                    const char *next = (const char *)(lm_head + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(lm_head_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -11658,8 +12226,15 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wq + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wq_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -11745,8 +12320,15 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wq + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wq_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -11948,8 +12530,15 @@ static void prefill_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wk + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wk_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -12035,8 +12624,15 @@ static void prefill_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, con
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wk + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wk_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -12209,8 +12805,15 @@ static void prefill_q4_k6_wv(float *restrict t7, const uint8_t *restrict wv, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wv + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wv_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -12296,8 +12899,15 @@ static void prefill_q4_k6_wv(float *restrict t7, const uint8_t *restrict wv, con
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wv + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wv_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -12630,8 +13240,15 @@ static void prefill_q4_k10_wo(float *restrict t10, const uint8_t *restrict wo, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wo + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wo_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -12717,8 +13334,15 @@ static void prefill_q4_k10_wo(float *restrict t10, const uint8_t *restrict wo, c
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wo + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wo_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -12915,8 +13539,15 @@ static void prefill_q4_k12_w1(float *restrict t12, const uint8_t *restrict w1, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w1 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w1_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -13002,8 +13633,15 @@ static void prefill_q4_k12_w1(float *restrict t12, const uint8_t *restrict w1, c
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w1 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w1_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -13175,8 +13813,15 @@ static void prefill_q4_k13_w3(float *restrict t13, const uint8_t *restrict w3, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w3 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w3_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -13262,8 +13907,15 @@ static void prefill_q4_k13_w3(float *restrict t13, const uint8_t *restrict w3, c
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w3 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w3_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -13451,8 +14103,15 @@ static void prefill_q4_k15_w2(float *restrict t15, const uint8_t *restrict w2, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RF) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(w2 + (r0 + ahead) * ((32*RF) / 2));
+                    for (long o = 0; o < 4 * ((32*RF) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w2_scales + (r0 + ahead) * GF);
+                    for (long o = 0; o < 16 * GF; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -13538,8 +14197,15 @@ static void prefill_q4_k15_w2(float *restrict t15, const uint8_t *restrict w2, c
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RF) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(w2 + (r0 + ahead) * ((32*RF) / 2));
+                    for (long o = 0; o < 4 * ((32*RF) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w2_scales + (r0 + ahead) * GF);
+                    for (long o = 0; o < 16 * GF; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
@@ -13742,8 +14408,15 @@ static void prefill_q4_k18_lm_head(float *restrict logits, const int8_t *restric
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= V) {
+                    const char *next = (const char *)(lm_head + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(lm_head_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -13810,8 +14483,15 @@ static void prefill_q4_k18_lm_head(float *restrict logits, const int8_t *restric
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= V) {
+                    const char *next = (const char *)(lm_head + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(lm_head_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -14242,8 +14922,15 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wq + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wq_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -14329,8 +15016,15 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wq + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wq_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -14556,8 +15250,15 @@ static void decode_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wk + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wk_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -14643,8 +15344,15 @@ static void decode_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, cons
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wk + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wk_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -14869,8 +15577,15 @@ static void decode_q4_k7_wv(float *restrict v_cache, const uint8_t *restrict wv,
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wv + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wv_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -14956,8 +15671,15 @@ static void decode_q4_k7_wv(float *restrict v_cache, const uint8_t *restrict wv,
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wv + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wv_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -15244,8 +15966,15 @@ static void decode_q4_k9_wo(float *restrict t9, const uint8_t *restrict wo, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wo + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wo_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -15331,8 +16060,15 @@ static void decode_q4_k9_wo(float *restrict t9, const uint8_t *restrict wo, cons
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wo + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wo_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -15552,8 +16288,15 @@ static void decode_q4_k11_w1(float *restrict t11, const uint8_t *restrict w1, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w1 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w1_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -15639,8 +16382,15 @@ static void decode_q4_k11_w1(float *restrict t11, const uint8_t *restrict w1, co
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w1 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w1_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -15812,8 +16562,15 @@ static void decode_q4_k12_w3(float *restrict t12, const uint8_t *restrict w3, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w3 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w3_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -15899,8 +16656,15 @@ static void decode_q4_k12_w3(float *restrict t12, const uint8_t *restrict w3, co
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w3 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w3_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -16101,8 +16865,15 @@ static void decode_q4_k14_w2(float *restrict t14, const uint8_t *restrict w2, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RF) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(w2 + (r0 + ahead) * ((32*RF) / 2));
+                    for (long o = 0; o < 4 * ((32*RF) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w2_scales + (r0 + ahead) * GF);
+                    for (long o = 0; o < 16 * GF; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -16188,8 +16959,15 @@ static void decode_q4_k14_w2(float *restrict t14, const uint8_t *restrict w2, co
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RF) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(w2 + (r0 + ahead) * ((32*RF) / 2));
+                    for (long o = 0; o < 4 * ((32*RF) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w2_scales + (r0 + ahead) * GF);
+                    for (long o = 0; o < 16 * GF; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
@@ -16423,8 +17201,15 @@ static void decode_q4_k17_lm_head(float *restrict logits, const int8_t *restrict
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= V) {
+                    const char *next = (const char *)(lm_head + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(lm_head_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -16491,8 +17276,15 @@ static void decode_q4_k17_lm_head(float *restrict logits, const int8_t *restrict
             /* AVX2: Σ q·qx per run of 32 as |q| × sign(qx, q) byte pairs (vpmaddubsw), then pairs of pairs (vpmaddwd) */
             const __m256i ones16 = _mm256_set1_epi16(1);
             const long group_runs = group / 32;
+            const long ahead = 4 * (4096 / (4 * ((32*RD))) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= V) {
+                    const char *next = (const char *)(lm_head + (r0 + ahead) * ((32*RD)));
+                    for (long o = 0; o < 4 * ((32*RD)); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(lm_head_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -16888,8 +17680,15 @@ static void forward_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wq + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wq_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -16975,8 +17774,15 @@ static void forward_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wq + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wq_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -17178,8 +17984,15 @@ static void forward_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wk + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wk_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -17265,8 +18078,15 @@ static void forward_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wk + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wk_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -17467,8 +18287,15 @@ static void forward_q4_h4_k7_wv(float *restrict t8, const uint8_t *restrict wv, 
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wv + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wv_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -17554,8 +18381,15 @@ static void forward_q4_h4_k7_wv(float *restrict t8, const uint8_t *restrict wv, 
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wv + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wv_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -17845,8 +18679,15 @@ static void forward_q4_h4_k9_wo(float *restrict t11, const uint8_t *restrict wo,
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wo + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wo_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -17932,8 +18773,15 @@ static void forward_q4_h4_k9_wo(float *restrict t11, const uint8_t *restrict wo,
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wo + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wo_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -18130,8 +18978,15 @@ static void forward_q4_h4_k11_w1(float *restrict t13, const uint8_t *restrict w1
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w1 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w1_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -18217,8 +19072,15 @@ static void forward_q4_h4_k11_w1(float *restrict t13, const uint8_t *restrict w1
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w1 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w1_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -18390,8 +19252,15 @@ static void forward_q4_h4_k12_w3(float *restrict t14, const uint8_t *restrict w3
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w3 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w3_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -18477,8 +19346,15 @@ static void forward_q4_h4_k12_w3(float *restrict t14, const uint8_t *restrict w3
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w3 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w3_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -18666,8 +19542,15 @@ static void forward_q4_h4_k14_w2(float *restrict t16, const uint8_t *restrict w2
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RF) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(w2 + (r0 + ahead) * ((32*RF) / 2));
+                    for (long o = 0; o < 4 * ((32*RF) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w2_scales + (r0 + ahead) * GF);
+                    for (long o = 0; o < 16 * GF; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -18753,8 +19636,15 @@ static void forward_q4_h4_k14_w2(float *restrict t16, const uint8_t *restrict w2
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RF) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(w2 + (r0 + ahead) * ((32*RF) / 2));
+                    for (long o = 0; o < 4 * ((32*RF) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w2_scales + (r0 + ahead) * GF);
+                    for (long o = 0; o < 16 * GF; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
@@ -18963,8 +19853,15 @@ static void forward_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *res
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= V) {
+                    const char *next = (const char *)(lm_head + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(lm_head_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -19050,8 +19947,15 @@ static void forward_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *res
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= V) {
+                    const char *next = (const char *)(lm_head + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(lm_head_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -19458,8 +20362,15 @@ static void prefill_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wq + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wq_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -19545,8 +20456,15 @@ static void prefill_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, 
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wq + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wq_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -19748,8 +20666,15 @@ static void prefill_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wk + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wk_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -19835,8 +20760,15 @@ static void prefill_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, 
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wk + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wk_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -20009,8 +20941,15 @@ static void prefill_q4_h4_k6_wv(float *restrict t7, const uint8_t *restrict wv, 
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wv + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wv_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -20096,8 +21035,15 @@ static void prefill_q4_h4_k6_wv(float *restrict t7, const uint8_t *restrict wv, 
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wv + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wv_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -20430,8 +21376,15 @@ static void prefill_q4_h4_k10_wo(float *restrict t10, const uint8_t *restrict wo
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wo + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wo_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -20517,8 +21470,15 @@ static void prefill_q4_h4_k10_wo(float *restrict t10, const uint8_t *restrict wo
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wo + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wo_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -20715,8 +21675,15 @@ static void prefill_q4_h4_k12_w1(float *restrict t12, const uint8_t *restrict w1
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w1 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w1_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -20802,8 +21769,15 @@ static void prefill_q4_h4_k12_w1(float *restrict t12, const uint8_t *restrict w1
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w1 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w1_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -20975,8 +21949,15 @@ static void prefill_q4_h4_k13_w3(float *restrict t13, const uint8_t *restrict w3
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w3 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w3_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -21062,8 +22043,15 @@ static void prefill_q4_h4_k13_w3(float *restrict t13, const uint8_t *restrict w3
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w3 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w3_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -21251,8 +22239,15 @@ static void prefill_q4_h4_k15_w2(float *restrict t15, const uint8_t *restrict w2
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RF) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(w2 + (r0 + ahead) * ((32*RF) / 2));
+                    for (long o = 0; o < 4 * ((32*RF) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w2_scales + (r0 + ahead) * GF);
+                    for (long o = 0; o < 16 * GF; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -21338,8 +22333,15 @@ static void prefill_q4_h4_k15_w2(float *restrict t15, const uint8_t *restrict w2
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RF) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(w2 + (r0 + ahead) * ((32*RF) / 2));
+                    for (long o = 0; o < 4 * ((32*RF) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w2_scales + (r0 + ahead) * GF);
+                    for (long o = 0; o < 16 * GF; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
@@ -21548,8 +22550,15 @@ static void prefill_q4_h4_k18_lm_head(float *restrict logits, const uint8_t *res
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= V) {
+                    const char *next = (const char *)(lm_head + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(lm_head_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -21635,8 +22644,15 @@ static void prefill_q4_h4_k18_lm_head(float *restrict logits, const uint8_t *res
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= V) {
+                    const char *next = (const char *)(lm_head + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(lm_head_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -22079,8 +23095,15 @@ static void decode_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wq + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wq_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -22166,8 +23189,15 @@ static void decode_q4_h4_k3_wq(float *restrict t4, const uint8_t *restrict wq, c
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wq + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wq_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -22393,8 +23423,15 @@ static void decode_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wk + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wk_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -22480,8 +23517,15 @@ static void decode_q4_h4_k5_wk(float *restrict t6, const uint8_t *restrict wk, c
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wk + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wk_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -22706,8 +23750,15 @@ static void decode_q4_h4_k7_wv(float *restrict v_cache, const uint8_t *restrict 
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wv + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wv_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -22793,8 +23844,15 @@ static void decode_q4_h4_k7_wv(float *restrict v_cache, const uint8_t *restrict 
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= KVD) {
+                    const char *next = (const char *)(wv + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wv_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -23081,8 +24139,15 @@ static void decode_q4_h4_k9_wo(float *restrict t9, const uint8_t *restrict wo, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wo + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wo_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -23168,8 +24233,15 @@ static void decode_q4_h4_k9_wo(float *restrict t9, const uint8_t *restrict wo, c
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(wo + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(wo_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -23389,8 +24461,15 @@ static void decode_q4_h4_k11_w1(float *restrict t11, const uint8_t *restrict w1,
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w1 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w1_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -23476,8 +24555,15 @@ static void decode_q4_h4_k11_w1(float *restrict t11, const uint8_t *restrict w1,
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w1 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w1_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -23649,8 +24735,15 @@ static void decode_q4_h4_k12_w3(float *restrict t12, const uint8_t *restrict w3,
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w3 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w3_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -23736,8 +24829,15 @@ static void decode_q4_h4_k12_w3(float *restrict t12, const uint8_t *restrict w3,
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= F) {
+                    const char *next = (const char *)(w3 + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w3_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {
@@ -23938,8 +25038,15 @@ static void decode_q4_h4_k14_w2(float *restrict t14, const uint8_t *restrict w2,
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RF) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(w2 + (r0 + ahead) * ((32*RF) / 2));
+                    for (long o = 0; o < 4 * ((32*RF) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w2_scales + (r0 + ahead) * GF);
+                    for (long o = 0; o < 16 * GF; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -24025,8 +25132,15 @@ static void decode_q4_h4_k14_w2(float *restrict t14, const uint8_t *restrict w2,
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RF) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= D) {
+                    const char *next = (const char *)(w2 + (r0 + ahead) * ((32*RF) / 2));
+                    for (long o = 0; o < 4 * ((32*RF) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(w2_scales + (r0 + ahead) * GF);
+                    for (long o = 0; o < 16 * GF; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GF; g++) {
@@ -24266,8 +25380,15 @@ static void decode_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *rest
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= V) {
+                    const char *next = (const char *)(lm_head + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(lm_head_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
                 for (long p = 0; p < runs / 2; p++) {
@@ -24353,8 +25474,15 @@ static void decode_q4_h4_k17_lm_head(float *restrict logits, const uint8_t *rest
                     act_lfix[8 * g + l] = -8 * sum;
                 }
             }
+            const long ahead = 4 * (4096 / (4 * ((32*RD) / 2)) + 1);  /* rows of W prefetched ahead */
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                if (r0 + ahead + 4 <= V) {
+                    const char *next = (const char *)(lm_head + (r0 + ahead) * ((32*RD) / 2));
+                    for (long o = 0; o < 4 * ((32*RD) / 2); o += 64) __builtin_prefetch(next + o);
+                    const char *next_scales = (const char *)(lm_head_scales + (r0 + ahead) * GD);
+                    for (long o = 0; o < 16 * GD; o += 64) __builtin_prefetch(next_scales + o);
+                }
                 __m256 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
                 for (long g = 0; g < GD; g++) {

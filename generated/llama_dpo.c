@@ -590,9 +590,14 @@ static void dpo_logps_k5_wq(float *restrict t5, const float *restrict wq, const 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wq + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
@@ -638,9 +643,14 @@ static void dpo_logps_k7_wk(float *restrict t7, const float *restrict wk, const 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wk + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
@@ -685,9 +695,14 @@ static void dpo_logps_k9_wv(float *restrict t9, const float *restrict wv, const 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wv + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
@@ -824,9 +839,14 @@ static void dpo_logps_k11_wo(float *restrict t12, const float *restrict wo, cons
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wo + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t10)[c];
@@ -867,9 +887,14 @@ static void dpo_logps_k13_w1(float *restrict t14, const float *restrict w1, cons
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w1 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t13)[c];
@@ -885,9 +910,14 @@ static void dpo_logps_k14_w3(float *restrict t15, const float *restrict w3, cons
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w3 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t13)[c];
@@ -919,9 +949,14 @@ static void dpo_logps_k16_w2(float *restrict t17, const float *restrict w2, cons
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * F >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = w2 + r * F;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t16)[c];
@@ -986,9 +1021,14 @@ static void dpo_logps_k20_lm_head(float *restrict t20, const float *restrict lm_
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t19)[c];
@@ -1562,9 +1602,14 @@ static void dpo_step_k5_wq(float *restrict t4, const float *restrict wq, const f
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wq + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -1610,9 +1655,14 @@ static void dpo_step_k7_wk(float *restrict t5, const float *restrict wk, const f
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wk + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -1657,9 +1707,14 @@ static void dpo_step_k9_wv(float *restrict saved_v, const float *restrict wv, co
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wv + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -1796,9 +1851,14 @@ static void dpo_step_k11_wo(float *restrict t6, const float *restrict wo, const 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wo + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
@@ -1850,9 +1910,14 @@ static void dpo_step_k14_w1(float *restrict saved_gate, const float *restrict w1
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w1 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t7)[c];
@@ -1868,9 +1933,14 @@ static void dpo_step_k15_w3(float *restrict saved_up, const float *restrict w3, 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w3 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t7)[c];
@@ -1902,9 +1972,14 @@ static void dpo_step_k17_w2(float *restrict t9, const float *restrict w2, const 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * F >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = w2 + r * F;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t8)[c];
@@ -1968,9 +2043,14 @@ static void dpo_step_k21_lm_head(float *restrict t12, const float *restrict lm_h
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t11)[c];
@@ -3862,9 +3942,14 @@ static void dpo_step_k55_lm_head(float *restrict t39, const float *restrict lm_h
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t38)[c];
@@ -17144,9 +17229,14 @@ static void dpo_logps_lora_k5_wq(float *restrict t5, const float *restrict wq, c
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wq + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
@@ -17162,9 +17252,14 @@ static void dpo_logps_lora_k6_lora_a_wq(float *restrict t6, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wq + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
@@ -17193,9 +17288,14 @@ static void dpo_logps_lora_k8_lora_b_wq(float *restrict t8, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * R >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = lora_b_wq + r * R;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (t7)[c];
@@ -17246,9 +17346,14 @@ static void dpo_logps_lora_k10_wk(float *restrict t10, const float *restrict wk,
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wk + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
@@ -17264,9 +17369,14 @@ static void dpo_logps_lora_k11_lora_a_wk(float *restrict t11, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wk + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
@@ -17295,9 +17405,14 @@ static void dpo_logps_lora_k13_lora_b_wk(float *restrict t13, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = lora_b_wk + r * R;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (t12)[c];
@@ -17347,9 +17462,14 @@ static void dpo_logps_lora_k15_wv(float *restrict t15, const float *restrict wv,
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wv + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
@@ -17365,9 +17485,14 @@ static void dpo_logps_lora_k16_lora_a_wv(float *restrict t16, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wv + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
@@ -17396,9 +17521,14 @@ static void dpo_logps_lora_k18_lora_b_wv(float *restrict t18, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = lora_b_wv + r * R;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (t17)[c];
@@ -17552,9 +17682,14 @@ static void dpo_logps_lora_k21_wo(float *restrict t22, const float *restrict wo,
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wo + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t20)[c];
@@ -17570,9 +17705,14 @@ static void dpo_logps_lora_k22_lora_a_wo(float *restrict t23, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wo + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t20)[c];
@@ -17601,9 +17741,14 @@ static void dpo_logps_lora_k24_lora_b_wo(float *restrict t25, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * R >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = lora_b_wo + r * R;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (t24)[c];
@@ -17646,9 +17791,14 @@ static void dpo_logps_lora_k26_w1(float *restrict t27, const float *restrict w1,
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w1 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t26)[c];
@@ -17664,9 +17814,14 @@ static void dpo_logps_lora_k27_lora_a_w1(float *restrict t28, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_w1 + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t26)[c];
@@ -17694,9 +17849,14 @@ static void dpo_logps_lora_k29_lora_b_w1(float *restrict t30, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * R >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = lora_b_w1 + r * R;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (t29)[c];
@@ -17712,9 +17872,14 @@ static void dpo_logps_lora_k30_w3(float *restrict t31, const float *restrict w3,
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w3 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t26)[c];
@@ -17730,9 +17895,14 @@ static void dpo_logps_lora_k31_lora_a_w3(float *restrict t32, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_w3 + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t26)[c];
@@ -17760,9 +17930,14 @@ static void dpo_logps_lora_k33_lora_b_w3(float *restrict t34, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * R >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = lora_b_w3 + r * R;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (t33)[c];
@@ -17796,9 +17971,14 @@ static void dpo_logps_lora_k35_w2(float *restrict t36, const float *restrict w2,
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * F >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = w2 + r * F;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t35)[c];
@@ -17813,9 +17993,14 @@ static void dpo_logps_lora_k36_lora_a_w2(float *restrict t37, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * F >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_w2 + r * F;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t35)[c];
@@ -17844,9 +18029,14 @@ static void dpo_logps_lora_k38_lora_b_w2(float *restrict t39, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * R >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = lora_b_w2 + r * R;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (t38)[c];
@@ -17913,9 +18103,14 @@ static void dpo_logps_lora_k42_lm_head(float *restrict t42, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t41)[c];
@@ -18603,9 +18798,14 @@ static void dpo_step_lora_k5_wq(float *restrict t4, const float *restrict wq, co
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wq + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -18621,9 +18821,14 @@ static void dpo_step_lora_k6_lora_a_wq(float *restrict t5, const float *restrict
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wq + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -18651,9 +18856,14 @@ static void dpo_step_lora_k8_lora_b_wq(float *restrict t6, const float *restrict
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * R >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = lora_b_wq + r * R;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wq)[c];
@@ -18704,9 +18914,14 @@ static void dpo_step_lora_k10_wk(float *restrict t7, const float *restrict wk, c
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wk + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -18722,9 +18937,14 @@ static void dpo_step_lora_k11_lora_a_wk(float *restrict t8, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wk + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -18752,9 +18972,14 @@ static void dpo_step_lora_k13_lora_b_wk(float *restrict t9, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = lora_b_wk + r * R;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wk)[c];
@@ -18804,9 +19029,14 @@ static void dpo_step_lora_k15_wv(float *restrict t10, const float *restrict wv, 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wv + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -18822,9 +19052,14 @@ static void dpo_step_lora_k16_lora_a_wv(float *restrict t11, const float *restri
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wv + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -18852,9 +19087,14 @@ static void dpo_step_lora_k18_lora_b_wv(float *restrict t12, const float *restri
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = lora_b_wv + r * R;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wv)[c];
@@ -19008,9 +19248,14 @@ static void dpo_step_lora_k21_wo(float *restrict t13, const float *restrict wo, 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wo + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
@@ -19026,9 +19271,14 @@ static void dpo_step_lora_k22_lora_a_wo(float *restrict t14, const float *restri
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wo + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
@@ -19056,9 +19306,14 @@ static void dpo_step_lora_k24_lora_b_wo(float *restrict t15, const float *restri
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * R >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = lora_b_wo + r * R;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wo)[c];
@@ -19111,9 +19366,14 @@ static void dpo_step_lora_k27_w1(float *restrict t17, const float *restrict w1, 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w1 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t16)[c];
@@ -19129,9 +19389,14 @@ static void dpo_step_lora_k28_lora_a_w1(float *restrict t18, const float *restri
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_w1 + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t16)[c];
@@ -19158,9 +19423,14 @@ static void dpo_step_lora_k30_lora_b_w1(float *restrict t19, const float *restri
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * R >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = lora_b_w1 + r * R;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w1)[c];
@@ -19188,9 +19458,14 @@ static void dpo_step_lora_k32_w3(float *restrict t20, const float *restrict w3, 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w3 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t16)[c];
@@ -19206,9 +19481,14 @@ static void dpo_step_lora_k33_lora_a_w3(float *restrict t21, const float *restri
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_w3 + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t16)[c];
@@ -19235,9 +19515,14 @@ static void dpo_step_lora_k35_lora_b_w3(float *restrict t22, const float *restri
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * R >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = lora_b_w3 + r * R;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w3)[c];
@@ -19281,9 +19566,14 @@ static void dpo_step_lora_k38_w2(float *restrict t24, const float *restrict w2, 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * F >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = w2 + r * F;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t23)[c];
@@ -19298,9 +19588,14 @@ static void dpo_step_lora_k39_lora_a_w2(float *restrict t25, const float *restri
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * F >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_w2 + r * F;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t23)[c];
@@ -19328,9 +19623,14 @@ static void dpo_step_lora_k41_lora_b_w2(float *restrict t26, const float *restri
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * R >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = lora_b_w2 + r * R;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w2)[c];
@@ -19395,9 +19695,14 @@ static void dpo_step_lora_k45_lm_head(float *restrict t29, const float *restrict
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t28)[c];
@@ -21277,9 +21582,14 @@ static void dpo_step_lora_k78_lm_head(float *restrict t55, const float *restrict
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t54)[c];
@@ -23127,9 +23437,14 @@ static void dpo_step_lora_dropout_k5_wq(float *restrict t4, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wq + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -23163,9 +23478,14 @@ static void dpo_step_lora_dropout_k7_lora_a_wq(float *restrict t6, const float *
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wq + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t5)[c];
@@ -23193,9 +23513,14 @@ static void dpo_step_lora_dropout_k9_lora_b_wq(float *restrict t7, const float *
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * R >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = lora_b_wq + r * R;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wq)[c];
@@ -23246,9 +23571,14 @@ static void dpo_step_lora_dropout_k11_wk(float *restrict t8, const float *restri
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wk + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -23282,9 +23612,14 @@ static void dpo_step_lora_dropout_k13_lora_a_wk(float *restrict t10, const float
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wk + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t9)[c];
@@ -23312,9 +23647,14 @@ static void dpo_step_lora_dropout_k15_lora_b_wk(float *restrict t11, const float
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = lora_b_wk + r * R;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wk)[c];
@@ -23364,9 +23704,14 @@ static void dpo_step_lora_dropout_k17_wv(float *restrict t12, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wv + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -23400,9 +23745,14 @@ static void dpo_step_lora_dropout_k19_lora_a_wv(float *restrict t14, const float
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wv + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t13)[c];
@@ -23430,9 +23780,14 @@ static void dpo_step_lora_dropout_k21_lora_b_wv(float *restrict t15, const float
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = lora_b_wv + r * R;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wv)[c];
@@ -23586,9 +23941,14 @@ static void dpo_step_lora_dropout_k24_wo(float *restrict t16, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wo + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
@@ -23622,9 +23982,14 @@ static void dpo_step_lora_dropout_k26_lora_a_wo(float *restrict t18, const float
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wo + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t17)[c];
@@ -23652,9 +24017,14 @@ static void dpo_step_lora_dropout_k28_lora_b_wo(float *restrict t19, const float
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * R >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = lora_b_wo + r * R;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wo)[c];
@@ -23707,9 +24077,14 @@ static void dpo_step_lora_dropout_k31_w1(float *restrict t21, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w1 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t20)[c];
@@ -23743,9 +24118,14 @@ static void dpo_step_lora_dropout_k33_lora_a_w1(float *restrict t23, const float
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_w1 + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t22)[c];
@@ -23772,9 +24152,14 @@ static void dpo_step_lora_dropout_k35_lora_b_w1(float *restrict t24, const float
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * R >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = lora_b_w1 + r * R;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w1)[c];
@@ -23802,9 +24187,14 @@ static void dpo_step_lora_dropout_k37_w3(float *restrict t25, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w3 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t20)[c];
@@ -23838,9 +24228,14 @@ static void dpo_step_lora_dropout_k39_lora_a_w3(float *restrict t27, const float
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_w3 + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t26)[c];
@@ -23867,9 +24262,14 @@ static void dpo_step_lora_dropout_k41_lora_b_w3(float *restrict t28, const float
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * R >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = lora_b_w3 + r * R;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w3)[c];
@@ -23913,9 +24313,14 @@ static void dpo_step_lora_dropout_k44_w2(float *restrict t30, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * F >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = w2 + r * F;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t29)[c];
@@ -23947,9 +24352,14 @@ static void dpo_step_lora_dropout_k46_lora_a_w2(float *restrict t32, const float
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * F >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_w2 + r * F;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t31)[c];
@@ -23977,9 +24387,14 @@ static void dpo_step_lora_dropout_k48_lora_b_w2(float *restrict t33, const float
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * R >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = lora_b_w2 + r * R;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w2)[c];
@@ -24044,9 +24459,14 @@ static void dpo_step_lora_dropout_k52_lm_head(float *restrict t36, const float *
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t35)[c];
@@ -25926,9 +26346,14 @@ static void dpo_step_lora_dropout_k85_lm_head(float *restrict t62, const float *
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t61)[c];
@@ -32694,9 +33119,14 @@ static void dpo_logps_prefix_k5_wq(float *restrict t5, const float *restrict wq,
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wq + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
@@ -32742,9 +33172,14 @@ static void dpo_logps_prefix_k7_wk(float *restrict t7, const float *restrict wk,
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wk + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
@@ -32761,9 +33196,14 @@ static void dpo_logps_prefix_k8_wv(float *restrict t8, const float *restrict wv,
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wv + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
@@ -32957,9 +33397,14 @@ static void dpo_logps_prefix_k12_wo(float *restrict t13, const float *restrict w
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wo + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t11)[c];
@@ -33000,9 +33445,14 @@ static void dpo_logps_prefix_k14_w1(float *restrict t15, const float *restrict w
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w1 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t14)[c];
@@ -33018,9 +33468,14 @@ static void dpo_logps_prefix_k15_w3(float *restrict t16, const float *restrict w
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w3 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t14)[c];
@@ -33052,9 +33507,14 @@ static void dpo_logps_prefix_k17_w2(float *restrict t18, const float *restrict w
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * F >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = w2 + r * F;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t17)[c];
@@ -33119,9 +33579,14 @@ static void dpo_logps_prefix_k21_lm_head(float *restrict t21, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t20)[c];
@@ -33714,9 +34179,14 @@ static void dpo_step_prefix_k5_wq(float *restrict t4, const float *restrict wq, 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wq + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -33762,9 +34232,14 @@ static void dpo_step_prefix_k7_wk(float *restrict t5, const float *restrict wk, 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wk + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -33809,9 +34284,14 @@ static void dpo_step_prefix_k9_wv(float *restrict saved_v, const float *restrict
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wv + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -33992,9 +34472,14 @@ static void dpo_step_prefix_k13_wo(float *restrict t8, const float *restrict wo,
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wo + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
@@ -34046,9 +34531,14 @@ static void dpo_step_prefix_k16_w1(float *restrict saved_gate, const float *rest
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w1 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t9)[c];
@@ -34064,9 +34554,14 @@ static void dpo_step_prefix_k17_w3(float *restrict saved_up, const float *restri
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w3 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t9)[c];
@@ -34098,9 +34593,14 @@ static void dpo_step_prefix_k19_w2(float *restrict t11, const float *restrict w2
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * F >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = w2 + r * F;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t10)[c];
@@ -34164,9 +34664,14 @@ static void dpo_step_prefix_k23_lm_head(float *restrict t14, const float *restri
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t13)[c];
@@ -36046,9 +36551,14 @@ static void dpo_step_prefix_k56_lm_head(float *restrict t40, const float *restri
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t39)[c];

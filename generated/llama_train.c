@@ -550,9 +550,14 @@ static void lm_step_k3_wq(float *restrict t3, const float *restrict wq, const fl
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wq + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
@@ -598,9 +603,14 @@ static void lm_step_k5_wk(float *restrict t4, const float *restrict wk, const fl
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wk + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
@@ -645,9 +655,14 @@ static void lm_step_k7_wv(float *restrict saved_v, const float *restrict wv, con
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wv + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
@@ -781,9 +796,14 @@ static void lm_step_k9_wo(float *restrict t5, const float *restrict wo, const fl
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wo + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
@@ -835,9 +855,14 @@ static void lm_step_k12_w1(float *restrict saved_gate, const float *restrict w1,
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w1 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t6)[c];
@@ -853,9 +878,14 @@ static void lm_step_k13_w3(float *restrict saved_up, const float *restrict w3, c
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w3 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t6)[c];
@@ -887,9 +917,14 @@ static void lm_step_k15_w2(float *restrict t8, const float *restrict w2, const f
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * F >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = w2 + r * F;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t7)[c];
@@ -997,9 +1032,14 @@ static void lm_step_k23_lm_head(float *restrict t15, const float *restrict lm_he
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t14)[c];
@@ -4309,9 +4349,14 @@ static void lm_step_lora_k3_wq(float *restrict t3, const float *restrict wq, con
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wq + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
@@ -4327,9 +4372,14 @@ static void lm_step_lora_k4_lora_a_wq(float *restrict t4, const float *restrict 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wq + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
@@ -4357,9 +4407,14 @@ static void lm_step_lora_k6_lora_b_wq(float *restrict t5, const float *restrict 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * R >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = lora_b_wq + r * R;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wq)[c];
@@ -4410,9 +4465,14 @@ static void lm_step_lora_k8_wk(float *restrict t6, const float *restrict wk, con
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wk + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
@@ -4428,9 +4488,14 @@ static void lm_step_lora_k9_lora_a_wk(float *restrict t7, const float *restrict 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wk + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
@@ -4458,9 +4523,14 @@ static void lm_step_lora_k11_lora_b_wk(float *restrict t8, const float *restrict
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = lora_b_wk + r * R;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wk)[c];
@@ -4510,9 +4580,14 @@ static void lm_step_lora_k13_wv(float *restrict t9, const float *restrict wv, co
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wv + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
@@ -4528,9 +4603,14 @@ static void lm_step_lora_k14_lora_a_wv(float *restrict t10, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wv + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
@@ -4558,9 +4638,14 @@ static void lm_step_lora_k16_lora_b_wv(float *restrict t11, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = lora_b_wv + r * R;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wv)[c];
@@ -4711,9 +4796,14 @@ static void lm_step_lora_k19_wo(float *restrict t12, const float *restrict wo, c
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wo + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
@@ -4729,9 +4819,14 @@ static void lm_step_lora_k20_lora_a_wo(float *restrict t13, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wo + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
@@ -4759,9 +4854,14 @@ static void lm_step_lora_k22_lora_b_wo(float *restrict t14, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * R >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = lora_b_wo + r * R;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wo)[c];
@@ -4814,9 +4914,14 @@ static void lm_step_lora_k25_w1(float *restrict t16, const float *restrict w1, c
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w1 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
@@ -4832,9 +4937,14 @@ static void lm_step_lora_k26_lora_a_w1(float *restrict t17, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_w1 + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
@@ -4861,9 +4971,14 @@ static void lm_step_lora_k28_lora_b_w1(float *restrict t18, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * R >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = lora_b_w1 + r * R;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w1)[c];
@@ -4891,9 +5006,14 @@ static void lm_step_lora_k30_w3(float *restrict t19, const float *restrict w3, c
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w3 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
@@ -4909,9 +5029,14 @@ static void lm_step_lora_k31_lora_a_w3(float *restrict t20, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_w3 + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
@@ -4938,9 +5063,14 @@ static void lm_step_lora_k33_lora_b_w3(float *restrict t21, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * R >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = lora_b_w3 + r * R;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w3)[c];
@@ -4984,9 +5114,14 @@ static void lm_step_lora_k36_w2(float *restrict t23, const float *restrict w2, c
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * F >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = w2 + r * F;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t22)[c];
@@ -5001,9 +5136,14 @@ static void lm_step_lora_k37_lora_a_w2(float *restrict t24, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * F >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_w2 + r * F;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t22)[c];
@@ -5031,9 +5171,14 @@ static void lm_step_lora_k39_lora_b_w2(float *restrict t25, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * R >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = lora_b_w2 + r * R;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w2)[c];
@@ -5130,9 +5275,14 @@ static void lm_step_lora_k46_lm_head(float *restrict t31, const float *restrict 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t30)[c];
@@ -9210,9 +9360,14 @@ static void lm_step_lora_dropout_k3_wq(float *restrict t3, const float *restrict
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wq + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
@@ -9246,9 +9401,14 @@ static void lm_step_lora_dropout_k5_lora_a_wq(float *restrict t5, const float *r
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wq + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
@@ -9276,9 +9436,14 @@ static void lm_step_lora_dropout_k7_lora_b_wq(float *restrict t6, const float *r
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * R >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = lora_b_wq + r * R;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wq)[c];
@@ -9329,9 +9494,14 @@ static void lm_step_lora_dropout_k9_wk(float *restrict t7, const float *restrict
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wk + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
@@ -9365,9 +9535,14 @@ static void lm_step_lora_dropout_k11_lora_a_wk(float *restrict t9, const float *
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wk + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t8)[c];
@@ -9395,9 +9570,14 @@ static void lm_step_lora_dropout_k13_lora_b_wk(float *restrict t10, const float 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = lora_b_wk + r * R;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wk)[c];
@@ -9447,9 +9627,14 @@ static void lm_step_lora_dropout_k15_wv(float *restrict t11, const float *restri
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wv + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
@@ -9483,9 +9668,14 @@ static void lm_step_lora_dropout_k17_lora_a_wv(float *restrict t13, const float 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wv + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t12)[c];
@@ -9513,9 +9703,14 @@ static void lm_step_lora_dropout_k19_lora_b_wv(float *restrict t14, const float 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = lora_b_wv + r * R;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wv)[c];
@@ -9666,9 +9861,14 @@ static void lm_step_lora_dropout_k22_wo(float *restrict t15, const float *restri
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wo + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
@@ -9702,9 +9902,14 @@ static void lm_step_lora_dropout_k24_lora_a_wo(float *restrict t17, const float 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wo + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t16)[c];
@@ -9732,9 +9937,14 @@ static void lm_step_lora_dropout_k26_lora_b_wo(float *restrict t18, const float 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * R >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = lora_b_wo + r * R;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wo)[c];
@@ -9787,9 +9997,14 @@ static void lm_step_lora_dropout_k29_w1(float *restrict t20, const float *restri
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w1 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t19)[c];
@@ -9823,9 +10038,14 @@ static void lm_step_lora_dropout_k31_lora_a_w1(float *restrict t22, const float 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_w1 + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t21)[c];
@@ -9852,9 +10072,14 @@ static void lm_step_lora_dropout_k33_lora_b_w1(float *restrict t23, const float 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * R >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = lora_b_w1 + r * R;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w1)[c];
@@ -9882,9 +10107,14 @@ static void lm_step_lora_dropout_k35_w3(float *restrict t24, const float *restri
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w3 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t19)[c];
@@ -9918,9 +10148,14 @@ static void lm_step_lora_dropout_k37_lora_a_w3(float *restrict t26, const float 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_w3 + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t25)[c];
@@ -9947,9 +10182,14 @@ static void lm_step_lora_dropout_k39_lora_b_w3(float *restrict t27, const float 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * R >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = lora_b_w3 + r * R;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w3)[c];
@@ -9993,9 +10233,14 @@ static void lm_step_lora_dropout_k42_w2(float *restrict t29, const float *restri
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * F >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = w2 + r * F;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t28)[c];
@@ -10027,9 +10272,14 @@ static void lm_step_lora_dropout_k44_lora_a_w2(float *restrict t31, const float 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * F >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_w2 + r * F;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t30)[c];
@@ -10057,9 +10307,14 @@ static void lm_step_lora_dropout_k46_lora_b_w2(float *restrict t32, const float 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * R >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = lora_b_w2 + r * R;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w2)[c];
@@ -10156,9 +10411,14 @@ static void lm_step_lora_dropout_k53_lm_head(float *restrict t38, const float *r
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t37)[c];
@@ -14893,9 +15153,14 @@ static void eval_loss_k3_wq(float *restrict t4, const float *restrict wq, const 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wq + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -14941,9 +15206,14 @@ static void eval_loss_k5_wk(float *restrict t6, const float *restrict wk, const 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wk + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -14988,9 +15258,14 @@ static void eval_loss_k7_wv(float *restrict t8, const float *restrict wv, const 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wv + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -15124,9 +15399,14 @@ static void eval_loss_k9_wo(float *restrict t11, const float *restrict wo, const
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wo + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t9)[c];
@@ -15167,9 +15447,14 @@ static void eval_loss_k11_w1(float *restrict t13, const float *restrict w1, cons
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w1 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t12)[c];
@@ -15185,9 +15470,14 @@ static void eval_loss_k12_w3(float *restrict t14, const float *restrict w3, cons
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w3 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t12)[c];
@@ -15219,9 +15509,14 @@ static void eval_loss_k14_w2(float *restrict t16, const float *restrict w2, cons
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * F >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = w2 + r * F;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t15)[c];
@@ -15277,9 +15572,14 @@ static void eval_loss_k17_lm_head(float *restrict t18, const float *restrict lm_
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t17)[c];
@@ -15590,9 +15890,14 @@ static void eval_loss_lora_k3_wq(float *restrict t4, const float *restrict wq, c
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wq + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -15608,9 +15913,14 @@ static void eval_loss_lora_k4_lora_a_wq(float *restrict t5, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wq + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -15639,9 +15949,14 @@ static void eval_loss_lora_k6_lora_b_wq(float *restrict t7, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * R >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = lora_b_wq + r * R;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (t6)[c];
@@ -15692,9 +16007,14 @@ static void eval_loss_lora_k8_wk(float *restrict t9, const float *restrict wk, c
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wk + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -15710,9 +16030,14 @@ static void eval_loss_lora_k9_lora_a_wk(float *restrict t10, const float *restri
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wk + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -15741,9 +16066,14 @@ static void eval_loss_lora_k11_lora_b_wk(float *restrict t12, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = lora_b_wk + r * R;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (t11)[c];
@@ -15793,9 +16123,14 @@ static void eval_loss_lora_k13_wv(float *restrict t14, const float *restrict wv,
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wv + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -15811,9 +16146,14 @@ static void eval_loss_lora_k14_lora_a_wv(float *restrict t15, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wv + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -15842,9 +16182,14 @@ static void eval_loss_lora_k16_lora_b_wv(float *restrict t17, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = lora_b_wv + r * R;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (t16)[c];
@@ -15995,9 +16340,14 @@ static void eval_loss_lora_k19_wo(float *restrict t21, const float *restrict wo,
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wo + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t19)[c];
@@ -16013,9 +16363,14 @@ static void eval_loss_lora_k20_lora_a_wo(float *restrict t22, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_wo + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t19)[c];
@@ -16044,9 +16399,14 @@ static void eval_loss_lora_k22_lora_b_wo(float *restrict t24, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * R >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = lora_b_wo + r * R;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (t23)[c];
@@ -16089,9 +16449,14 @@ static void eval_loss_lora_k24_w1(float *restrict t26, const float *restrict w1,
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w1 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t25)[c];
@@ -16107,9 +16472,14 @@ static void eval_loss_lora_k25_lora_a_w1(float *restrict t27, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_w1 + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t25)[c];
@@ -16137,9 +16507,14 @@ static void eval_loss_lora_k27_lora_b_w1(float *restrict t29, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * R >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = lora_b_w1 + r * R;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (t28)[c];
@@ -16155,9 +16530,14 @@ static void eval_loss_lora_k28_w3(float *restrict t30, const float *restrict w3,
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w3 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t25)[c];
@@ -16173,9 +16553,14 @@ static void eval_loss_lora_k29_lora_a_w3(float *restrict t31, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_w3 + r * D;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t25)[c];
@@ -16203,9 +16588,14 @@ static void eval_loss_lora_k31_lora_b_w3(float *restrict t33, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * R >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = lora_b_w3 + r * R;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (t32)[c];
@@ -16239,9 +16629,14 @@ static void eval_loss_lora_k33_w2(float *restrict t35, const float *restrict w2,
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * F >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = w2 + r * F;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t34)[c];
@@ -16256,9 +16651,14 @@ static void eval_loss_lora_k34_lora_a_w2(float *restrict t36, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (R * F >= 32768)
     for (long r = 0; r < R; r++) {
         const float *restrict wr = lora_a_w2 + r * F;
+        if (r + ahead < R) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t34)[c];
@@ -16287,9 +16687,14 @@ static void eval_loss_lora_k36_lora_b_w2(float *restrict t38, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (R * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * R >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = lora_b_w2 + r * R;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * R);
+            for (long o = 0; o < R * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < R; c++) acc += wr[c] * (t37)[c];
@@ -16347,9 +16752,14 @@ static void eval_loss_lora_k39_lm_head(float *restrict t40, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t39)[c];
@@ -16774,9 +17184,14 @@ static void lm_step_prefix_k3_wq(float *restrict t3, const float *restrict wq, c
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wq + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
@@ -16822,9 +17237,14 @@ static void lm_step_prefix_k5_wk(float *restrict t4, const float *restrict wk, c
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wk + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
@@ -16869,9 +17289,14 @@ static void lm_step_prefix_k7_wv(float *restrict saved_v, const float *restrict 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wv + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
@@ -17049,9 +17474,14 @@ static void lm_step_prefix_k11_wo(float *restrict t7, const float *restrict wo, 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wo + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
@@ -17103,9 +17533,14 @@ static void lm_step_prefix_k14_w1(float *restrict saved_gate, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w1 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t8)[c];
@@ -17121,9 +17556,14 @@ static void lm_step_prefix_k15_w3(float *restrict saved_up, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w3 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t8)[c];
@@ -17155,9 +17595,14 @@ static void lm_step_prefix_k17_w2(float *restrict t10, const float *restrict w2,
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * F >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = w2 + r * F;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t9)[c];
@@ -17253,9 +17698,14 @@ static void lm_step_prefix_k24_lm_head(float *restrict t16, const float *restric
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
@@ -20199,9 +20649,14 @@ static void eval_loss_prefix_k3_wq(float *restrict t4, const float *restrict wq,
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wq + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -20247,9 +20702,14 @@ static void eval_loss_prefix_k5_wk(float *restrict t6, const float *restrict wk,
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wk + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -20266,9 +20726,14 @@ static void eval_loss_prefix_k6_wv(float *restrict t7, const float *restrict wv,
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
     for (long r = 0; r < KVD; r++) {
         const float *restrict wr = wv + r * D;
+        if (r + ahead < KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
@@ -20459,9 +20924,14 @@ static void eval_loss_prefix_k10_wo(float *restrict t12, const float *restrict w
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * D >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = wo + r * D;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t10)[c];
@@ -20502,9 +20972,14 @@ static void eval_loss_prefix_k12_w1(float *restrict t14, const float *restrict w
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w1 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t13)[c];
@@ -20520,9 +20995,14 @@ static void eval_loss_prefix_k13_w3(float *restrict t15, const float *restrict w
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (F * D >= 32768)
     for (long r = 0; r < F; r++) {
         const float *restrict wr = w3 + r * D;
+        if (r + ahead < F) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t13)[c];
@@ -20554,9 +21034,14 @@ static void eval_loss_prefix_k15_w2(float *restrict t17, const float *restrict w
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (F * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (D * F >= 32768)
     for (long r = 0; r < D; r++) {
         const float *restrict wr = w2 + r * F;
+        if (r + ahead < D) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * F);
+            for (long o = 0; o < F * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < F; c++) acc += wr[c] * (t16)[c];
@@ -20612,9 +21097,14 @@ static void eval_loss_prefix_k18_lm_head(float *restrict t19, const float *restr
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (D * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (V * D >= 32768)
     for (long r = 0; r < V; r++) {
         const float *restrict wr = lm_head + r * D;
+        if (r + ahead < V) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * D);
+            for (long o = 0; o < D * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t18)[c];
@@ -20875,9 +21365,14 @@ static void prefix_encode_k0_prefix_w1(float *restrict t0, const float *restrict
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (KVD * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (E * KVD >= 32768)
     for (long r = 0; r < E; r++) {
         const float *restrict wr = prefix_w1 + r * KVD;
+        if (r + ahead < E) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * KVD);
+            for (long o = 0; o < KVD * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < KVD; c++) acc += wr[c] * (prefix_embed)[c];
@@ -20907,9 +21402,14 @@ static void prefix_encode_k2_prefix_w2(float *restrict t2, const float *restrict
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (E * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if ((2*L*KVD) * E >= 32768)
     for (long r = 0; r < 2*L*KVD; r++) {
         const float *restrict wr = prefix_w2 + r * E;
+        if (r + ahead < 2*L*KVD) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * E);
+            for (long o = 0; o < E * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < E; c++) acc += wr[c] * (t1)[c];
@@ -21013,9 +21513,14 @@ static void prefix_encode_backward_k0_prefix_w1(float *restrict t0, const float 
         return;
     }
     la_blas_pool(0);
+    const long ahead = 4096 / (KVD * 4) + 1;  /* rows of W prefetched ahead */
     #pragma omp parallel for schedule(static) if (E * KVD >= 32768)
     for (long r = 0; r < E; r++) {
         const float *restrict wr = prefix_w1 + r * KVD;
+        if (r + ahead < E) {  /* row r + ahead toward the cache: W streams from memory once a call */
+            const char *next = (const char *)(wr + ahead * KVD);
+            for (long o = 0; o < KVD * 4; o += 64) __builtin_prefetch(next + o);
+        }
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < KVD; c++) acc += wr[c] * (prefix_embed)[c];

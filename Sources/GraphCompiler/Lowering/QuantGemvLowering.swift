@@ -133,10 +133,30 @@ struct QuantGemvLowering {
         ]
     }
 
+    /// A row's bytes of W.
+    private var rowBytes: String { isQ4 ? "\(paren(kp)) / 2" : paren(kp) }
+
+    /// How many rows ahead of a block of four the kernel prefetches W and its scales: whole
+    /// blocks, about `GemvLowering.prefetchBytes` of values.
+    private var aheadDeclaration: String {
+        "const long ahead = 4 * (\(GemvLowering.prefetchBytes) / (4 * (\(rowBytes))) + 1);  /* rows of W prefetched ahead */"
+    }
+
+    /// The block of four rows `ahead` rows on, values and scales, toward the cache (W streams
+    /// from memory once a call; the hardware prefetcher alone keeps too few lines in flight).
+    private var prefetchAhead: [String] {
+        ["if (r0 + ahead + 4 <= \(paren(n))) {",
+         "    const char *next = (const char *)(\(q) + (r0 + ahead) * (\(rowBytes)));",
+         "    for (long o = 0; o < 4 * (\(rowBytes)); o += 64) __builtin_prefetch(next + o);",
+         "    const char *next_scales = (const char *)(\(scales) + (r0 + ahead) * \(paren(groups)));",
+         "    for (long o = 0; o < 16 * \(paren(groups)); o += 64) __builtin_prefetch(next_scales + o);",
+         "}"]
+    }
+
     /// Rows `r0 … r0 + rows − 1` of W: the activation's pair is loaded once for all of them.
     private func rowBlock(rows: Int) -> [String] {
         let store = accumulate ? "(\(y))[r0 + i] += " : "(\(y))[r0 + i] = "
-        return ["__m512 acc[\(rows)];",
+        return (rows == 4 ? prefetchAhead : []) + ["__m512 acc[\(rows)];",
                 "for (long i = 0; i < \(rows); i++) acc[i] = _mm512_setzero_ps();",
                 "for (long p = 0; p < runs / 2; p++) {"]
             + pairStep(tail: false, rows: rows).map { "    " + $0 }
@@ -155,6 +175,7 @@ struct QuantGemvLowering {
             "const __m512i lane_group = _mm512_loadu_si512(lane_groups);",
             "const __mmask8 two_groups = group == 32 ? 3 : 1;",
             isQ4 ? "const __m256i low4 = _mm256_set1_epi8(15);" : "const __m512i flip = _mm512_set1_epi8((char)0x80);",
+            aheadDeclaration,
             "#pragma omp parallel for schedule(static) if (\(paren(n)) * \(paren(k)) >= \(QuantGemvLowering.parallelThreshold))",
             "for (long r0 = 0; r0 < \(paren(n)) - 3; r0 += 4) {",
         ] + rowBlock(rows: 4).map { "    " + $0 } + [
@@ -195,6 +216,7 @@ struct QuantGemvLowering {
                ints,
                "const long group_runs = group / 32;"]
         return head + [
+                aheadDeclaration,
                 "#pragma omp parallel for schedule(static) if (\(paren(n)) * \(paren(k)) >= \(QuantGemvLowering.parallelThreshold))",
                 "for (long r0 = 0; r0 < \(paren(n)) - 3; r0 += 4) {"]
             + avx2Block(rows: 4).map { "    " + $0 }
@@ -213,7 +235,7 @@ struct QuantGemvLowering {
         let product = isQ4 ? "_mm256_maddubs_epi16(u, xq)" : "_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w))"
         let start = isQ4 ? "_mm256_loadu_si256((const __m256i *)(act_lfix + 8 * g))" : "_mm256_setzero_si256()"
         let store = accumulate ? "(\(y))[r0 + i] += " : "(\(y))[r0 + i] = "
-        return ["__m256 acc[\(rows)];",
+        return (rows == 4 ? prefetchAhead : []) + ["__m256 acc[\(rows)];",
                 "for (long i = 0; i < \(rows); i++) acc[i] = _mm256_setzero_ps();",
                 "for (long g = 0; g < \(paren(groups)); g++) {",
                 "    __m256i dot[\(rows)];",
