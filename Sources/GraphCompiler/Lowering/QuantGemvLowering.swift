@@ -118,7 +118,7 @@ struct QuantGemvLowering {
     /// `acc[i] += sw · d_x · Σ u·qx` over pair p's 16 lanes for row `r0 + i` (`tail`: only run 2p
     /// exists, so only the row's scale of its group is loaded).
     private func pairStep(tail: Bool, rows: Int) -> [String] {
-        let stride = isQ4 ? "\(paren(kp)) / 2" : paren(kp)
+        let stride = rowBytes
         return [
             "const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);",
             "const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);",
@@ -133,7 +133,7 @@ struct QuantGemvLowering {
         ]
     }
 
-    /// A row's bytes of W.
+    /// A row's bytes of W (its stride: q4 packs two values a byte).
     private var rowBytes: String { isQ4 ? "\(paren(kp)) / 2" : paren(kp) }
 
     /// How many rows ahead of a block of four the kernel prefetches W and its scales: whole
@@ -227,7 +227,7 @@ struct QuantGemvLowering {
     /// Rows `r0 … r0 + rows − 1` on AVX2: 8 int32 lanes a row per group, 8 f32 lanes a row
     /// summed at the end.
     private func avx2Block(rows: Int) -> [String] {
-        let stride = isQ4 ? "\(paren(kp)) / 2" : paren(kp)
+        let stride = rowBytes
         let weight = isQ4
             ? ["const __m128i b = _mm_loadu_si128((const __m128i *)(qr + 16 * run));  /* value j low nibble, j + 16 high */",
                "const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), low4);"]
@@ -262,7 +262,7 @@ struct QuantGemvLowering {
 
     /// The same sums without AVX2: per run, `Σ q·qx` in int32 (signed weights, no correction).
     private var plainRows: [String] {
-        let stride = isQ4 ? "\(paren(kp)) / 2" : paren(kp)
+        let stride = rowBytes
         let value = isQ4 ? "(int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8)" : "(int32_t)qr[32 * run + j]"
         return [
             "#pragma omp parallel for schedule(static) if (\(paren(n)) * \(paren(k)) >= \(QuantGemvLowering.parallelThreshold))",
