@@ -1136,34 +1136,37 @@ static void prefill_k16_layer(float *restrict carry0_next, const float *restrict
     }
 }
 
-/* prefill_k17_rmsnorm: t16 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void prefill_k17_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k17_rmsnorm: t16 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_head; lm_head/rmsnorm] */
+static void prefill_k17_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+    const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[(long)scored[i0] * D + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        float v1 = acc0 / ((float)(D));
-        float v2 = v1 + norm_eps[0];
-        float v3 = 1.0f / sqrtf(v2);
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (final_norm[j]);
-            t16[r * n + j] = v5;
+            float v2 = carry0[(long)scored[i0] * D + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t16[r * n + j] = v7;
         }
     }
 }
 
-/* prefill_k18_lm_head: logits[B*T, V] = t16 · lm_headᵀ  [lm_head] */
-static void prefill_k18_lm_head(float *restrict logits, const float *restrict lm_head, const float *restrict t16, long B, long HD2, long KVH, long REP, long T, long V) {
+/* prefill_k18_lm_head: logits[NS, V] = t16 · lm_headᵀ  [lm_head] */
+static void prefill_k18_lm_head(float *restrict logits, const float *restrict lm_head, const float *restrict t16, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t16, D, lm_head, D, 0.0f, logits, V);
+    if (NS != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t16, D, lm_head, D, 0.0f, logits, V);
         return;
     }
     la_blas_pool(0);
@@ -1188,6 +1191,7 @@ static long llama_prefill_layout(const llama_prefill_args *args, long *off) {
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
+    const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     long total = 0;
@@ -1197,7 +1201,7 @@ static long llama_prefill_layout(const llama_prefill_args *args, long *off) {
     off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
     off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T), B*F*T));
     off[5] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
+    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), 2*HD2*KVH*NS*REP));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
@@ -1216,6 +1220,7 @@ void llama_prefill(const llama_prefill_args *args) {
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
+    const long NS = args->NS;
     const long P = args->P;
     const long REP = args->REP;
     const long S = args->S;
@@ -1240,13 +1245,14 @@ void llama_prefill(const llama_prefill_args *args) {
     float *t13 = args->arena + off[3];
     float *t14 = args->arena + off[4];
     float *t15 = args->arena + off[3];
-    float *t16 = args->arena + off[4];
+    float *t16 = args->arena + off[6];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
     const int32_t *ids = args->ids;
     const float *norm_eps = args->norm_eps;
     const float *rope_theta = args->rope_theta;
+    const int32_t *scored = args->scored;
     float *logits = args->logits;
     /* stage 'main' */
     LA_TIMED(prof, 0, 19, prefill_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
@@ -1285,8 +1291,8 @@ void llama_prefill(const llama_prefill_args *args) {
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 17, 19, prefill_k17_rmsnorm(t16, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 18, 19, prefill_k18_lm_head(logits, lm_head, t16, B, HD2, KVH, REP, T, V));
+    LA_TIMED(prof, 17, 19, prefill_k17_rmsnorm(t16, norm_eps, final_norm, scored, carry0, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 18, 19, prefill_k18_lm_head(logits, lm_head, t16, HD2, KVH, NS, REP, V));
 }
 
 void llama_prefill_costs(const llama_prefill_args *args, double *flops, double *bytes) {
@@ -1295,6 +1301,7 @@ void llama_prefill_costs(const llama_prefill_args *args, double *flops, double *
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
+    const long NS = args->NS;
     const long REP = args->REP;
     const long S = args->S;
     const long T = args->T;
@@ -1316,8 +1323,8 @@ void llama_prefill_costs(const llama_prefill_args *args, double *flops, double *
     flops[14] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[14] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* prefill_k14_silu */
     flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* prefill_k15_w2 */
     flops[16] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_k16_layer */
-    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k17_rmsnorm */
-    flops[18] = (double)(4*B*HD2*KVH*REP*T*V); bytes[18] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* prefill_k18_lm_head */
+    flops[17] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[17] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* prefill_k17_rmsnorm */
+    flops[18] = (double)(4*HD2*KVH*NS*REP*V); bytes[18] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* prefill_k18_lm_head */
     (void)args;
 }
 
@@ -1345,7 +1352,7 @@ static const char *const llama_prefill_kernel_names[] = {
     "prefill_k17_rmsnorm",
     "prefill_k18_lm_head",
 };
-const la_program_info llama_prefill_info = { "llama.prefill", 31, 19, llama_prefill_kernel_names, llama_prefill_run, llama_prefill_arena, llama_prefill_cost };
+const la_program_info llama_prefill_info = { "llama.prefill", 33, 19, llama_prefill_kernel_names, llama_prefill_run, llama_prefill_arena, llama_prefill_cost };
 
 /* ===== program 'decode' ===== */
 
@@ -6500,35 +6507,38 @@ static void prefill_q8_k16_layer(float *restrict carry0_next, const float *restr
     }
 }
 
-/* prefill_q8_k17_rmsnorm: t16 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void prefill_q8_k17_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_q8_k17_rmsnorm: t16 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_head; lm_head/rmsnorm] */
+static void prefill_q8_k17_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+    const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[(long)scored[i0] * D + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        float v1 = acc0 / ((float)(D));
-        float v2 = v1 + norm_eps[0];
-        float v3 = 1.0f / sqrtf(v2);
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (final_norm[j]);
-            t16[r * n + j] = v5;
+            float v2 = carry0[(long)scored[i0] * D + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t16[r * n + j] = v7;
         }
     }
 }
 
-/* prefill_q8_k18_lm_head: logits[B*T, V] = t16 · lm_headᵀ  [lm_head] */
-static void prefill_q8_k18_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t16, long B, long GD, long HD2, long KVH, long RD, long REP, long T, long V) {
+/* prefill_q8_k18_lm_head: logits[NS, V] = t16 · lm_headᵀ  [lm_head] */
+static void prefill_q8_k18_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t16, long GD, long HD2, long KVH, long NS, long RD, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
-    if ((B*T) == 1) {
+    if (NS == 1) {
         /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
         int8_t act_x[64 * pairs];  /* zeros past K */
@@ -6717,7 +6727,7 @@ static void prefill_q8_k18_lm_head(float *restrict logits, const int8_t *restric
         #endif
         }
     } else if (D > 16384) {
-        for (long i = 0; i < B*T; i++) {
+        for (long i = 0; i < NS; i++) {
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
@@ -6741,7 +6751,7 @@ static void prefill_q8_k18_lm_head(float *restrict logits, const int8_t *restric
         }
     } else {
         const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
-        #pragma omp parallel for schedule(static) if ((B*T) * V * D >= 131072)
+        #pragma omp parallel for schedule(static) if (NS * V * D >= 131072)
         for (long r0 = 0; r0 < V; r0 += tile_rows) {
             float tile[16384];
             const long nr = r0 + tile_rows <= V ? tile_rows : V - r0;
@@ -6755,7 +6765,7 @@ static void prefill_q8_k18_lm_head(float *restrict logits, const int8_t *restric
                     for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t16, D, tile, D, 0.0f, logits + r0, V);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, NS, nr, D, 1.0f, t16, D, tile, D, 0.0f, logits + r0, V);
         }
     }
 }
@@ -6766,6 +6776,7 @@ static long llama_prefill_q8_layout(const llama_prefill_q8_args *args, long *off
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
+    const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     long total = 0;
@@ -6775,7 +6786,7 @@ static long llama_prefill_q8_layout(const llama_prefill_q8_args *args, long *off
     off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
     off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T), B*F*T));
     off[5] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
+    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), 2*HD2*KVH*NS*REP));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
@@ -6796,6 +6807,7 @@ void llama_prefill_q8(const llama_prefill_q8_args *args) {
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
+    const long NS = args->NS;
     const long P = args->P;
     const long RD = args->RD;
     const long REP = args->REP;
@@ -6822,7 +6834,7 @@ void llama_prefill_q8(const llama_prefill_q8_args *args) {
     float *t13 = args->arena + off[3];
     float *t14 = args->arena + off[4];
     float *t15 = args->arena + off[3];
-    float *t16 = args->arena + off[4];
+    float *t16 = args->arena + off[6];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const int8_t *lm_head = args->lm_head;
@@ -6830,6 +6842,7 @@ void llama_prefill_q8(const llama_prefill_q8_args *args) {
     const int32_t *ids = args->ids;
     const float *norm_eps = args->norm_eps;
     const float *rope_theta = args->rope_theta;
+    const int32_t *scored = args->scored;
     float *logits = args->logits;
     /* stage 'main' */
     LA_TIMED(prof, 0, 19, prefill_q8_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
@@ -6875,8 +6888,8 @@ void llama_prefill_q8(const llama_prefill_q8_args *args) {
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 17, 19, prefill_q8_k17_rmsnorm(t16, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 18, 19, prefill_q8_k18_lm_head(logits, lm_head, lm_head_scales, t16, B, GD, HD2, KVH, RD, REP, T, V));
+    LA_TIMED(prof, 17, 19, prefill_q8_k17_rmsnorm(t16, norm_eps, final_norm, scored, carry0, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 18, 19, prefill_q8_k18_lm_head(logits, lm_head, lm_head_scales, t16, GD, HD2, KVH, NS, RD, REP, V));
 }
 
 void llama_prefill_q8_costs(const llama_prefill_q8_args *args, double *flops, double *bytes) {
@@ -6887,6 +6900,7 @@ void llama_prefill_q8_costs(const llama_prefill_q8_args *args, double *flops, do
     const long GF = args->GF;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
+    const long NS = args->NS;
     const long RD = args->RD;
     const long REP = args->REP;
     const long RF = args->RF;
@@ -6910,8 +6924,8 @@ void llama_prefill_q8_costs(const llama_prefill_q8_args *args, double *flops, do
     flops[14] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[14] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* prefill_q8_k14_silu */
     flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 64*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F*T); /* prefill_q8_k15_w2 */
     flops[16] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_q8_k16_layer */
-    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q8_k17_rmsnorm */
-    flops[18] = (double)(4*B*HD2*KVH*REP*T*V); bytes[18] = (double)(4*B*T*V + 32*RD*V + 4*GD*V + 8*B*HD2*KVH*REP*T); /* prefill_q8_k18_lm_head */
+    flops[17] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[17] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* prefill_q8_k17_rmsnorm */
+    flops[18] = (double)(4*HD2*KVH*NS*REP*V); bytes[18] = (double)(4*NS*V + 32*RD*V + 4*GD*V + 8*HD2*KVH*NS*REP); /* prefill_q8_k18_lm_head */
     (void)args;
 }
 
@@ -6939,7 +6953,7 @@ static const char *const llama_prefill_q8_kernel_names[] = {
     "prefill_q8_k17_rmsnorm",
     "prefill_q8_k18_lm_head",
 };
-const la_program_info llama_prefill_q8_info = { "llama.prefill_q8", 43, 19, llama_prefill_q8_kernel_names, llama_prefill_q8_run, llama_prefill_q8_arena, llama_prefill_q8_cost };
+const la_program_info llama_prefill_q8_info = { "llama.prefill_q8", 45, 19, llama_prefill_q8_kernel_names, llama_prefill_q8_run, llama_prefill_q8_arena, llama_prefill_q8_cost };
 
 /* ===== program 'decode_q8' ===== */
 
@@ -14340,35 +14354,38 @@ static void prefill_q4_k16_layer(float *restrict carry0_next, const float *restr
     }
 }
 
-/* prefill_q4_k17_rmsnorm: t16 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void prefill_q4_k17_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_q4_k17_rmsnorm: t16 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_head; lm_head/rmsnorm] */
+static void prefill_q4_k17_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+    const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[(long)scored[i0] * D + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        float v1 = acc0 / ((float)(D));
-        float v2 = v1 + norm_eps[0];
-        float v3 = 1.0f / sqrtf(v2);
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (final_norm[j]);
-            t16[r * n + j] = v5;
+            float v2 = carry0[(long)scored[i0] * D + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t16[r * n + j] = v7;
         }
     }
 }
 
-/* prefill_q4_k18_lm_head: logits[B*T, V] = t16 · lm_headᵀ  [lm_head] */
-static void prefill_q4_k18_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t16, long B, long GD, long HD2, long KVH, long RD, long REP, long T, long V) {
+/* prefill_q4_k18_lm_head: logits[NS, V] = t16 · lm_headᵀ  [lm_head] */
+static void prefill_q4_k18_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t16, long GD, long HD2, long KVH, long NS, long RD, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
-    if ((B*T) == 1) {
+    if (NS == 1) {
         /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
         int8_t act_x[64 * pairs];  /* zeros past K */
@@ -14557,7 +14574,7 @@ static void prefill_q4_k18_lm_head(float *restrict logits, const int8_t *restric
         #endif
         }
     } else if (D > 16384) {
-        for (long i = 0; i < B*T; i++) {
+        for (long i = 0; i < NS; i++) {
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
@@ -14581,7 +14598,7 @@ static void prefill_q4_k18_lm_head(float *restrict logits, const int8_t *restric
         }
     } else {
         const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
-        #pragma omp parallel for schedule(static) if ((B*T) * V * D >= 131072)
+        #pragma omp parallel for schedule(static) if (NS * V * D >= 131072)
         for (long r0 = 0; r0 < V; r0 += tile_rows) {
             float tile[16384];
             const long nr = r0 + tile_rows <= V ? tile_rows : V - r0;
@@ -14595,7 +14612,7 @@ static void prefill_q4_k18_lm_head(float *restrict logits, const int8_t *restric
                     for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t16, D, tile, D, 0.0f, logits + r0, V);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, NS, nr, D, 1.0f, t16, D, tile, D, 0.0f, logits + r0, V);
         }
     }
 }
@@ -14606,6 +14623,7 @@ static long llama_prefill_q4_layout(const llama_prefill_q4_args *args, long *off
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
+    const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     long total = 0;
@@ -14615,7 +14633,7 @@ static long llama_prefill_q4_layout(const llama_prefill_q4_args *args, long *off
     off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
     off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T), B*F*T));
     off[5] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
+    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), 2*HD2*KVH*NS*REP));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
@@ -14636,6 +14654,7 @@ void llama_prefill_q4(const llama_prefill_q4_args *args) {
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
+    const long NS = args->NS;
     const long P = args->P;
     const long RD = args->RD;
     const long REP = args->REP;
@@ -14662,7 +14681,7 @@ void llama_prefill_q4(const llama_prefill_q4_args *args) {
     float *t13 = args->arena + off[3];
     float *t14 = args->arena + off[4];
     float *t15 = args->arena + off[3];
-    float *t16 = args->arena + off[4];
+    float *t16 = args->arena + off[6];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const int8_t *lm_head = args->lm_head;
@@ -14670,6 +14689,7 @@ void llama_prefill_q4(const llama_prefill_q4_args *args) {
     const int32_t *ids = args->ids;
     const float *norm_eps = args->norm_eps;
     const float *rope_theta = args->rope_theta;
+    const int32_t *scored = args->scored;
     float *logits = args->logits;
     /* stage 'main' */
     LA_TIMED(prof, 0, 19, prefill_q4_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
@@ -14715,8 +14735,8 @@ void llama_prefill_q4(const llama_prefill_q4_args *args) {
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 17, 19, prefill_q4_k17_rmsnorm(t16, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 18, 19, prefill_q4_k18_lm_head(logits, lm_head, lm_head_scales, t16, B, GD, HD2, KVH, RD, REP, T, V));
+    LA_TIMED(prof, 17, 19, prefill_q4_k17_rmsnorm(t16, norm_eps, final_norm, scored, carry0, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 18, 19, prefill_q4_k18_lm_head(logits, lm_head, lm_head_scales, t16, GD, HD2, KVH, NS, RD, REP, V));
 }
 
 void llama_prefill_q4_costs(const llama_prefill_q4_args *args, double *flops, double *bytes) {
@@ -14727,6 +14747,7 @@ void llama_prefill_q4_costs(const llama_prefill_q4_args *args, double *flops, do
     const long GF = args->GF;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
+    const long NS = args->NS;
     const long RD = args->RD;
     const long REP = args->REP;
     const long RF = args->RF;
@@ -14750,8 +14771,8 @@ void llama_prefill_q4_costs(const llama_prefill_q4_args *args, double *flops, do
     flops[14] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[14] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* prefill_q4_k14_silu */
     flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F*T); /* prefill_q4_k15_w2 */
     flops[16] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_q4_k16_layer */
-    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q4_k17_rmsnorm */
-    flops[18] = (double)(4*B*HD2*KVH*REP*T*V); bytes[18] = (double)(4*B*T*V + 32*RD*V + 4*GD*V + 8*B*HD2*KVH*REP*T); /* prefill_q4_k18_lm_head */
+    flops[17] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[17] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* prefill_q4_k17_rmsnorm */
+    flops[18] = (double)(4*HD2*KVH*NS*REP*V); bytes[18] = (double)(4*NS*V + 32*RD*V + 4*GD*V + 8*HD2*KVH*NS*REP); /* prefill_q4_k18_lm_head */
     (void)args;
 }
 
@@ -14779,7 +14800,7 @@ static const char *const llama_prefill_q4_kernel_names[] = {
     "prefill_q4_k17_rmsnorm",
     "prefill_q4_k18_lm_head",
 };
-const la_program_info llama_prefill_q4_info = { "llama.prefill_q4", 43, 19, llama_prefill_q4_kernel_names, llama_prefill_q4_run, llama_prefill_q4_arena, llama_prefill_q4_cost };
+const la_program_info llama_prefill_q4_info = { "llama.prefill_q4", 45, 19, llama_prefill_q4_kernel_names, llama_prefill_q4_run, llama_prefill_q4_arena, llama_prefill_q4_cost };
 
 /* ===== program 'decode_q4' ===== */
 
@@ -22476,35 +22497,38 @@ static void prefill_q4_h4_k16_layer(float *restrict carry0_next, const float *re
     }
 }
 
-/* prefill_q4_h4_k17_rmsnorm: t16 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void prefill_q4_h4_k17_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_q4_h4_k17_rmsnorm: t16 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_head; lm_head/rmsnorm] */
+static void prefill_q4_h4_k17_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+    const long rows = NS, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[(long)scored[i0] * D + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        float v1 = acc0 / ((float)(D));
-        float v2 = v1 + norm_eps[0];
-        float v3 = 1.0f / sqrtf(v2);
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (final_norm[j]);
-            t16[r * n + j] = v5;
+            float v2 = carry0[(long)scored[i0] * D + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t16[r * n + j] = v7;
         }
     }
 }
 
-/* prefill_q4_h4_k18_lm_head: logits[B*T, V] = t16 · lm_headᵀ  [lm_head] */
-static void prefill_q4_h4_k18_lm_head(float *restrict logits, const uint8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t16, long B, long GD, long HD2, long KVH, long RD, long REP, long T, long V) {
+/* prefill_q4_h4_k18_lm_head: logits[NS, V] = t16 · lm_headᵀ  [lm_head] */
+static void prefill_q4_h4_k18_lm_head(float *restrict logits, const uint8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t16, long GD, long HD2, long KVH, long NS, long RD, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
-    if ((B*T) == 1) {
+    if (NS == 1) {
         /* x → int8 per group of `group` values: act_x in x's order, act_gd per group */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
         int8_t act_x[64 * pairs];  /* zeros past K */
@@ -22720,7 +22744,7 @@ static void prefill_q4_h4_k18_lm_head(float *restrict logits, const uint8_t *res
         #endif
         }
     } else if (D > 16384) {
-        for (long i = 0; i < B*T; i++) {
+        for (long i = 0; i < NS; i++) {
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
             for (long r = 0; r < V; r++) {
                 const uint8_t *restrict qr = lm_head + r * ((32*RD) / 2);
@@ -22751,7 +22775,7 @@ static void prefill_q4_h4_k18_lm_head(float *restrict logits, const uint8_t *res
         }
     } else {
         const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
-        #pragma omp parallel for schedule(static) if ((B*T) * V * D >= 131072)
+        #pragma omp parallel for schedule(static) if (NS * V * D >= 131072)
         for (long r0 = 0; r0 < V; r0 += tile_rows) {
             float tile[16384];
             const long nr = r0 + tile_rows <= V ? tile_rows : V - r0;
@@ -22768,7 +22792,7 @@ static void prefill_q4_h4_k18_lm_head(float *restrict logits, const uint8_t *res
                     }
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t16, D, tile, D, 0.0f, logits + r0, V);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, NS, nr, D, 1.0f, t16, D, tile, D, 0.0f, logits + r0, V);
         }
     }
 }
@@ -22779,6 +22803,7 @@ static long llama_prefill_q4_h4_layout(const llama_prefill_q4_h4_args *args, lon
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
+    const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     long total = 0;
@@ -22788,7 +22813,7 @@ static long llama_prefill_q4_h4_layout(const llama_prefill_q4_h4_args *args, lon
     off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
     off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T), B*F*T));
     off[5] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
+    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), 2*HD2*KVH*NS*REP));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
@@ -22809,6 +22834,7 @@ void llama_prefill_q4_h4(const llama_prefill_q4_h4_args *args) {
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
+    const long NS = args->NS;
     const long P = args->P;
     const long RD = args->RD;
     const long REP = args->REP;
@@ -22835,7 +22861,7 @@ void llama_prefill_q4_h4(const llama_prefill_q4_h4_args *args) {
     float *t13 = args->arena + off[3];
     float *t14 = args->arena + off[4];
     float *t15 = args->arena + off[3];
-    float *t16 = args->arena + off[4];
+    float *t16 = args->arena + off[6];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const uint8_t *lm_head = args->lm_head;
@@ -22843,6 +22869,7 @@ void llama_prefill_q4_h4(const llama_prefill_q4_h4_args *args) {
     const int32_t *ids = args->ids;
     const float *norm_eps = args->norm_eps;
     const float *rope_theta = args->rope_theta;
+    const int32_t *scored = args->scored;
     float *logits = args->logits;
     /* stage 'main' */
     LA_TIMED(prof, 0, 19, prefill_q4_h4_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
@@ -22888,8 +22915,8 @@ void llama_prefill_q4_h4(const llama_prefill_q4_h4_args *args) {
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 17, 19, prefill_q4_h4_k17_rmsnorm(t16, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 18, 19, prefill_q4_h4_k18_lm_head(logits, lm_head, lm_head_scales, t16, B, GD, HD2, KVH, RD, REP, T, V));
+    LA_TIMED(prof, 17, 19, prefill_q4_h4_k17_rmsnorm(t16, norm_eps, final_norm, scored, carry0, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 18, 19, prefill_q4_h4_k18_lm_head(logits, lm_head, lm_head_scales, t16, GD, HD2, KVH, NS, RD, REP, V));
 }
 
 void llama_prefill_q4_h4_costs(const llama_prefill_q4_h4_args *args, double *flops, double *bytes) {
@@ -22900,6 +22927,7 @@ void llama_prefill_q4_h4_costs(const llama_prefill_q4_h4_args *args, double *flo
     const long GF = args->GF;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
+    const long NS = args->NS;
     const long RD = args->RD;
     const long REP = args->REP;
     const long RF = args->RF;
@@ -22923,8 +22951,8 @@ void llama_prefill_q4_h4_costs(const llama_prefill_q4_h4_args *args, double *flo
     flops[14] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[14] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* prefill_q4_h4_k14_silu */
     flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F*T); /* prefill_q4_h4_k15_w2 */
     flops[16] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_q4_h4_k16_layer */
-    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q4_h4_k17_rmsnorm */
-    flops[18] = (double)(4*B*HD2*KVH*REP*T*V); bytes[18] = (double)(4*B*T*V + 16*RD*V + 4*GD*V + 8*B*HD2*KVH*REP*T); /* prefill_q4_h4_k18_lm_head */
+    flops[17] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[17] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* prefill_q4_h4_k17_rmsnorm */
+    flops[18] = (double)(4*HD2*KVH*NS*REP*V); bytes[18] = (double)(4*NS*V + 16*RD*V + 4*GD*V + 8*HD2*KVH*NS*REP); /* prefill_q4_h4_k18_lm_head */
     (void)args;
 }
 
@@ -22952,7 +22980,7 @@ static const char *const llama_prefill_q4_h4_kernel_names[] = {
     "prefill_q4_h4_k17_rmsnorm",
     "prefill_q4_h4_k18_lm_head",
 };
-const la_program_info llama_prefill_q4_h4_info = { "llama.prefill_q4_h4", 43, 19, llama_prefill_q4_h4_kernel_names, llama_prefill_q4_h4_run, llama_prefill_q4_h4_arena, llama_prefill_q4_h4_cost };
+const la_program_info llama_prefill_q4_h4_info = { "llama.prefill_q4_h4", 45, 19, llama_prefill_q4_h4_kernel_names, llama_prefill_q4_h4_run, llama_prefill_q4_h4_arena, llama_prefill_q4_h4_cost };
 
 /* ===== program 'decode_q4_h4' ===== */
 

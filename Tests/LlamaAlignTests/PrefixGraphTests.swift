@@ -106,8 +106,9 @@ import TensorGraph
             v.data[dst] = prefix.data[((layer * 2 + 1) * pp + pos) * hd + d]
         } } } }
         var sizes = Self.sizes
-        sizes["C"] = c
+        sizes["C"] = c; sizes["NS"] = 6
         let out = try ReferenceInterpreter.run(prefill, sizes: sizes, inputs: ["ids": inputs["ids"]!, "k_cache": k, "v_cache": v,
+                                                                               "scored": HostTensor(shape: [6], data: [0, 1, 2, 3, 4, 5]),
                                                                                "norm_eps": inputs["norm_eps"]!, "rope_theta": inputs["rope_theta"]!], params: params)
         let logits = try #require(out.outputs["logits"])
         for i in 0 ..< 6 {

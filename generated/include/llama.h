@@ -36,7 +36,7 @@ void llama_forward(const llama_forward_args *args);
 long llama_forward_arena_floats(const llama_forward_args *args);
 void llama_forward_costs(const llama_forward_args *args, double *flops, double *bytes);
 
-/* Program 'prefill': 19 kernels. Sizes: B, C, F, HD2, KVH, L, P, REP, S, T, V. */
+/* Program 'prefill': 19 kernels. Sizes: B, C, F, HD2, KVH, L, NS, P, REP, S, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -53,9 +53,10 @@ typedef struct {
     const int32_t *ids; /* i32 [B, T] */
     const float *norm_eps; /* f32 [] */
     const float *rope_theta; /* f32 [] */
+    const int32_t *scored; /* i32 [NS] */
     float *k_cache; /* f32 [L, B, C, KVH, 2*HD2] per layer, written */
     float *v_cache; /* f32 [L, B, C, KVH, 2*HD2] per layer, written */
-    float *logits; /* f32 [B, T, V] */
+    float *logits; /* f32 [NS, V] */
     float *arena; /* llama_prefill_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
@@ -64,6 +65,7 @@ typedef struct {
     long HD2;
     long KVH;
     long L;
+    long NS;
     long P;
     long REP;
     long S;
@@ -159,7 +161,7 @@ void llama_forward_q8(const llama_forward_q8_args *args);
 long llama_forward_q8_arena_floats(const llama_forward_q8_args *args);
 void llama_forward_q8_costs(const llama_forward_q8_args *args, double *flops, double *bytes);
 
-/* Program 'prefill_q8': 19 kernels. Sizes: B, C, F, GD, GF, HD2, KVH, L, P, RD, REP, RF, S, T, V. */
+/* Program 'prefill_q8': 19 kernels. Sizes: B, C, F, GD, GF, HD2, KVH, L, NS, P, RD, REP, RF, S, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -184,9 +186,10 @@ typedef struct {
     const int32_t *ids; /* i32 [B, T] */
     const float *norm_eps; /* f32 [] */
     const float *rope_theta; /* f32 [] */
+    const int32_t *scored; /* i32 [NS] */
     float *k_cache; /* f32 [L, B, C, KVH, 2*HD2] per layer, written */
     float *v_cache; /* f32 [L, B, C, KVH, 2*HD2] per layer, written */
-    float *logits; /* f32 [B, T, V] */
+    float *logits; /* f32 [NS, V] */
     float *arena; /* llama_prefill_q8_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
@@ -197,6 +200,7 @@ typedef struct {
     long HD2;
     long KVH;
     long L;
+    long NS;
     long P;
     long RD;
     long REP;
@@ -306,7 +310,7 @@ void llama_forward_q4(const llama_forward_q4_args *args);
 long llama_forward_q4_arena_floats(const llama_forward_q4_args *args);
 void llama_forward_q4_costs(const llama_forward_q4_args *args, double *flops, double *bytes);
 
-/* Program 'prefill_q4': 19 kernels. Sizes: B, C, F, GD, GF, HD2, KVH, L, P, RD, REP, RF, S, T, V. */
+/* Program 'prefill_q4': 19 kernels. Sizes: B, C, F, GD, GF, HD2, KVH, L, NS, P, RD, REP, RF, S, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -331,9 +335,10 @@ typedef struct {
     const int32_t *ids; /* i32 [B, T] */
     const float *norm_eps; /* f32 [] */
     const float *rope_theta; /* f32 [] */
+    const int32_t *scored; /* i32 [NS] */
     float *k_cache; /* f32 [L, B, C, KVH, 2*HD2] per layer, written */
     float *v_cache; /* f32 [L, B, C, KVH, 2*HD2] per layer, written */
-    float *logits; /* f32 [B, T, V] */
+    float *logits; /* f32 [NS, V] */
     float *arena; /* llama_prefill_q4_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
@@ -344,6 +349,7 @@ typedef struct {
     long HD2;
     long KVH;
     long L;
+    long NS;
     long P;
     long RD;
     long REP;
@@ -453,7 +459,7 @@ void llama_forward_q4_h4(const llama_forward_q4_h4_args *args);
 long llama_forward_q4_h4_arena_floats(const llama_forward_q4_h4_args *args);
 void llama_forward_q4_h4_costs(const llama_forward_q4_h4_args *args, double *flops, double *bytes);
 
-/* Program 'prefill_q4_h4': 19 kernels. Sizes: B, C, F, GD, GF, HD2, KVH, L, P, RD, REP, RF, S, T, V. */
+/* Program 'prefill_q4_h4': 19 kernels. Sizes: B, C, F, GD, GF, HD2, KVH, L, NS, P, RD, REP, RF, S, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -478,9 +484,10 @@ typedef struct {
     const int32_t *ids; /* i32 [B, T] */
     const float *norm_eps; /* f32 [] */
     const float *rope_theta; /* f32 [] */
+    const int32_t *scored; /* i32 [NS] */
     float *k_cache; /* f32 [L, B, C, KVH, 2*HD2] per layer, written */
     float *v_cache; /* f32 [L, B, C, KVH, 2*HD2] per layer, written */
-    float *logits; /* f32 [B, T, V] */
+    float *logits; /* f32 [NS, V] */
     float *arena; /* llama_prefill_q4_h4_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
@@ -491,6 +498,7 @@ typedef struct {
     long HD2;
     long KVH;
     long L;
+    long NS;
     long P;
     long RD;
     long REP;

@@ -6,7 +6,10 @@ public enum LlamaPrograms {
     public enum Mode: Sendable { case forward, prefill, decode }
 
     /// `forward`: logits `[B, T, V]` for an id matrix `[B, T]` (positions 0..<T).
-    /// `prefill`: the same through a KV cache at positions `P ..< P+T` (S = P + T).
+    /// `prefill`: through a KV cache at positions `P ..< P+T` (S = P + T), logits `[NS, V]` for
+    /// the rows listed in `scored` (`[NS]` flat indices `b·T + t`): every row, or only each
+    /// sequence's last for generation, whose first token needs nothing else (for a 32,000-word
+    /// vocabulary and a small model the head is most of a prompt's multiply-adds).
     /// `decode`: prefill with T = 1.
     /// With `quant`, the same program over quantized projections (`WeightQuant`), named with
     /// the type's suffix (`decode_q8`); the output matrix `lm_head` is `head` (`q8_0` unless
@@ -19,7 +22,8 @@ public enum LlamaPrograms {
         let ids = b.input("ids", [D.batch, t], .i32)
         let model = LlamaModel(b, quant: quant, head: head)
         let layout = TokenLayout.sequential(b, seq: t, start: mode == .forward ? 0 : D.start)
-        b.output("logits", model(ids, layout: layout, cached: mode != .forward))
+        let scored = mode == .prefill ? b.input("scored", [D.scored], .i32) : nil
+        b.output("logits", model(ids, layout: layout, cached: mode != .forward, scored: scored))
         var program = try b.build()
         program.latencyBound = mode == .decode
         return program

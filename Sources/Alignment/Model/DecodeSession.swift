@@ -43,15 +43,15 @@ public final class DecodeSession: @unchecked Sendable {
         UnsafeBufferPointer(start: logits.floats, count: cache.batch * model.config.vocabSize)
     }
 
-    /// Runs `prompt` (`[batch, T]`, row-major) through the cache (`LlamaModel.prefill`) and
-    /// keeps the logits of each row's last position; returns them (`lastLogits`).
+    /// Runs `prompt` (`[batch, T]`, row-major) through the cache (`LlamaModel.prefillLast`: only
+    /// each row's last position reaches the vocabulary) and keeps those logits; returns them
+    /// (`lastLogits`).
     @discardableResult
     public func prefill(_ prompt: [Int32]) throws -> UnsafeBufferPointer<Float> {
-        let all = try model.prefill(ids: prompt, cache: cache)
-        let v = model.config.vocabSize, t = prompt.count / cache.batch
-        all.withUnsafeBufferPointer { a in
+        let last = try model.prefillLast(ids: prompt, cache: cache)
+        last.withUnsafeBufferPointer { a in
             guard let base = a.baseAddress else { return }
-            for row in 0..<cache.batch { (logits.floats + row * v).update(from: base + ((row + 1) * t - 1) * v, count: v) }
+            logits.floats.update(from: base, count: min(a.count, cache.batch * model.config.vocabSize))
         }
         return lastLogits
     }

@@ -104,20 +104,35 @@ public final class LlamaModel: @unchecked Sendable {
     /// Runs `ids` `[batch, T]` through the cache at positions `cache.length ..< cache.length+T`;
     /// returns logits `[batch, T, V]`. With T = 1 it uses the decode program.
     public func prefill(ids: [Int32], cache: KVCache) throws -> [Float] {
+        try prefill(ids: ids, cache: cache, lastOnly: false)
+    }
+
+    /// `prefill` returning only each sequence's last position, `[batch, V]`: the vocabulary
+    /// projection runs on those rows alone (what generation needs for its first token).
+    public func prefillLast(ids: [Int32], cache: KVCache) throws -> [Float] {
+        try prefill(ids: ids, cache: cache, lastOnly: true)
+    }
+
+    private func prefill(ids: [Int32], cache: KVCache, lastOnly: Bool) throws -> [Float] {
         try checkIds(ids)
         guard !ids.isEmpty, ids.count % cache.batch == 0 else { throw RuntimeError("ids do not split into \(cache.batch) rows") }
         let t = ids.count / cache.batch
         guard cache.length + t <= cache.capacity else {
             throw RuntimeError("the KV cache holds \(cache.capacity) positions; \(cache.length + t) needed")
         }
-        let idBuf = AlignedBuffer(copying: ids), out = AlignedBuffer(floats: ids.count * config.vocabSize)
+        // The rows projected onto the vocabulary, flat `b·T + t`: all, or each sequence's last.
+        let rows = lastOnly ? (0..<cache.batch).map { Int32(($0 + 1) * t - 1) } : (0..<ids.count).map { Int32($0) }
+        let idBuf = AlignedBuffer(copying: ids), scored = AlignedBuffer(copying: rows)
+        let out = AlignedBuffer(floats: rows.count * config.vocabSize)
         var b = buffers(ids: idBuf, out: out)
         b["k_cache"] = cache.k.raw
         b["v_cache"] = cache.v.raw
-        let sizes = LlamaSizes(config: config, batch: cache.batch, seq: t, start: cache.length, cacheCapacity: cache.capacity)
+        b["scored"] = scored.raw
+        let sizes = LlamaSizes(config: config, batch: cache.batch, seq: t, scored: rows.count, start: cache.length,
+                               cacheCapacity: cache.capacity)
         try (t == 1 ? decodeProgram : prefillProgram).run(buffers: b, sizes: bindings(sizes))
         cache.length += t
-        return out.floatArray(ids.count * config.vocabSize)
+        return out.floatArray(rows.count * config.vocabSize)
     }
 
     /// One token per sequence through the cache; logits `[batch, V]`. (A `DecodeSession` does
