@@ -17,6 +17,8 @@ struct BenchOptions: ParsableArguments {
     @Option(help: "OpenMP and OpenBLAS threads (default: the machine's cores).") var threads: Int?
     @Flag(help: "Print one JSON object instead of the text report.") var json = false
 
+    func validate() throws { try checkThreads(threads) }
+
     /// Applies the thread count (see `applyThreads`).
     func applyThreading(decoding: Bool = false) { applyThreads(threads, decoding: decoding) }
 

@@ -28,6 +28,12 @@ struct BenchGenerate: ParsableCommand {
         var kernels = MatrixKernels.current
     }
 
+    func validate() throws {
+        if tokens < 1 { throw ValidationError("--tokens must be at least 1, got \(tokens)") }
+        if prompt < 1 { throw ValidationError("--prompt must be at least 1 token, got \(prompt)") }
+        if runs < 1 { throw ValidationError("--runs must be at least 1, got \(runs)") }
+    }
+
     func run() throws {
         options.applyThreading(decoding: true)
         var opts = options

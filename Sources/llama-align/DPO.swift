@@ -10,6 +10,8 @@ struct DPO: ParsableCommand {
     @Argument(help: "PaddleNLP-style argument file.") var argsFile: String
     @Option(help: "OpenMP/BLAS threads (overrides num_threads).") var threads: Int?
 
+    func validate() throws { try checkThreads(threads) }
+
     func run() throws {
         var args = try TrainingArguments.load(path: argsFile, task: .dpo)
         if let threads { args.numThreads = threads }

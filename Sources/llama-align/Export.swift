@@ -27,6 +27,16 @@ struct Export: ParsableCommand {
 
     func run() throws {
         let random = BenchConfig.named(model)
+        if random == nil { try CheckpointOutput.checkFile(out, source: model) }
+        // A quantized GGUF's values in another quantized type would be quantized twice (the same
+        // type again is exact: its blocks come back as they were).
+        let sourceTypes = random == nil ? try ggufQuantizedTypes(model) : []
+        let asked = Set(([type] + [vocabType ?? type]).filter { $0 == .q8_0 || $0 == .q4_0 }.map { $0.rawValue.uppercased() })
+        if !sourceTypes.isEmpty, !asked.isSubset(of: sourceTypes) {
+            throw CLIError("\(model) is already quantized (\(sourceTypes.joined(separator: ", ")) tensors); writing "
+                                  + "\(asked.sorted().joined(separator: ", ")) would quantize its values again (export it as f32, f16 or "
+                                  + "its own type, or export the f32 model)")
+        }
         let weights = try random.map { LlamaWeights.random(config: $0, seed: 1, scale: 0.02) } ?? loadModel(path: model)
         let tok: (any Tokenizer)? = try tokenizer.map { try loadTokenizer(path: $0) } ?? (random == nil ? tokenizerBeside(model: model) : nil)
         let vocabulary = try GGUFVocabulary.from(tok, vocabSize: weights.config.vocabSize, source: tokenizer ?? model)

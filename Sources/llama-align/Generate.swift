@@ -47,6 +47,7 @@ struct Generate: ParsableCommand {
         let m = try loadInferenceModel(path: model, lora: lora, quant: quantization.quant, groupSize: quantization.group.groupSize,
                                        head: quantization.head)
         let tok = try tokenizerFor(model: model, explicit: tokenizer, required: prompt != nil)
+        if let tok { try checkTokenizer(tok, fits: m.config, tokenizer: tokenizer ?? "the tokenizer beside \(model)", model: model) }
         var ids: [Int32]
         if let promptIds {
             ids = try parseIds(promptIds)
@@ -61,6 +62,10 @@ struct Generate: ParsableCommand {
         try checkSampling(settings, from: config == nil ? nil : model)
         let stop = Set(config?.eosIds ?? []).union(tok.map { [$0.eosId] } ?? [])
         let maxNewTokens = self.maxNewTokens ?? config?.maxNewTokens ?? config?.maxLength.map { max($0 - ids.count, 0) } ?? 256
+        // Refused before the prompt is echoed (the generator checks the same).
+        if ids.count >= m.config.maxSeqLen && maxNewTokens > 0 {
+            throw CLIError("the prompt has \(ids.count) tokens; the model's context is \(m.config.maxSeqLen)")
+        }
         var gen = Generator(model: m, settings: settings, stopIds: stop)
         gen.prefix = try prefix.map { try TrainedPrefix(directory: $0, config: m.config) }
         var stream = tok.map { StreamingDecoder(tokenizer: $0) }
@@ -102,7 +107,7 @@ func checkSampling(_ s: SamplerSettings, from model: String?) throws {
 
 /// Parses "1 2 3" (spaces or commas) into ids, naming the bad token.
 func parseIds(_ text: String) throws -> [Int32] {
-    let parts = text.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\n" })
+    let parts = text.split(whereSeparator: { $0.isWhitespace || $0 == "," })
     guard !parts.isEmpty else { throw ValidationError("--prompt-ids is empty") }
     return try parts.map {
         guard let v = Int32($0) else { throw ValidationError("--prompt-ids: '\($0)' is not a token id") }
@@ -116,6 +121,15 @@ func tokenizerFor(model: String, explicit: String?, required: Bool) throws -> (a
     if let tok = try tokenizerBeside(model: model) { return tok }
     if required { throw CLIError("no tokenizer found beside \(model); pass --tokenizer PATH") }
     return nil
+}
+
+/// A tokenizer with more pieces than the model has rows in its embedding belongs to another
+/// model: its ids would fall outside the vocabulary (fewer pieces are fine: padded vocabularies).
+func checkTokenizer(_ tok: any Tokenizer, fits config: LlamaConfig, tokenizer: String, model: String) throws {
+    guard tok.vocabSize <= config.vocabSize else {
+        throw CLIError("\(tokenizer) has \(tok.vocabSize) pieces but the model \(model) has a vocabulary of \(config.vocabSize); "
+                       + "they do not belong together (pass the model's own tokenizer with --tokenizer)")
+    }
 }
 
 /// A command-line failure: printed as one line, exit code 1.

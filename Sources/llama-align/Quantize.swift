@@ -26,7 +26,10 @@ struct Quantize: ParsableCommand {
 
 /// `--group-size 32|64|128` and `--lm-head q8_0|q4_0`.
 struct QuantGroupOption: ParsableArguments {
-    @Option(name: .customLong("group-size"), help: "Values per scale along a row: 32, 64 or 128.") var groupSize = 32
+    @Option(name: .customLong("group-size"), help: "Values per scale along a row: 32 (default), 64 or 128.") var groupSizeOption: Int?
+
+    /// Values per scale: `--group-size`, 32 when not given.
+    var groupSize: Int { groupSizeOption ?? 32 }
     @Option(name: .customLong("lm-head"), help: "The output matrix's type: q8_0 (default) | q4_0 (only with q4_0 layers).") var lmHead: String?
 
     func validate() throws {
@@ -37,6 +40,9 @@ struct QuantGroupOption: ParsableArguments {
     /// `validate()`, and a 4-bit output matrix only beside 4-bit layers.
     func validate(type: QuantType?) throws {
         try validate()
+        if type == nil, let g = groupSizeOption {
+            throw ValidationError("--group-size \(g) needs --quant (a quantized checkpoint or GGUF file keeps its own group size)")
+        }
         if let lmHead, let h = QuantType(name: lmHead) {
             guard let type else { throw ValidationError("--lm-head \(lmHead) needs --quant") }
             if h == .q4_0 && type != .q4_0 { throw ValidationError("--lm-head q4_0 needs q4_0 layers (the type is \(type.rawValue))") }

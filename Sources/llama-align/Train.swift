@@ -27,6 +27,11 @@ func runTraining(_ path: String, _ task: TrainingArguments.Task, threads: Int?) 
 /// Decoding (`generate`, `bench generate`: `decoding` true) keeps libomp's default block time: a
 /// token runs dozens of small parallel matrix-vector products, and threads that sleep at once pay
 /// a wake-up in each (`bench generate --config small --threads 2`: 318 tok/s with 0, 807 without).
+/// `--threads` out of range (0, negative, more than `KernelThreads.maximum`) is an error.
+func checkThreads(_ n: Int?) throws {
+    if let n, let problem = KernelThreads.problem(with: n) { throw ValidationError("--threads \(problem)") }
+}
+
 func applyThreads(_ n: Int?, decoding: Bool = false) {
     if !decoding { setenv("KMP_BLOCKTIME", "0", 0) }
     if let n, n > 0 {
@@ -41,6 +46,7 @@ struct Pretrain: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Pretrain on text (JSONL {\"text\"} or .txt, packed into rows).")
     @Argument(help: "PaddleNLP-style argument file.") var argsFile: String
     @Option(help: "OpenMP/BLAS threads (overrides num_threads).") var threads: Int?
+    func validate() throws { try checkThreads(threads) }
     func run() throws { try runTraining(argsFile, .pretrain, threads: threads) }
 }
 
@@ -49,6 +55,7 @@ struct SFT: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "sft", abstract: "Supervised fine-tuning on {\"src\", \"tgt\"} rows.")
     @Argument(help: "PaddleNLP-style argument file.") var argsFile: String
     @Option(help: "OpenMP/BLAS threads (overrides num_threads).") var threads: Int?
+    func validate() throws { try checkThreads(threads) }
     func run() throws { try runTraining(argsFile, .sft, threads: threads) }
 }
 
@@ -64,8 +71,8 @@ struct Eval: ParsableCommand {
     @Option(help: "A PEFT prefix-tuning adapter directory for the model (on preference data the policy is base + prefix and the default reference the base).") var prefix: String?
     @Option(help: "Reference model for preference data (default: the policy itself, i.e. rewards start at 0; with --lora or --prefix, the base model).") var reference: String?
     @OptionGroup var quantization: QuantOptions
-    @Option(name: .customLong("loss-type"), help: "DPO loss type(s) for preference data, comma-separated.") var lossType = "sigmoid"
-    @Option(help: "DPO β for preference data.") var beta = 0.1
+    @Option(name: .customLong("loss-type"), help: "DPO loss type(s) for preference data, comma-separated (default sigmoid).") var lossType: String?
+    @Option(help: "DPO β for preference data (default 0.1).") var beta: Double?
     @Flag(help: "Print JSON.") var json = false
 
     /// Lengths the readers and the batching loop can work with (0 made them loop forever).
@@ -73,6 +80,7 @@ struct Eval: ParsableCommand {
         guard maxSeqLen >= 2 else { throw ValidationError("--max-seq-len must be at least 2, got \(maxSeqLen)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         if lora != nil && prefix != nil { throw ValidationError("--lora and --prefix together are not supported; give one") }
+        if let beta, !(beta.isFinite && beta > 0) { throw ValidationError("--beta must be a finite number > 0, got \(beta)") }
     }
 
     func run() throws {
@@ -85,7 +93,8 @@ struct Eval: ParsableCommand {
         }
         if isPreference {
             let m = try evalPreferences(model: model, lora: lora, prefix: prefix, reference: reference, data: data, tokenizer: found, maxSeqLen: maxSeqLen,
-                                        lossTypes: lossType.split(separator: ",").map(String.init), beta: beta, batchSize: batchSize)
+                                        lossTypes: (lossType ?? "sigmoid").split(separator: ",").map(String.init), beta: beta ?? 0.1,
+                                        batchSize: batchSize)
             let keys = ["loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected"]
             if json {
                 try printJSON(Dictionary(uniqueKeysWithValues: keys.map { ($0, m[$0] ?? 0) }))
@@ -93,6 +102,9 @@ struct Eval: ParsableCommand {
                 for k in keys { print(String(format: "%-20@ %.6f", k as NSString, m[k] ?? 0)) }
             }
             return
+        }
+        for (flag, given) in [("--reference", reference != nil), ("--beta", beta != nil), ("--loss-type", lossType != nil)] where given {
+            throw CLIError("\(flag) is for preference data (prompt/chosen/rejected rows); \(data) holds language-model rows")
         }
         // A quantized model (a quantized checkpoint, or --quant) is evaluated on its dequantized
         // weights: exactly the quantized values, through the f32 loss program.
@@ -104,12 +116,27 @@ struct Eval: ParsableCommand {
             : try loadParameters(path: model, lora: lora, prefix: prefix)
         try store.weights().checkFinite(source: model)
         let tok: any Tokenizer = found ?? PassthroughTokenizer(vocabSize: store.config.vocabSize)
-        let examples: [TokenizedExample]
+        try checkTokenizer(tok, fits: store.config, tokenizer: tokenizer ?? "the tokenizer beside \(model)", model: model)
+        // Rows are scored up to the model's context (and --max-seq-len): longer ones are cut.
+        let limit = min(maxSeqLen, store.config.maxSeqLen)
+        var (examples, summary): ([TokenizedExample], DatasetSummary)
         if rows.first?.has("text") == true {
-            examples = try PretrainDataset.load(path: data, tokenizer: tok, maxSeqLen: maxSeqLen).0
+            (examples, summary) = try PretrainDataset.load(path: data, tokenizer: tok, maxSeqLen: limit)
         } else {
-            examples = try SFTDataset.load(path: data, tokenizer: tok, maxSeqLen: maxSeqLen, maxPromptLen: maxSeqLen / 2, template: .none).0
+            (examples, summary) = try SFTDataset.load(path: data, tokenizer: tok, maxSeqLen: limit, maxPromptLen: limit / 2, template: .none)
         }
+        let cut = examples.filter { $0.inputIds.count > limit }.count
+        examples = examples.map { $0.inputIds.count > limit ? TokenizedExample(inputIds: Array($0.inputIds.prefix(limit)), labels: Array($0.labels.prefix(limit))) : $0 }
+        summary.truncated += cut
+        var notes: [String] = []
+        if summary.truncated > 0 {
+            notes.append("\(summary.truncated) rows cut to \(limit) tokens (" + (limit < maxSeqLen ? "the model's context" : "--max-seq-len") + ")")
+        }
+        if summary.dropped > 0 {
+            let why = summary.droppedReasons.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+            notes.append("\(summary.dropped) of \(summary.rows) rows dropped (\(why))")
+        }
+        for n in notes { FileHandle.standardError.write(Data("note: \(data): \(n)\n".utf8)) }
         let trainer = try LMTrainer(parameters: store)
         var sum = 0.0, n = 0
         var i = 0
@@ -119,7 +146,10 @@ struct Eval: ParsableCommand {
             sum += r.sum; n += r.tokens
             i += chunk.count
         }
-        let mean = n > 0 ? sum / Double(n) : 0
+        guard n > 0 else {
+            throw CLIError("\(data): no tokens to score (\(summary.rows) rows, \(examples.count) kept; a row needs a supervised token after its first)")
+        }
+        let mean = sum / Double(n)
         if json {
             try printJSON(EvalReport(loss: mean, perplexity: exp(mean), tokens: n, rows: examples.count))
         } else {

@@ -135,10 +135,39 @@ import Testing
             (edited(metadata: { _, v in v }, tensors: { $0 != "blk.1.ffn_up.weight" }), "no tensor 'blk.1.ffn_up.weight'"),
             (edited(metadata: { k, v in k == "llama.feed_forward_length" ? .uint32(32) : v }), "tensor 'blk.0.ffn_gate.weight' has sizes [32, 64], expected [32, 32]"),
             (edited(metadata: { k, v in k == "llama.block_count" ? .uint32(1) : v }), "unexpected tensor 'blk.1.attn_norm.weight'"),
+            (edited(metadata: { k, v in k == "general.architecture" ? .uint32(7) : v }), "general.architecture is uint32, expected a string"),
         ]
         for (bad, expected) in cases {
             let message = Self.loadError(bad)
             #expect(message?.contains(expected) == true, "\(expected): \(message ?? "accepted")")
+        }
+        // Scaled RoPE, however it is said (llama.cpp applies a factor without a type as linear
+        // scaling), is refused rather than run unscaled; a factor of 1 (or 0, "unset") is not scaling.
+        for (key, value, expected) in [("llama.rope.scaling.factor", GGUFValue.float32(4), "llama.rope.scaling.factor is 4.0; scaled RoPE is not supported"),
+                                       ("llama.rope.scale_linear", .float32(2), "llama.rope.scale_linear is 2.0; scaled RoPE"),
+                                       ("llama.rope.scaling.type", .uint32(1), "llama.rope.scaling.type is uint32, expected a string"),
+                                       ("llama.rope.scaling.type", .string("yarn"), "llama.rope.scaling.type is 'yarn'"),
+                                       ("llama.rope.scaling.factor", .float32(1), ""), ("llama.rope.scaling.factor", .float32(0), "")] {
+            var scaled = writer
+            scaled.add(key, value)
+            let message = Self.loadError(scaled.encoded())
+            if expected.isEmpty { #expect(message == nil, "\(key) \(value): \(message ?? "")") } else {
+                #expect(message?.contains(expected) == true, "\(expected): \(message ?? "accepted")")
+            }
+        }
+        // A vocabulary whose pieces do not match the embedding's rows (llama.cpp refuses it too).
+        for count in [30, 50] {
+            let pieces = GGUFVocabulary.placeholder(vocabSize: count)
+            let other = edited(metadata: { k, v in
+                switch k {
+                case "tokenizer.ggml.tokens": .array(typeCode: 8, pieces.pieces.map { .string($0) })
+                case "tokenizer.ggml.scores": .array(typeCode: 6, pieces.scores.map { .float32($0) })
+                case "tokenizer.ggml.token_type": .array(typeCode: 5, pieces.types.map { .int32($0) })
+                default: v
+                }
+            })
+            let e = #expect(throws: CheckpointError.self) { try GGUFVocabulary.read(from: GGUFFile.parse(other, path: "v.gguf")) }
+            #expect(e?.description == "v.gguf: tokenizer.ggml.tokens has \(count) pieces but token_embd.weight has 40 rows (the vocabulary); they must be equal")
         }
         var misaligned = GGUFWriter()
         misaligned.add("general.alignment", .uint32(48))

@@ -34,7 +34,8 @@ public enum GGUFLlama {
     public static func config(_ file: GGUFFile) throws -> LlamaConfig {
         let m = file.metadata
         func fail(_ s: String) -> CheckpointError { CheckpointError(file.path, s) }
-        guard let arch = m["general.architecture"]?.string else { throw fail("general.architecture is missing (not a model file?)") }
+        guard let archValue = m["general.architecture"] else { throw fail("general.architecture is missing (not a model file?)") }
+        guard let arch = archValue.string else { throw fail("general.architecture is \(archValue.typeDescription), expected a string") }
         guard arch == "llama" else { throw fail("general.architecture is '\(arch)'; only 'llama' models are supported") }
         func int(_ key: String, _ fallback: Int? = nil) throws -> Int {
             guard let v = m["llama.\(key)"] else {
@@ -57,9 +58,7 @@ public enum GGUFLlama {
                             maxSeqLen: try int("context_length"), normEps: try float("attention.layer_norm_rms_epsilon", 1e-5),
                             ropeTheta: try float("rope.freq_base", 10000), tiedEmbeddings: file.tensor("output.weight") == nil)
         try LlamaWeights.checkConfig(c, source: file.path)
-        if let scaling = m["llama.rope.scaling.type"]?.string, scaling != "none" {
-            throw fail("llama.rope.scaling.type is '\(scaling)'; scaled RoPE is not supported")
-        }
+        try checkUnscaledRoPE(m, fail: fail)
         for (key, expected) in [("rope.dimension_count", c.headDim), ("attention.key_length", c.headDim), ("attention.value_length", c.headDim)] {
             let v = try int(key, expected)
             guard v == expected else { throw fail("llama.\(key) is \(v); only \(expected) (the head size, full RoPE) is supported") }
@@ -67,6 +66,23 @@ public enum GGUFLlama {
         let experts = try int("expert_count", 0)
         guard experts == 0 else { throw fail("llama.expert_count is \(experts); mixture-of-experts models are not supported") }
         return c
+    }
+
+    /// Scaled RoPE is refused, however the file says it: `llama.rope.scaling.type` other than
+    /// `none` (or not a string), or a `llama.rope.scaling.factor` / `llama.rope.scale_linear`
+    /// other than 1 (llama.cpp applies a factor as linear scaling even without a type).
+    static func checkUnscaledRoPE(_ m: [String: GGUFValue], fail: (String) -> CheckpointError) throws {
+        var type = "none"
+        if let v = m["llama.rope.scaling.type"] {
+            guard let s = v.string else { throw fail("llama.rope.scaling.type is \(v.typeDescription), expected a string") }
+            type = s
+        }
+        guard type == "none" else { throw fail("llama.rope.scaling.type is '\(type)'; scaled RoPE is not supported") }
+        for key in ["llama.rope.scaling.factor", "llama.rope.scale_linear"] {
+            guard let v = m[key] else { continue }
+            guard let f = v.float else { throw fail("\(key) is \(v.typeDescription), expected a float") }
+            if f != 1 && f != 0 { throw fail("\(key) is \(f); scaled RoPE is not supported (only 1)") }
+        }
     }
 
     /// Reads the LLaMA model in the GGUF file at `path`, every tensor decoded to Float (Q8_0 and

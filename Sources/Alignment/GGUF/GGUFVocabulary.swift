@@ -101,6 +101,11 @@ public struct GGUFVocabulary: Sendable, Equatable {
             throw fail("tokenizer.ggml.tokens is missing or not a non-empty array of strings")
         }
         let pieces = tokens.map { $0.string ?? "" }
+        // One piece per row of the embedding, as llama.cpp requires (ids past the pieces would
+        // decode to nothing; pieces past the rows would encode to ids the model does not have).
+        if let embd = file.tensor("token_embd.weight"), embd.dims.count == 2, embd.dims[1] != pieces.count {
+            throw fail("tokenizer.ggml.tokens has \(pieces.count) pieces but token_embd.weight has \(embd.dims[1]) rows (the vocabulary); they must be equal")
+        }
         let scores = try floats(m["tokenizer.ggml.scores"], count: pieces.count, key: "tokenizer.ggml.scores", fail: fail) ?? Array(repeating: 0, count: pieces.count)
         var types = Array(repeating: Int32(1), count: pieces.count)
         if let t = m["tokenizer.ggml.token_type"] {

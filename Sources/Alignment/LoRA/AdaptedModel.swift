@@ -30,6 +30,7 @@ public func loadParameters(path: String, lora: String?, prefix: String? = nil) t
 /// as a Hugging Face directory in `out` with the base model's tokenizer files beside it, completed
 /// by `HFFolder.complete` (token ids, generation config, Hugging Face tokenizer files).
 public func mergeAdapter(model: String, lora: String, out: String) throws {
+    try CheckpointOutput.checkDirectory(out, source: model)
     try HFCheckpoint.save(try loadModel(path: model, lora: lora), to: out)
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: model, isDirectory: &isDir) else { return }

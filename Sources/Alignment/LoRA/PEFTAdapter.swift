@@ -22,9 +22,24 @@ public enum PEFTAdapter {
     /// Reads the adapter in `directory` for a base model of `config`: its settings and every
     /// module's adapters (zero for modules it does not target). Errors name the file and, for a
     /// tensor that does not fit the base, the tensor and both shapes.
+    /// `adapter_config.json` in `directory`, or an error saying why there is none (no such
+    /// directory, a file given instead, a directory without one).
+    static func existingConfigPath(_ directory: String) throws -> String {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) else {
+            throw CheckpointError(directory, "no such file or directory (expected a PEFT adapter directory)")
+        }
+        guard isDir.boolValue else { throw CheckpointError(directory, "is a file; pass the PEFT adapter's directory (holding \(configFile))") }
+        let path = (directory as NSString).appendingPathComponent(configFile)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw CheckpointError(directory, "holds no \(configFile) (not a PEFT adapter directory)")
+        }
+        return path
+    }
+
     public static func load(directory: String, config: LlamaConfig) throws -> (lora: LoRAConfig, adapters: [String: [Float]]) {
         let dir = URL(fileURLWithPath: directory)
-        let configPath = dir.appendingPathComponent(configFile).path
+        let configPath = try existingConfigPath(directory)
         let json = try? JSONSerialization.jsonObject(with: try BinaryIO.readFile(configPath))
         guard let root = json as? [String: Any] else { throw CheckpointError(configPath, "expected a JSON object") }
         if let type = root["peft_type"] as? String, type != "LORA" {

@@ -21,7 +21,7 @@ public enum PEFTPrefix {
     /// not fit the base, the tensor (or field) and both shapes.
     public static func load(directory: String, config: LlamaConfig) throws -> (prefix: PrefixConfig, table: [Float]) {
         let dir = URL(fileURLWithPath: directory)
-        let configPath = dir.appendingPathComponent(PEFTAdapter.configFile).path
+        let configPath = try PEFTAdapter.existingConfigPath(directory)
         let json = try? JSONSerialization.jsonObject(with: try BinaryIO.readFile(configPath))
         guard let root = json as? [String: Any] else { throw CheckpointError(configPath, "expected a JSON object") }
         let type = root["peft_type"] as? String

@@ -26,6 +26,7 @@ public func loadInferenceModel(path: String, lora: String? = nil, quant: String?
             return try LlamaModel(quantized: q)
         }
     }
+    if quant != nil { try refuseQuantizedGGUF(path, "--quant") }
     let weights = try loadModel(path: path, lora: lora)
     try weights.checkFinite(source: path)
     guard let quant else { return try LlamaModel(weights: weights) }
@@ -43,6 +44,8 @@ public func quantizeCheckpoint(model: String, type: QuantType, groupSize: Int, o
     if let q = QuantizedCheckpoint.recorded(in: model) {
         throw QuantizationError("\(model) is already quantized (\(q.type), group \(q.groupSize)); quantize the f32 model it came from")
     }
+    try refuseQuantizedGGUF(model, "quantize")
+    try CheckpointOutput.checkDirectory(out, source: model)
     let weights = try loadModel(path: model)
     try weights.checkFinite(source: model)
     let q = try QuantizedWeights(quantizing: weights, type: type, groupSize: groupSize, headType: head ?? type.defaultHead)
@@ -50,11 +53,29 @@ public func quantizeCheckpoint(model: String, type: QuantType, groupSize: Int, o
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: model, isDirectory: &isDir) else { return q }
     let dir = isDir.boolValue ? model : (model as NSString).deletingLastPathComponent
-    for name in ["tokenizer.model", "tokenizer.bin", "tokenizer.byte", "tokenizer.json", "tokenizer_config.json"] {
+    // The tokenizer and its companions (generation_config.json: EOS, sampling defaults) go along.
+    for name in tokenizerFileNames + HFFolder.tokenizerCompanions {
         let from = (dir as NSString).appendingPathComponent(name), to = (out as NSString).appendingPathComponent(name)
         guard FileManager.default.fileExists(atPath: from), from != to else { continue }
         try? FileManager.default.removeItem(atPath: to)
         try FileManager.default.copyItem(atPath: from, toPath: to)
     }
     return q
+}
+
+/// The quantized GGML types (Q8_0, Q4_0) among a GGUF file's tensors, sorted by name; empty for
+/// any other path.
+public func ggufQuantizedTypes(_ path: String) throws -> [String] {
+    guard isGGUF(path) else { return [] }
+    let types = Set(try GGUFFile.read(path: path).tensors.map(\.type).filter { $0 == .q8_0 || $0 == .q4_0 })
+    return types.map(\.description).sorted()
+}
+
+/// Quantizing the values of a quantized GGUF file again (`quantize`, `--quant`) is an error,
+/// as it is for a quantized checkpoint directory.
+func refuseQuantizedGGUF(_ path: String, _ what: String) throws {
+    let types = try ggufQuantizedTypes(path)
+    guard !types.isEmpty else { return }
+    throw QuantizationError("\(path) is already quantized (\(types.joined(separator: ", ")) tensors); \(what) cannot quantize it again "
+                            + "(give the f32 model, or run the file as it is)")
 }

@@ -25,8 +25,12 @@ public enum QuantizedCheckpoint {
         let path = URL(fileURLWithPath: directory).appendingPathComponent("config.json").path
         guard let data = FileManager.default.contents(atPath: path),
               let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let q = json[configKey] as? [String: Any] else { return nil }
-        return ((q["quant_type"] as? String) ?? "unknown", (q["group_size"] as? Int) ?? 0, (q["lm_head"] as? String) ?? "q8_0")
+              let entry = json[configKey], !(entry is NSNull) else { return nil }
+        // Present but not an object: recorded, with a type `load` names as wrong.
+        guard let q = entry as? [String: Any] else { return ("not an object", 0, "q8_0") }
+        // A group size that is not a JSON integer reads as 0 (`load` says what it expected).
+        let group = (q["group_size"] as? NSNumber).flatMap { n in n.doubleValue == n.doubleValue.rounded() ? Int(exactly: n.doubleValue) : nil } ?? 0
+        return ((q["quant_type"] as? String) ?? "missing", group, (q["lm_head"] as? String) ?? "q8_0")
     }
 
     /// Writes `w` into `directory` (created if needed).
@@ -74,6 +78,10 @@ public enum QuantizedCheckpoint {
         guard let (typeName, g, headName) = recorded(in: directory) else {
             throw QuantizationError("\(directory)/config.json: no \(configKey); not a quantized checkpoint")
         }
+        if typeName == "not an object" { throw QuantizationError("\(directory)/config.json: \(configKey) is not an object (expected {\"quant_type\", \"group_size\", …})") }
+        guard [32, 64, 128].contains(g) else {
+            throw QuantizationError("\(directory)/config.json: \(configKey).group_size is \(g == 0 ? "missing or not an integer" : String(g)) (expected 32, 64 or 128)")
+        }
         guard let type = QuantType(name: typeName) else {
             throw QuantizationError("\(directory)/config.json: \(configKey).quant_type '\(typeName)' (expected q8_0 or q4_0)")
         }
@@ -98,7 +106,6 @@ public enum QuantizedCheckpoint {
             guard let s = shapes[name] else { continue }
             let t = name == "lm_head" ? headType : type
             let (rows, cols) = (s[0] * s[1], s[2])
-            guard g > 0 else { throw QuantizationError("\(directory)/config.json: group_size \(g)") }
             let groups = (cols + g - 1) / g
             let want = [rows, t == .q4_0 ? groups * g / 2 : groups * g], dtype = t == .q4_0 ? "U8" : "I8"
             guard let info = file.tensors[name], info.shape == want, info.dtype == dtype else {

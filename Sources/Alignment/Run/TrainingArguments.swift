@@ -1,4 +1,5 @@
 import Foundation
+import KernelRuntime
 
 /// A bad argument file: one line `FILE: key 'x': problem`.
 public struct ArgumentsError: Error, CustomStringConvertible, Sendable {
@@ -248,6 +249,7 @@ public struct TrainingArguments: Sendable {
         if a.zeroPadding { a.noteIgnored("zero_padding") }
         var threads = -1
         try r.int("num_threads", &threads, min: 1)
+        if threads > 0, let problem = KernelThreads.problem(with: threads) { throw ArgumentsError(r.file, "num_threads", problem) }
         a.numThreads = threads > 0 ? threads : nil
         try r.bool("bf16", &a.bf16)
         try r.double("beta", &a.beta, min: 0)

@@ -100,6 +100,8 @@ public func loadTokenizer(path: String) throws -> any Tokenizer {
         throw TokenizerError(path, "no tokenizer.model, tokenizer.bin or tokenizer.json in this directory")
     }
     if path.hasSuffix(".bin") { return try Llama2cTokenizer(path: path) }
+    // The marker file this project writes beside a byte-level model.
+    if (path as NSString).lastPathComponent == "tokenizer.byte" { return ByteTokenizer() }
     if path.hasSuffix(".json") { return try HFTokenizer(path: path) }
     if isGGUF(path) {
         guard let tok = try GGUFVocabulary.tokenizer(path: path) else {

@@ -107,6 +107,15 @@ public final class DPOTrainer: @unchecked Sendable {
     /// reference is the model without the prefix).
     public init(policy: LMTrainer, reference: ParameterStore?, settings: DPOSettings) throws {
         try settings.validate()
+        if let reference {
+            // The reference runs the policy's programs at the policy's sizes: its shape must be the same.
+            let p = policy.parameters.config, r = reference.config
+            let shape = { (c: LlamaConfig) in [c.dim, c.hiddenDim, c.nLayers, c.nHeads, c.nKVHeads, c.vocabSize] }
+            guard shape(p) == shape(r) else {
+                throw RuntimeError("the reference model's shape differs from the policy's (dim, hidden, layers, heads, kv heads, vocabulary: "
+                                   + "\(shape(r)) against \(shape(p))); DPO needs the same architecture and vocabulary")
+            }
+        }
         self.policy = policy
         self.reference = reference
         self.settings = settings
